@@ -1,0 +1,36 @@
+import { InputError } from '../errors.js';
+
+/** A subcommand: receives the arguments after its name; throws InputError for bad usage or input. */
+export type Command = (args: string[]) => Promise<void>;
+
+/** Lazily imported so that `egret inspect` does not load ONNX Runtime. */
+const commands: Record<string, () => Promise<Command>> = {
+};
+
+const usage = `usage: egret <command> [options]
+commands: ${Object.keys(commands).join(', ')}`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  try {
+    if (name === undefined || name === '--help' || name === '-h') {
+      process.stdout.write(usage + '\n');
+      return name === undefined ? 2 : 0;
+    }
+    const load = commands[name];
+    if (!load) throw new InputError(`unknown command '${name}' (${Object.keys(commands).join(', ')})`);
+    await (await load())(rest);
+    return 0;
+  } catch (err) {
+    if (err instanceof InputError) {
+      process.stderr.write(`error: ${oneLine(err.message)}\n`);
+      return 2;
+    }
+    process.stderr.write(`error: internal failure: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return 1;
+  }
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, '; ');
+}
