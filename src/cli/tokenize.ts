@@ -1,0 +1,29 @@
+import { parseArgs } from 'node:util';
+import { InputError } from '../errors.js';
+import { loadTokenizer } from '../text/load.js';
+
+const USAGE = 'usage: egret tokenize --model PATH --text T [--no-bos] [--json]';
+
+/** `egret tokenize`: the model tokenizer's ids for a text, BOS first unless --no-bos. */
+export async function tokenizeCommand(args: string[]): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        model: { type: 'string' },
+        text: { type: 'string' },
+        'no-bos': { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new InputError(`${(err as Error).message}; ${USAGE}`);
+  }
+  if (values.model === undefined || values.text === undefined) throw new InputError(`--model and --text are required; ${USAGE}`);
+  const tokenizer = await loadTokenizer(values.model);
+  const ids = tokenizer.encode(values.text, { bos: !values['no-bos'], eos: false });
+  process.stdout.write(values.json ? `${JSON.stringify({ ids })}\n` : `${ids.join(' ')}\n`);
+}
