@@ -6,6 +6,7 @@ export type Command = (args: string[]) => Promise<void>;
 /** Lazily imported so that `egret inspect` does not load ONNX Runtime. */
 const commands: Record<string, () => Promise<Command>> = {
   tokenize: async () => (await import('./tokenize.js')).tokenizeCommand,
+  inspect: async () => (await import('./inspect.js')).inspectCommand,
 };
 
 const usage = `usage: egret <command> [options]

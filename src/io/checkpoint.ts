@@ -1,0 +1,101 @@
+import { readdir, stat } from 'node:fs/promises';
+import { basename, extname, join } from 'node:path';
+import { InputError } from '../errors.js';
+import { type DType, toFloat32 } from './dtype.js';
+import { RandomAccessFile } from './file.js';
+import { PytorchFile } from './pytorch.js';
+import { SafetensorsFile } from './safetensors.js';
+import { openShardedIndex } from './sharded.js';
+
+export interface TensorInfo {
+  name: string;
+  dtype: DType;
+  shape: number[];
+}
+
+/** Tensors of one file, a sharded set or a model directory. Listing reads no tensor data. */
+export interface TensorSource {
+  readonly format: 'safetensors' | 'pytorch';
+  list(): TensorInfo[];
+  has(name: string): boolean;
+  /** InputError if absent, naming it. */
+  info(name: string): TensorInfo;
+  /** Raw little-endian bytes of that tensor only, contiguous in row-major order, read by offset. */
+  read(name: string): Promise<Uint8Array>;
+  /** The tensor converted to float32 from F16, BF16, F32 or F64. */
+  readFloat32(name: string): Promise<Float32Array>;
+  close(): Promise<void>;
+}
+
+/** Reads a tensor as float32 through `source.read`: the one implementation of `readFloat32`. */
+export async function readAsFloat32(source: TensorSource, name: string): Promise<Float32Array> {
+  const { dtype } = source.info(name);
+  return toFloat32(dtype, await source.read(name));
+}
+
+/** InputError for a tensor name a source does not hold. */
+export function missingTensor(name: string, where: string): InputError {
+  return new InputError(`tensor '${name}' not found in ${where}`);
+}
+
+type FileFormat = 'safetensors' | 'pytorch-zip' | 'pytorch-legacy';
+
+// torch.save's magic number before 1.6 (torch/serialization.py MAGIC_NUMBER), pickled as LONG1:
+// PROTO 2, LONG1 10 bytes 0x1950a86a20f9469cfc6c little-endian.
+const LEGACY_TORCH_PREFIX = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
+
+/** Decides a file's format from its first bytes (the extension only helps the error messages). */
+async function sniff(file: RandomAccessFile): Promise<FileFormat> {
+  if (file.size === 0) throw new InputError(`${file.path}: empty file, not a checkpoint`);
+  const head = await file.readAt(0, Math.min(file.size, 16), 'file header');
+  if (head[0] === 0x50 && head[1] === 0x4b) return 'pytorch-zip'; // "PK": zip archive
+  if (LEGACY_TORCH_PREFIX.every((b, i) => head[i] === b)) return 'pytorch-legacy';
+  if (head.length >= 9 && head[8] === 0x7b) return 'safetensors'; // u64 header length, then '{'
+  if (extname(file.path) === '.safetensors') return 'safetensors'; // let the header checks say what is wrong
+  throw new InputError(`${file.path}: not a checkpoint (neither safetensors nor a torch.save zip archive)`);
+}
+
+/** Opens one checkpoint file: .safetensors, or a torch.save archive (.bin, .pth, .pt, TorchScript). */
+export async function openCheckpointFile(path: string): Promise<TensorSource> {
+  const file = await RandomAccessFile.open(path);
+  try {
+    const format = await sniff(file);
+    if (format === 'safetensors') return await SafetensorsFile.open(file);
+    if (format === 'pytorch-zip') return await PytorchFile.open(file);
+    throw new InputError(`${path}: legacy (pre-1.6) torch.save format is not supported; convert it with torch >= 1.6: ` +
+      `torch.save(torch.load(path), path) (or save it as safetensors)`);
+  } catch (err) {
+    await file.close();
+    throw err;
+  }
+}
+
+/** The checkpoint files of a model directory, in order of preference (HF loads safetensors first). */
+const DIRECTORY_ENTRIES = ['model.safetensors.index.json', 'model.safetensors', 'pytorch_model.bin.index.json', 'pytorch_model.bin'];
+const META_SHARD = /^consolidated\.\d+\.pth$/;
+
+/**
+ * Opens a checkpoint file, an index json or a model directory. In a directory the first of
+ * DIRECTORY_ENTRIES present is used, else a single consolidated.NN.pth. Several consolidated.NN.pth files
+ * (Meta's model-parallel split) are refused: their tensors share names and model code merges them along
+ * their split dimensions, opening each with openCheckpointFile.
+ */
+export async function openCheckpoint(path: string): Promise<TensorSource> {
+  let isDirectory: boolean;
+  try {
+    isDirectory = (await stat(path)).isDirectory();
+  } catch (err) {
+    throw new InputError(`cannot open ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  if (!isDirectory) return basename(path).endsWith('.index.json') ? openShardedIndex(path) : openCheckpointFile(path);
+  const names = await readdir(path);
+  const preferred = DIRECTORY_ENTRIES.find((name) => names.includes(name));
+  if (preferred) return openCheckpoint(join(path, preferred));
+  const metaShards = names.filter((name) => META_SHARD.test(name)).sort();
+  if (metaShards.length === 1) return openCheckpointFile(join(path, metaShards[0]!));
+  if (metaShards.length > 1) {
+    throw new InputError(`${path}: ${metaShards.length} model-parallel shards (${metaShards.join(', ')}); ` +
+      'they hold the same tensor names split across files: open each file on its own');
+  }
+  throw new InputError(`${path}: no checkpoint found (looked for ${DIRECTORY_ENTRIES.join(', ')}, consolidated.NN.pth)`);
+}

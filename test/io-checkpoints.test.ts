@@ -1,0 +1,140 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type TensorSource, openCheckpoint, openCheckpointFile } from '../src/io/checkpoint.js';
+import { type DType } from '../src/io/dtype.js';
+import { PytorchFile } from '../src/io/pytorch.js';
+import { PyObject, PyDict } from '../src/io/pickle.js';
+import { InputError } from '../src/errors.js';
+
+const FIXTURES = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
+
+/** Reference values written by test/fixtures/io/generate.py from torch.load / numpy (see its README). */
+interface Expected { name: string; dtype: DType; shape: number[]; sum: number; first: number | null; last: number | null; values?: number[] }
+const expected: Record<string, Expected[]> = JSON.parse(await readFile(join(FIXTURES, 'io/expected.json'), 'utf8'));
+
+/** Tensor values as plain numbers, whatever the dtype. */
+async function valuesOf(source: TensorSource, name: string): Promise<number[]> {
+  const { dtype } = source.info(name);
+  if (dtype === 'F32' || dtype === 'F16' || dtype === 'BF16' || dtype === 'F64') return [...await source.readFloat32(name)];
+  const bytes = await source.read(name);
+  const buffer = bytes.slice().buffer;
+  switch (dtype) {
+    case 'I64': return [...new BigInt64Array(buffer)].map(Number);
+    case 'I32': return [...new Int32Array(buffer)];
+    case 'I16': return [...new Int16Array(buffer)];
+    case 'I8': return [...new Int8Array(buffer)];
+    default: return [...bytes]; // U8, BOOL
+  }
+}
+
+async function checkAgainstReference(path: string, key: string, format: TensorSource['format']) {
+  const reference = expected[key]!;
+  const source = await openCheckpoint(path);
+  try {
+    assert.equal(source.format, format);
+    assert.deepEqual(source.list(), reference.map(({ name, dtype, shape }) => ({ name, dtype, shape })));
+    for (const tensor of reference) {
+      const values = await valuesOf(source, tensor.name);
+      assert.equal(values.length, tensor.shape.reduce((a, b) => a * b, 1), tensor.name);
+      // F64 is read through float32 here: compare it at float32 precision.
+      const exact = (v: number | null) => (v === null || tensor.dtype !== 'F64' ? v : Math.fround(v));
+      assert.equal(values[0] ?? null, exact(tensor.first), `${key} ${tensor.name} first`);
+      assert.equal(values.at(-1) ?? null, exact(tensor.last), `${key} ${tensor.name} last`);
+      if (tensor.values) assert.deepEqual(values, tensor.values.map(exact), `${key} ${tensor.name} values`);
+      // The reference sum is exact (math.fsum); a float64 running sum errs by at most n·ulp of Σ|x|.
+      const sum = values.reduce((a, b) => a + b, 0);
+      const bound = values.reduce((a, b) => a + Math.abs(b), 0) * values.length * 2 ** -52;
+      if (tensor.dtype !== 'F64') assert.ok(Math.abs(sum - tensor.sum) <= bound, `${key} ${tensor.name} sum ${sum} vs ${tensor.sum}`);
+    }
+  } finally {
+    await source.close();
+  }
+}
+
+test('tiny-llama model.safetensors (F32) matches an independent numpy reading', () =>
+  checkAgainstReference(join(FIXTURES, 'tiny-llama'), 'tiny-llama/model.safetensors', 'safetensors'));
+
+test('tiny-llava15 model.safetensors (F16) matches an independent numpy reading', () =>
+  checkAgainstReference(join(FIXTURES, 'tiny-llava15/model.safetensors'), 'tiny-llava15/model.safetensors', 'safetensors'));
+
+test('tiny-llava-hr sharded pytorch_model-*.bin through the index matches torch.load', () =>
+  checkAgainstReference(join(FIXTURES, 'tiny-llava-hr'), 'tiny-llava-hr', 'pytorch'));
+
+test('bf16 sharded pytorch_model-*.bin (plain dict pickles) matches torch.load', () =>
+  checkAgainstReference(join(FIXTURES, 'io/bf16-sharded/pytorch_model.bin.index.json'), 'io/bf16-sharded', 'pytorch'));
+
+test('Meta consolidated.00.pth in a directory matches torch.load', () =>
+  checkAgainstReference(join(FIXTURES, 'tiny-lavin/llama'), 'tiny-lavin/llama/consolidated.00.pth', 'pytorch'));
+
+test('LaVIN checkpoint-19.pth: module. prefixes under model, optimizer state, Namespace args', async () => {
+  await checkAgainstReference(join(FIXTURES, 'tiny-lavin/lavin/checkpoint-19.pth'), 'tiny-lavin/lavin/checkpoint-19.pth', 'pytorch');
+  const file = await openCheckpointFile(join(FIXTURES, 'tiny-lavin/lavin/checkpoint-19.pth'));
+  try {
+    assert.ok(file instanceof PytorchFile);
+    assert.ok(file.has('model.module.adapter_proj.conv_A.weight'));
+    assert.deepEqual(file.info('model.module.adapter_modality_embedding.weight').shape, [2, 64]);
+    const root = file.root as PyDict;
+    assert.equal(root.entries.get('epoch'), 19);
+    const args = root.entries.get('args');
+    assert.ok(args instanceof PyObject && args.className === 'argparse.Namespace');
+    assert.equal((args.state as PyDict).entries.get('batch_size'), 4);
+    assert.equal((args.state as PyDict).entries.get('llm_model'), '7B');
+  } finally {
+    await file.close();
+  }
+});
+
+test('OpenAI CLIP state dict ViT-tiny.pt (fp16 and fp32 tensors) matches torch.load', () =>
+  checkAgainstReference(join(FIXTURES, 'tiny-lavin/clip/ViT-tiny.pt'), 'tiny-lavin/clip/ViT-tiny.pt', 'pytorch'));
+
+test('TorchScript ViT-tiny-jit.pt gives the state dict of torch.jit.load, with visual.* equal to ViT-tiny.pt', async () => {
+  await checkAgainstReference(join(FIXTURES, 'tiny-lavin/clip/ViT-tiny-jit.pt'), 'tiny-lavin/clip/ViT-tiny-jit.pt', 'pytorch');
+  const [jit, plain] = await Promise.all([openCheckpointFile(join(FIXTURES, 'tiny-lavin/clip/ViT-tiny-jit.pt')), openCheckpointFile(join(FIXTURES, 'tiny-lavin/clip/ViT-tiny.pt'))]);
+  try {
+    for (const { name, dtype } of plain.list()) {
+      assert.equal(jit.info(name).dtype, dtype);
+      assert.deepEqual(await jit.read(name), await plain.read(name), name);
+    }
+  } finally {
+    await Promise.all([jit.close(), plain.close()]);
+  }
+});
+
+test('strided views sharing one fp16 storage read as their own row-major elements', () =>
+  checkAgainstReference(join(FIXTURES, 'io/views-fp16.pth'), 'io/views-fp16.pth', 'pytorch'));
+
+test('missing tensors are InputErrors naming the tensor and file', async () => {
+  const source = await openCheckpoint(join(FIXTURES, 'tiny-llama'));
+  try {
+    assert.throws(() => source.info('nope.weight'), (err: unknown) => err instanceof InputError && /'nope\.weight'.*model\.safetensors/.test(err.message));
+    await assert.rejects(source.read('nope.weight'), InputError);
+    await assert.rejects(source.readFloat32('nope.weight'), InputError);
+  } finally {
+    await source.close();
+  }
+});
+
+test('readFloat32 refuses integer tensors', async () => {
+  const source = await openCheckpoint(join(FIXTURES, 'io/bf16-sharded'));
+  try {
+    await assert.rejects(source.readFloat32('model.position_ids'), /I64/);
+  } finally {
+    await source.close();
+  }
+});
+
+test('directories: several Meta shards are refused, an empty directory says what it looked for', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'egret-io-'));
+  try {
+    await assert.rejects(openCheckpoint(dir), /no checkpoint found/);
+    await writeFile(join(dir, 'consolidated.00.pth'), '');
+    await writeFile(join(dir, 'consolidated.01.pth'), '');
+    await assert.rejects(openCheckpoint(dir), /2 model-parallel shards.*open each file/);
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});
