@@ -26,10 +26,8 @@ export interface SentencePieceModel {
   modelType: number;
   byteFallback: boolean;
   treatWhitespaceAsSuffix: boolean;
-  unkId: number;
   bosId: number;
   eosId: number;
-  padId: number;
   unkSurface: string;
   normalizerName: string;
   precompiledCharsmap: Uint8Array;
@@ -48,10 +46,8 @@ export function parseSentencePieceModel(bytes: Uint8Array, where: string): Sente
     modelType: 1,
     byteFallback: false,
     treatWhitespaceAsSuffix: false,
-    unkId: 0,
     bosId: 1,
     eosId: 2,
-    padId: -1,
     unkSurface: ' \u2047 ',
     normalizerName: '',
     precompiledCharsmap: new Uint8Array(0),
@@ -102,10 +98,8 @@ function parseTrainerSpec(msg: Field, model: SentencePieceModel): void {
       case 3: model.modelType = expect(f, WireType.Varint).int; break;
       case 24: model.treatWhitespaceAsSuffix = expect(f, WireType.Varint).int !== 0; break;
       case 35: model.byteFallback = expect(f, WireType.Varint).int !== 0; break;
-      case 40: model.unkId = expect(f, WireType.Varint).int; break;
       case 41: model.bosId = expect(f, WireType.Varint).int; break;
       case 42: model.eosId = expect(f, WireType.Varint).int; break;
-      case 43: model.padId = expect(f, WireType.Varint).int; break;
       case 44: model.unkSurface = str(f); break;
     }
   }

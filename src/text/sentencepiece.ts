@@ -49,13 +49,19 @@ export class SentencePieceTokenizer implements Tokenizer {
     }
     if (model.treatWhitespaceAsSuffix) throw new InputError(`${where}: treat_whitespace_as_suffix is not supported`);
     const userDefined = new Set<number>();
+    let unkId: number | undefined;
     model.pieces.forEach(({ piece, type }, id) => {
       const isMergeable = type === PieceType.Normal || type === PieceType.UserDefined || type === PieceType.Unused;
       const map = isMergeable ? this.mergeable : this.reserved;
       if (map.has(piece)) throw new InputError(`${where}: piece '${piece}' appears twice (ids ${map.get(piece)}, ${id})`);
       map.set(piece, id);
       if (type === PieceType.UserDefined) userDefined.add(piece.length);
+      if (type === PieceType.Unknown) {
+        if (unkId !== undefined) throw new InputError(`${where}: two unknown pieces (ids ${unkId}, ${id})`);
+        unkId = id;
+      }
       if (type === PieceType.Byte) {
+        if (!model.byteFallback) throw new InputError(`${where}: byte piece '${piece}' found although byte_fallback is false`);
         const match = /^<0x([0-9A-F]{2})>$/.exec(piece);
         if (!match) throw new InputError(`${where}: byte piece ${id} is '${piece}', expected <0xXX>`);
         this.byteIds[parseInt(match[1]!, 16)] = id;
@@ -65,9 +71,8 @@ export class SentencePieceTokenizer implements Tokenizer {
       throw new InputError(`${where}: byte_fallback is set but the model lacks some of the 256 <0xXX> pieces`);
     }
     this.userDefinedLengths = [...userDefined].sort((a, b) => b - a);
-    const unk = model.pieces[model.unkId];
-    if (unk?.type !== PieceType.Unknown) throw new InputError(`${where}: unk_id ${model.unkId} is not an unknown piece`);
-    this.unkId = model.unkId;
+    if (unkId === undefined) throw new InputError(`${where}: the model has no unknown piece`);
+    this.unkId = unkId;
     this.bosId = model.bosId;
     this.eosId = model.eosId;
     this.addBos = options.addBos ?? true;
@@ -100,8 +105,8 @@ export class SentencePieceTokenizer implements Tokenizer {
 
   encode(text: string, options: EncodeOptions = {}): number[] {
     const ids = this.encodeBody(text);
-    if (options.bos ?? this.addBos) ids.unshift(this.bosId);
-    if (options.eos ?? this.addEos) ids.push(this.eosId);
+    if (options.bos ?? this.addBos) ids.unshift(this.special('bos', this.bosId));
+    if (options.eos ?? this.addEos) ids.push(this.special('eos', this.eosId));
     return ids;
   }
 
@@ -129,6 +134,11 @@ export class SentencePieceTokenizer implements Tokenizer {
 
   pieceToId(piece: string): number | undefined {
     return this.reserved.get(piece) ?? this.mergeable.get(piece) ?? this.added.get(piece);
+  }
+
+  private special(name: string, id: number): number {
+    if (id < 0 || id >= this.model.pieces.length) throw new InputError(`this tokenizer has no ${name} piece (${name}_id ${id})`);
+    return id;
   }
 
   private surfaceOf(id: number): PieceSurface {
