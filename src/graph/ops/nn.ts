@@ -1,0 +1,118 @@
+import type { AttrValue, Value } from '../ir.js';
+import { axisOf, fail, sameDim } from '../shape.js';
+import type { Dim } from '../types.js';
+import { add, mul, reciprocal, sqrt } from './elementwise.js';
+import { reduceMean } from './reduce.js';
+import { ints } from './tensor.js';
+
+export function softmax(x: Value, axis = -1): Value {
+  return x.graph.node('Softmax', [x], [{ type: x.type, shape: x.shape }], { axis: axisOf('Softmax', x, axis) })[0]!;
+}
+
+/** LayerNorm over the last dims covered by `scale` (ONNX LayerNormalization, computed in the input type). */
+export function layerNorm(x: Value, scale: Value, bias: Value | null, epsilon: number): Value {
+  const axis = x.rank - scale.rank;
+  scale.shape.forEach((d, i) => {
+    if (sameDim(d, x.shape[axis + i]!) === false) fail('LayerNormalization', [x, scale], 'scale does not match the normalised dims');
+  });
+  return x.graph.node('LayerNormalization', bias ? [x, scale, bias] : [x, scale], [{ type: x.type, shape: x.shape }],
+    { axis, epsilon: { float: epsilon } })[0]!;
+}
+
+/**
+ * RMSNorm as LLaMA computes it (transformers LlamaRMSNorm): x · rsqrt(mean(x²) + eps) · weight. Written out so
+ * that ORT's optimiser fuses it into SimplifiedLayerNormalization.
+ */
+export function rmsNorm(x: Value, weight: Value, epsilon: number): Value {
+  if (sameDim(x.dim(-1), weight.dim(-1)) === false) fail('RMSNorm', [x, weight], 'weight does not match the last dim');
+  const meanSquare = reduceMean(mul(x, x), [-1]);
+  return mul(mul(x, reciprocal(sqrt(add(meanSquare, epsilon)))), weight);
+}
+
+export interface ConvOptions {
+  strides?: number[];
+  pads?: number[]; // [top, left, bottom, right] for 2-D
+  dilations?: number[];
+  group?: number;
+}
+
+/** N-d convolution, x [N, C, ...] with w [M, C / group, ...kernel]. */
+export function conv(x: Value, w: Value, bias: Value | null, opts: ConvOptions = {}): Value {
+  const spatial = x.rank - 2;
+  if (w.rank !== x.rank) fail('Conv', [x, w], 'weight rank must equal input rank');
+  const group = opts.group ?? 1;
+  const strides = opts.strides ?? Array(spatial).fill(1);
+  const dilations = opts.dilations ?? Array(spatial).fill(1);
+  const pads = opts.pads ?? Array(spatial * 2).fill(0);
+  const c = x.shape[1]!;
+  const wc = w.shape[1]!;
+  if (typeof c === 'number' && typeof wc === 'number' && c !== wc * group) {
+    fail('Conv', [x, w], `input channels ${c} ≠ weight channels ${wc} × group ${group}`);
+  }
+  const shape: Dim[] = [x.shape[0]!, w.shape[0]!];
+  for (let i = 0; i < spatial; i++) {
+    const d = x.shape[2 + i]!;
+    const k = w.shape[2 + i] as number;
+    shape.push(typeof d === 'number'
+      ? Math.floor((d + pads[i]! + pads[i + spatial]! - dilations[i]! * (k - 1) - 1) / strides[i]!) + 1
+      : x.graph.fresh('conv_dim'));
+  }
+  const attrs = { strides, pads, dilations, group, kernel_shape: w.shape.slice(2) as number[] };
+  return x.graph.node('Conv', bias ? [x, w, bias] : [x, w], [{ type: x.type, shape }], attrs)[0]!;
+}
+
+export interface PoolOptions {
+  kernel: number[];
+  strides?: number[];
+  pads?: number[];
+  /** AveragePool only: whether padding counts in the average (PyTorch's count_include_pad). */
+  countIncludePad?: boolean;
+  ceilMode?: boolean;
+}
+
+function pool(op: 'AveragePool' | 'MaxPool', x: Value, opts: PoolOptions): Value {
+  const spatial = x.rank - 2;
+  const strides = opts.strides ?? opts.kernel;
+  const pads = opts.pads ?? Array(spatial * 2).fill(0);
+  const round = opts.ceilMode ? Math.ceil : Math.floor;
+  const shape: Dim[] = [x.shape[0]!, x.shape[1]!];
+  for (let i = 0; i < spatial; i++) {
+    const d = x.shape[2 + i]!;
+    shape.push(typeof d === 'number' ? round((d + pads[i]! + pads[i + spatial]! - opts.kernel[i]!) / strides[i]!) + 1 : x.graph.fresh('pool_dim'));
+  }
+  const attrs: Record<string, number | number[]> = { kernel_shape: opts.kernel, strides, pads, ceil_mode: opts.ceilMode ? 1 : 0 };
+  if (op === 'AveragePool') attrs['count_include_pad'] = opts.countIncludePad ? 1 : 0;
+  return x.graph.node(op, [x], [{ type: x.type, shape }], attrs)[0]!;
+}
+
+export const averagePool = (x: Value, opts: PoolOptions) => pool('AveragePool', x, opts);
+export const maxPool = (x: Value, opts: PoolOptions) => pool('MaxPool', x, opts);
+
+export function globalAveragePool(x: Value): Value {
+  return x.graph.node('GlobalAveragePool', [x], [{ type: x.type, shape: [...x.shape.slice(0, 2), ...x.shape.slice(2).map(() => 1)] }])[0]!;
+}
+
+export interface ResizeOptions {
+  mode: 'nearest' | 'linear' | 'cubic';
+  /** How output coordinates map to input ones; PyTorch's align_corners=True is 'align_corners'. */
+  coordinates: 'align_corners' | 'half_pixel' | 'pytorch_half_pixel' | 'asymmetric';
+  /** Widen the filter when downsampling (torch's antialias=True). */
+  antialias?: boolean;
+  /** Cubic coefficient: -0.75 matches PyTorch's bicubic (ONNX's default too). */
+  cubicCoeffA?: number;
+}
+
+/** Resizes the trailing spatial dims of x [N, C, H, W] to `size` (ONNX Resize, opset ≥ 18 for antialias). */
+export function resize(x: Value, size: readonly number[], opts: ResizeOptions): Value {
+  if (size.length !== x.rank - 2) fail('Resize', [x], `size ${JSON.stringify(size)} must give every spatial dim`);
+  const axes = size.map((_, i) => i + 2);
+  const attrs: Record<string, AttrValue> = {
+    mode: opts.mode,
+    coordinate_transformation_mode: opts.coordinates,
+    antialias: opts.antialias ? 1 : 0,
+    cubic_coeff_a: { float: opts.cubicCoeffA ?? -0.75 },
+    axes,
+  };
+  if (opts.mode === 'nearest') attrs['nearest_mode'] = 'floor';
+  return x.graph.node('Resize', [x, null, null, ints(x, size)], [{ type: x.type, shape: [...x.shape.slice(0, 2), ...size] }], attrs)[0]!;
+}

@@ -1,0 +1,71 @@
+import { Worker } from 'node:worker_threads';
+import { InputError } from '../errors.js';
+
+/**
+ * Runs a module in a worker thread and calls its exported functions. ORT's `run` blocks the thread it runs on,
+ * so inference lives in a worker and the main thread (a server, a progress bar) stays responsive.
+ * Typed arrays in arguments and results are transferred, not copied.
+ */
+export class WorkerHost {
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: unknown): void }>();
+  private nextId = 1;
+  private failure: Error | undefined;
+
+  constructor(moduleUrl: URL | string) {
+    this.worker = new Worker(new URL('./worker-entry.js', import.meta.url), { workerData: { moduleUrl: String(moduleUrl) } });
+    this.worker.on('message', (msg: { id: number; ok: boolean; value?: unknown; error?: SerializedError }) => {
+      const p = this.pending.get(msg.id);
+      if (!p) return;
+      this.pending.delete(msg.id);
+      if (msg.ok) p.resolve(msg.value);
+      else p.reject(deserializeError(msg.error!));
+    });
+    const failAll = (err: Error) => {
+      this.failure = err;
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    };
+    this.worker.on('error', failAll);
+    this.worker.on('exit', (code) => failAll(new Error(`inference worker exited (code ${code})`)));
+  }
+
+  call<T>(method: string, ...args: unknown[]): Promise<T> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.worker.postMessage({ id, method, args }, transferables(args));
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.worker.terminate();
+  }
+}
+
+export interface SerializedError {
+  name: string;
+  message: string;
+  stack?: string;
+}
+
+/** Errors cross the thread boundary by name, so that an InputError stays an InputError (exit 2, 4xx). */
+function deserializeError(e: SerializedError): Error {
+  const err = e.name === 'InputError' ? new InputError(e.message) : new Error(e.message);
+  if (e.stack) err.stack = e.stack;
+  return err;
+}
+
+/** The ArrayBuffers under typed arrays found (shallowly, in arrays and plain objects) in `value`. */
+export function transferables(value: unknown, out = new Set<ArrayBuffer>(), depth = 0): ArrayBuffer[] {
+  if (depth > 4 || value === null || typeof value !== 'object') return [...out];
+  if (ArrayBuffer.isView(value)) {
+    if (value.buffer instanceof ArrayBuffer && value.byteLength === value.buffer.byteLength) out.add(value.buffer);
+  } else if (Array.isArray(value)) {
+    for (const v of value) transferables(v, out, depth + 1);
+  } else {
+    for (const v of Object.values(value)) transferables(v, out, depth + 1);
+  }
+  return [...out];
+}
