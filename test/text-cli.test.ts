@@ -1,0 +1,76 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function egret(...args: string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['bin/egret', ...args]);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const expected = JSON.parse(readFileSync('test/fixtures/tokenizer/expected.json', 'utf8'));
+
+test('egret tokenize --json prints the ids, BOS first unless --no-bos', async () => {
+  const { text, ids } = expected.encode[3];
+  const withBos = await egret('tokenize', '--model', 'test/fixtures/tiny-llava15', '--text', text, '--json');
+  assert.equal(withBos.code, 0, withBos.stderr);
+  assert.deepEqual(JSON.parse(withBos.stdout), { ids: [expected.bos_id, ...ids] });
+  const noBos = await egret('tokenize', '--model', 'test/fixtures/tokenizer/tokenizer.model', '--text', text, '--no-bos', '--json');
+  assert.equal(noBos.code, 0, noBos.stderr);
+  assert.deepEqual(JSON.parse(noBos.stdout), { ids });
+});
+
+test("egret tokenize finds a Meta LLaMA tokenizer one level above the weights (LaVIN's base)", async () => {
+  const { text, ids } = expected.encode[2];
+  const root = mkdtempSync(join(tmpdir(), 'egret-meta-'));
+  try {
+    mkdirSync(join(root, '7B'));
+    copyFileSync('test/fixtures/tiny-lavin/llama/params.json', join(root, '7B', 'params.json'));
+    copyFileSync('test/fixtures/tiny-lavin/llama/tokenizer.model', join(root, 'tokenizer.model'));
+    const run = await egret('tokenize', '--model', join(root, '7B'), '--text', text, '--json');
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(JSON.parse(run.stdout).ids, [expected.bos_id, ...ids]);
+  } finally {
+    rmSync(root, { recursive: true });
+  }
+});
+
+const failsWith = (run: Run, pattern: RegExp): void => {
+  assert.equal(run.code, 2);
+  assert.equal(run.stdout, '');
+  const lines = run.stderr.split('\n').filter((line) => line !== '');
+  assert.equal(lines.length, 1, run.stderr);
+  assert.match(lines[0]!, pattern);
+};
+
+test('a corrupt tokenizer.model exits 2 with one error line', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'egret-tokenize-'));
+  try {
+    const model = join(dir, 'tokenizer.model');
+    writeFileSync(model, readFileSync('test/fixtures/tokenizer/tokenizer.model').subarray(0, 777));
+    failsWith(await egret('tokenize', '--model', dir, '--text', 'hi', '--json'), /^error: .*tokenizer\.model: not a SentencePiece model/);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+test('bad usage and missing files exit 2', async () => {
+  failsWith(await egret('tokenize', '--text', 'hi'), /^error: --model and --text are required/);
+  failsWith(await egret('tokenize', '--model', 'test/fixtures/tokenizer', '--text', 'x', '--bogus'), /^error: .*--bogus/);
+  failsWith(await egret('tokenize', '--model', 'test/fixtures/missing', '--text', 'x'), /^error: tokenizer path .* does not exist/);
+});
