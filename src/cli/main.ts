@@ -5,6 +5,7 @@ export type Command = (args: string[]) => Promise<void>;
 
 /** Lazily imported so that `egret inspect` does not load ONNX Runtime. */
 const commands: Record<string, () => Promise<Command>> = {
+  eval: async () => (await import('./eval.js')).evalCommand,
   tokenize: async () => (await import('./tokenize.js')).tokenizeCommand,
   inspect: async () => (await import('./inspect.js')).inspectCommand,
 };

@@ -1,0 +1,86 @@
+/** Reading benchmark files: every failure is an InputError that names the file (and line). */
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { InputError } from '../errors.js';
+import { pyLines } from './pytext.js';
+
+export function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new InputError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+}
+
+export function readJson(path: string): unknown {
+  const text = readText(path);
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new InputError(`${path}: not valid JSON (${(err as Error).message})`);
+  }
+}
+
+export interface JsonLine {
+  value: unknown;
+  /** `file:line`, for messages. */
+  where: string;
+}
+
+/** A JSON-lines file; blank lines (a trailing newline, spacing) are skipped. */
+export function readJsonLines(path: string): JsonLine[] {
+  const rows: JsonLine[] = [];
+  pyLines(readText(path)).forEach((line, index) => {
+    if (line.trim() === '') return;
+    const where = `${path}:${index + 1}`;
+    try {
+      rows.push({ value: JSON.parse(line), where });
+    } catch (err) {
+      throw new InputError(`${where}: not valid JSON (${(err as Error).message})`);
+    }
+  });
+  return rows;
+}
+
+/** Directory entries, sorted; InputError when the directory cannot be read. */
+export function listDir(path: string): string[] {
+  try {
+    return readdirSync(path).sort();
+  } catch (err) {
+    throw new InputError(`cannot read directory ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+}
+
+export function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+export function asRecord(value: unknown, where: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InputError(`${where}: expected a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+export function stringField(record: Record<string, unknown>, key: string, where: string): string {
+  const value = record[key];
+  if (typeof value !== 'string') throw new InputError(`${where}: '${key}' must be a string`);
+  return value;
+}
+
+export function arrayField(record: Record<string, unknown>, key: string, where: string): unknown[] {
+  const value = record[key];
+  if (!Array.isArray(value)) throw new InputError(`${where}: '${key}' must be an array`);
+  return value;
+}
+
+/** A question id as the official scripts key it: JSON strings and integers both appear in the wild. */
+export function idField(record: Record<string, unknown>, key: string, where: string): string {
+  const value = record[key];
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  throw new InputError(`${where}: '${key}' must be a string or a number`);
+}
