@@ -148,7 +148,7 @@ class Unpickler {
         case 0x91: this.push(Object.freeze(this.popMark())); break; // FROZENSET
         case 0x7d: this.push(new PyDict()); break; // EMPTY_DICT
         case 0x64: { const dict = new PyDict(); this.setItems(dict, this.popMark()); this.push(dict); break; } // DICT
-        case 0x73: this.setItems(this.top(), this.popN(2)); break; // SETITEM
+        case 0x73: { const item = this.popN(2); this.setItems(this.top(), item); break; } // SETITEM
         case 0x75: { const items = this.popMark(); this.setItems(this.top(), items); break; } // SETITEMS
         // Memo
         case 0x67: this.push(this.get(this.textIndex(this.line()))); break; // GET
