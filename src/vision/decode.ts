@@ -85,25 +85,25 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}
   if (format === 'gif') return decodeGifFirstFrame(bytes, name, maxPixels);
 
   // failOn 'error': refuse truncated and corrupt data, as Pillow does (LOAD_TRUNCATED_IMAGES is off).
-  const open = () => sharp(bytes, { failOn: 'error', limitInputPixels: maxPixels, ignoreIcc: true, autoOrient: false, page: 0, pages: 1 });
+  // The header is read without sharp's own pixel limit so that the check below names the sizes.
+  const open = (limitInputPixels: number | false = maxPixels) =>
+    sharp(bytes, { failOn: 'error', limitInputPixels, ignoreIcc: true, autoOrient: false, page: 0, pages: 1 });
   try {
-    const meta = await open().metadata();
+    const meta = await open(false).metadata();
     checkPixels(meta.width, meta.height, maxPixels, name);
-    const { width, height } = meta;
-    const pixels = width * height;
     if (meta.space === 'cmyk') {
-      const { data } = await open().pipelineColourspace('cmyk').toColourspace('cmyk').raw().toBuffer({ resolveWithObject: true });
-      return { width, height, data: cmykToRgb(data, pixels) };
+      const { data, info } = await open().pipelineColourspace('cmyk').toColourspace('cmyk').raw().toBuffer({ resolveWithObject: true });
+      return { width: info.width, height: info.height, data: cmykToRgb(data, info.width * info.height) };
     }
     if (format === 'png' && isGrey16Png(bytes)) {
       // Pillow's I -> RGB (Convert.c i2rgb) clamps each value to 0..255, it does not scale.
       const { data, info } = await open().toColourspace('grey16').raw({ depth: 'ushort' }).toBuffer({ resolveWithObject: true });
       const samples = new Uint16Array(data.buffer, data.byteOffset, data.length / 2);
-      return { width, height, data: toRgb(samples, info.channels, pixels, (v) => Math.min(v, 255)) };
+      return { width: info.width, height: info.height, data: toRgb(samples, info.channels, info.width * info.height, (v) => Math.min(v, 255)) };
     }
     // 16-bit PNGs come out as their most significant bytes, Pillow's "RGB;16B"-style rawmodes.
     const { data, info } = await open().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-    return { width, height, data: toRgb(data, info.channels, pixels, (v) => v) };
+    return { width: info.width, height: info.height, data: toRgb(data, info.channels, info.width * info.height, (v) => v) };
   } catch (err) {
     if (err instanceof InputError) throw err;
     throw decodeError(name, err);
