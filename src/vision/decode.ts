@@ -98,7 +98,7 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}
     if (format === 'png' && isGrey16Png(bytes)) {
       // Pillow's I -> RGB (Convert.c i2rgb) clamps each value to 0..255, it does not scale.
       const { data, info } = await open().toColourspace('grey16').raw({ depth: 'ushort' }).toBuffer({ resolveWithObject: true });
-      const samples = new Uint16Array(data.buffer, data.byteOffset, data.length / 2);
+      const samples = new Uint16Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length)); // aligned copy
       return { width: info.width, height: info.height, data: toRgb(samples, info.channels, info.width * info.height, (v) => Math.min(v, 255)) };
     }
     // 16-bit PNGs come out as their most significant bytes, Pillow's "RGB;16B"-style rawmodes.

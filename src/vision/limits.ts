@@ -8,7 +8,7 @@ export interface ImageLimits {
   maxBytes?: number;
 }
 
-// Pillow's Image.MAX_IMAGE_PIXELS (its decompression-bomb threshold): what the official pipelines accept.
+// Pillow's Image.MAX_IMAGE_PIXELS, above which it warns of a decompression bomb (and refuses at twice that).
 export const DEFAULT_MAX_PIXELS = 89_478_485;
 export const DEFAULT_MAX_BYTES = 256 * 1024 * 1024;
 
@@ -19,6 +19,7 @@ export function checkPixels(width: number, height: number, maxPixels: number, na
   }
 }
 
+/** Refuses an input of more than maxBytes bytes, before it is read or decoded. */
 export function checkBytes(size: number, maxBytes: number, name: string): void {
   if (size > maxBytes) throw new InputError(`${name}: ${size} bytes, above the image size limit of ${maxBytes} bytes`);
 }

@@ -49,8 +49,9 @@ export function preprocessLlavaHr(img: RGBImage, inputImageSize = 1024): Preproc
 }
 
 /**
- * LaVIN (luogen1996/LaVIN, util/datasets.py and eval.py): PIL bicubic resize straight to size x size
- * (no aspect preservation, no crop), torchvision ToTensor (x / 255) and Normalize with ImageNet mean/std.
+ * LaVIN (luogen1996/LaVIN, util/datasets.py and eval.py): `transforms.Resize((224, 224), interpolation=BICUBIC)`,
+ * which on a PIL image is Pillow's resize straight to size x size (a tuple size: no aspect preservation, no
+ * crop; OpenAI CLIP's own Resize + CenterCrop is not used), ToTensor (x / 255), Normalize with ImageNet mean/std.
  */
 export function preprocessLavin(img: RGBImage, size = 224): Preprocessed {
   const image = resizePillow(img, size, size, 'bicubic');
