@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { type TensorSource, openCheckpoint, openCheckpointFile } from '../src/io/checkpoint.js';
 import { type DType } from '../src/io/dtype.js';
 import { PytorchFile } from '../src/io/pytorch.js';
+import { inspectCheckpoint } from '../src/io/inspect.js';
 import { PyObject, PyDict } from '../src/io/pickle.js';
 import { InputError } from '../src/errors.js';
 
@@ -131,10 +132,44 @@ test('directories: several Meta shards are refused, an empty directory says what
   const dir = await mkdtemp(join(tmpdir(), 'egret-io-'));
   try {
     await assert.rejects(openCheckpoint(dir), /no checkpoint found/);
+    await assert.rejects(openCheckpoint(join(FIXTURES, 'tiny-lavin')), /no checkpoint found .*; found 2\)/);
+    assert.equal((await inspectCheckpoint(join(FIXTURES, 'images'))).tensors.find((t) => t.name === 'decoded.tall')?.dtype, 'U8');
     await writeFile(join(dir, 'consolidated.00.pth'), '');
     await writeFile(join(dir, 'consolidated.01.pth'), '');
     await assert.rejects(openCheckpoint(dir), /2 model-parallel shards.*open each file/);
   } finally {
     await rm(dir, { recursive: true });
   }
+});
+
+test('shapes and dtypes the fixture READMEs state', async () => {
+  const listing = async (path: string) => {
+    const source = await openCheckpoint(join(FIXTURES, path));
+    try {
+      return new Map(source.list().map((t) => [t.name, t]));
+    } finally {
+      await source.close();
+    }
+  };
+  const hr = await listing('tiny-llava-hr');
+  assert.equal(hr.size, 285);
+  assert.equal([...hr.values()].reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0), 513797);
+  assert.ok([...hr.values()].every((t) => t.dtype === 'F32'));
+  assert.ok([...(await listing('tiny-llava15')).values()].every((t) => t.dtype === 'F16'));
+  const llama = await listing('tiny-lavin/llama');
+  assert.deepEqual(llama.get('layers.3.attention.inner_attention.rope.freqs'), { name: 'layers.3.attention.inner_attention.rope.freqs', dtype: 'F32', shape: [8] });
+  assert.deepEqual(llama.get('layers.0.feed_forward.w1.weight')?.shape, [192, 64]);
+  const clip = await listing('tiny-lavin/clip/ViT-tiny.pt');
+  for (const name of ['visual.conv1.weight', 'visual.transformer.resblocks.0.attn.in_proj_weight', 'visual.transformer.resblocks.23.mlp.c_proj.bias', 'visual.proj']) assert.equal(clip.get(name)?.dtype, 'F16', name);
+  for (const name of ['visual.class_embedding', 'visual.positional_embedding', 'visual.ln_pre.weight', 'visual.transformer.resblocks.5.ln_2.bias']) assert.equal(clip.get(name)?.dtype, 'F32', name);
+  assert.deepEqual(clip.get('visual.conv1.weight')?.shape, [32, 3, 32, 32]);
+  const lavin = await listing('tiny-lavin/lavin/checkpoint-19.pth');
+  const shape = (name: string) => lavin.get(`model.module.${name}`)?.shape;
+  assert.deepEqual(shape('layers.0.adapter_attn.conv_A.weight'), [8, 64, 1]);
+  assert.deepEqual(shape('layers.0.adapter_attn.conv_B.weight'), [64, 4, 1]);
+  assert.deepEqual(shape('layers.3.adapter_attn.expert_weights.weight'), [2, 64]);
+  assert.deepEqual(shape('backbone.visual.transformer.resblocks.0.adapter_attn.conv_D.weight'), [32, 4, 1]);
+  assert.deepEqual(shape('adapter_proj.conv_A.weight'), [128, 32]);
+  assert.deepEqual(shape('adapter_proj.conv_B.weight'), [64, 128]);
+  assert.deepEqual(shape('adapter_modality_embedding.weight'), [2, 64]);
 });

@@ -76,9 +76,9 @@ const META_SHARD = /^consolidated\.\d+\.pth$/;
 
 /**
  * Opens a checkpoint file, an index json or a model directory. In a directory the first of
- * DIRECTORY_ENTRIES present is used, else a single consolidated.NN.pth. Several consolidated.NN.pth files
- * (Meta's model-parallel split) are refused: their tensors share names and model code merges them along
- * their split dimensions, opening each with openCheckpointFile.
+ * DIRECTORY_ENTRIES present is used, else a single consolidated.NN.pth, else a single *.safetensors file.
+ * Several consolidated.NN.pth files (Meta's model-parallel split) are refused: their tensors share names
+ * and model code merges them along their split dimensions, opening each with openCheckpointFile.
  */
 export async function openCheckpoint(path: string): Promise<TensorSource> {
   let isDirectory: boolean;
@@ -97,5 +97,8 @@ export async function openCheckpoint(path: string): Promise<TensorSource> {
     throw new InputError(`${path}: ${metaShards.length} model-parallel shards (${metaShards.join(', ')}); ` +
       'they hold the same tensor names split across files: open each file on its own');
   }
-  throw new InputError(`${path}: no checkpoint found (looked for ${DIRECTORY_ENTRIES.join(', ')}, consolidated.NN.pth)`);
+  const safetensors = names.filter((name) => name.endsWith('.safetensors'));
+  if (safetensors.length === 1) return openCheckpointFile(join(path, safetensors[0]!));
+  throw new InputError(`${path}: no checkpoint found (looked for ${DIRECTORY_ENTRIES.join(', ')}, consolidated.NN.pth, ` +
+    `a single *.safetensors${safetensors.length ? `; found ${safetensors.length}` : ''})`);
 }
