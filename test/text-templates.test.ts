@@ -107,6 +107,6 @@ test('templates refuse malformed chats', () => {
 });
 
 test('loadTokenizer reports missing tokenizers', async () => {
-  await assert.rejects(loadTokenizer(`${fixtures}/images`), (e: unknown) => e instanceof InputError && /no tokenizer\.model in/.test(e.message));
+  await assert.rejects(loadTokenizer(`${fixtures}/images`), (e: unknown) => e instanceof InputError && /no tokenizer\.model or tokenizer\.json in/.test(e.message));
   await assert.rejects(loadTokenizer(`${fixtures}/nowhere`), (e: unknown) => e instanceof InputError && /does not exist/.test(e.message));
 });

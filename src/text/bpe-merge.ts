@@ -1,15 +1,18 @@
 /**
- * SentencePiece's BPE segmentation (google/sentencepiece src/bpe_model.cc `Model::SampleEncode`, v0.1.97, without
- * dropout): start from single characters (user-defined symbols stay whole and never merge), then repeatedly merge
- * the adjacent pair whose concatenation is a vocabulary piece with the highest score, the left-most pair on ties.
- * A priority queue with lazy invalidation makes it O(n log n).
+ * BPE segmentation as SentencePiece does it (google/sentencepiece src/bpe_model.cc `Model::SampleEncode`, v0.1.97,
+ * without dropout) and as HF tokenizers does it (tokenizers/src/models/bpe/word.rs `merge_all`): start from
+ * initial symbols (characters; frozen symbols never merge), then repeatedly merge the adjacent pair with the
+ * highest priority, the left-most pair on ties. A priority queue with lazy invalidation makes it O(n log n).
  */
 
 export interface MergeVocab {
-  /** Score of a piece that merges may produce (normal, user-defined and unused pieces), else undefined. */
-  mergeScore(piece: string): number | undefined;
-  /** Unused pieces may be produced by a merge but are split back into the two symbols that formed them. */
-  isUnused(piece: string): boolean;
+  /**
+   * Priority of merging two adjacent symbols (higher first), or undefined when they do not merge. SentencePiece:
+   * the score of the concatenation if it is a piece; HF BPE: minus the rank of the pair in `merges`.
+   */
+  mergeScore(left: string, right: string): number | undefined;
+  /** SentencePiece's unused pieces may be produced by a merge but are split back into the two symbols that formed them. */
+  isUnused?(piece: string): boolean;
 }
 
 export interface InitialSymbol {
@@ -37,11 +40,11 @@ export function bpeMerge(initial: readonly InitialSymbol[], vocab: MergeVocab): 
 
   const consider = (left: number, right: number): void => {
     if (left < 0 || right < 0 || initial[left]!.frozen || initial[right]!.frozen) return;
-    const merged = text[left]! + text[right]!;
-    const score = vocab.mergeScore(merged);
+    const score = vocab.mergeScore(text[left]!, text[right]!);
     if (score === undefined) return;
+    const merged = text[left]! + text[right]!;
     queue.push({ score, left, right, length: merged.length });
-    if (vocab.isUnused(merged)) unusedSplits.set(merged, [text[left]!, text[right]!]);
+    if (vocab.isUnused?.(merged)) unusedSplits.set(merged, [text[left]!, text[right]!]);
   };
 
   for (let i = 1; i < n; i++) consider(i - 1, i);
@@ -59,7 +62,7 @@ export function bpeMerge(initial: readonly InitialSymbol[], vocab: MergeVocab): 
 
   const out: string[] = [];
   const resegment = (piece: string): void => {
-    const split = vocab.isUnused(piece) ? unusedSplits.get(piece) : undefined;
+    const split = vocab.isUnused?.(piece) ? unusedSplits.get(piece) : undefined;
     if (!split) out.push(piece);
     else {
       resegment(split[0]);

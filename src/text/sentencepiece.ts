@@ -161,8 +161,8 @@ export class SentencePieceTokenizer implements Tokenizer {
 
   private encodeBody(text: string): number[] {
     const pieces = bpeMerge(this.initialSymbols(this.normalize(text)), {
-      mergeScore: (piece) => {
-        const id = this.mergeable.get(piece);
+      mergeScore: (left, right) => {
+        const id = this.mergeable.get(left + right);
         return id === undefined ? undefined : this.model.pieces[id]!.score;
       },
       isUnused: (piece) => this.model.pieces[this.mergeable.get(piece) ?? -1]?.type === PieceType.Unused,
