@@ -1,0 +1,92 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expected, fixture } from './helpers/eval.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function egret(...args: string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['bin/egret', 'eval', ...args], { cwd: ROOT });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Exit 2, nothing on stdout, and exactly one `error:` line on stderr that matches `pattern`. */
+function assertInputError(run: Run, pattern: RegExp): void {
+  assert.equal(run.code, 2, run.stderr);
+  assert.equal(run.stdout, '');
+  const lines = run.stderr.split('\n').filter((line) => line !== '');
+  assert.equal(lines.length, 1, run.stderr);
+  assert.match(lines[0]!, /^error: /);
+  assert.match(lines[0]!, pattern);
+}
+
+const TEXTVQA = ['--data', fixture('textvqa', 'TextVQA_0.5.1_val.json'), '--predictions', fixture('textvqa', 'answers.jsonl')];
+
+test('eval score textvqa --json prints one document with the official accuracy', async () => {
+  const run = await egret('score', 'textvqa', ...TEXTVQA, '--json');
+  assert.equal(run.code, 0, run.stderr);
+  assert.deepEqual(JSON.parse(run.stdout), { task: 'textvqa', count: 16, accuracy: expected<{ accuracy: number }>('textvqa').accuracy });
+});
+
+test('eval score pope --json gives every category with the official numbers', async () => {
+  const run = await egret('score', 'pope', '--data', fixture('pope', 'coco'), '--questions', fixture('pope', 'llava_pope_test.jsonl'),
+    '--predictions', fixture('pope', 'answers.jsonl'), '--json');
+  assert.equal(run.code, 0, run.stderr);
+  assert.deepEqual(JSON.parse(run.stdout), { task: 'pope', categories: expected<{ categories: object }>('pope').categories });
+});
+
+test('eval score scienceqa --out writes the JSON atomically and prints the table', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'egret-eval-'));
+  try {
+    const out = join(dir, 'sqa.json');
+    const run = await egret('score', 'scienceqa', '--data', fixture('scienceqa'), '--predictions', fixture('scienceqa', 'answers_lavin.jsonl'),
+      '--extract', 'lavin', '--out', out);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^scienceqa\n/);
+    assert.match(run.stdout, /average +46\.15%/);
+    const written = JSON.parse(readFileSync(out, 'utf8'));
+    assert.equal(written.task, 'scienceqa');
+    assert.equal(written.correct, expected<{ correct: number }>('scienceqa_lavin').correct);
+    assert.deepEqual(readdirSync(dir), ['sqa.json']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('bad input exits 2 with one error line: missing file, malformed line, unknown task, missing option, eval run', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'egret-eval-'));
+  try {
+    const malformed = join(dir, 'answers.jsonl');
+    writeFileSync(malformed, '{"question_id": "a", "prompt": "p", "text": "t"}\n{"question_id": "b", "prompt": \n\n');
+    assertInputError(await egret('score', 'textvqa', '--data', fixture('textvqa', 'TextVQA_0.5.1_val.json'), '--predictions', malformed),
+      /answers\.jsonl:2: not valid JSON/);
+    writeFileSync(malformed, '{"question_id": "a", "prompt": "p"}\n');
+    assertInputError(await egret('score', 'gqa', '--data', fixture('gqa', 'testdev_balanced_questions.json'), '--predictions', malformed),
+      /answers\.jsonl:1: 'text' must be a string/);
+    assertInputError(await egret('score', 'textvqa', '--data', fixture('textvqa', 'TextVQA_0.5.1_val.json'), '--predictions', join(dir, 'none.jsonl')),
+      /cannot read .*none\.jsonl: ENOENT/);
+    assertInputError(await egret('score', 'vqav2', ...TEXTVQA), /unknown task 'vqav2'/);
+    assertInputError(await egret('score', 'pope', '--data', fixture('pope', 'coco'), '--predictions', fixture('pope', 'answers.jsonl')), /--questions/);
+    assertInputError(await egret('score', 'textvqa', ...TEXTVQA, '--extract', 'lavin'), /--extract does not apply to textvqa/);
+    assertInputError(await egret('run', 'textvqa'), /not available yet/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
