@@ -38,19 +38,16 @@ export function missingTensor(name: string, where: string): InputError {
   return new InputError(`tensor '${name}' not found in ${where}`);
 }
 
-type FileFormat = 'safetensors' | 'pytorch-zip' | 'pytorch-legacy';
-
-// torch.save's magic number before 1.6 (torch/serialization.py MAGIC_NUMBER), pickled as LONG1:
-// PROTO 2, LONG1 10 bytes 0x1950a86a20f9469cfc6c little-endian.
-const LEGACY_TORCH_PREFIX = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
+type FileFormat = 'safetensors' | 'pytorch-zip' | 'pickle';
 
 /** Decides a file's format from its first bytes (the extension only helps the error messages). */
 async function sniff(file: RandomAccessFile): Promise<FileFormat> {
   if (file.size === 0) throw new InputError(`${file.path}: empty file, not a checkpoint`);
   const head = await file.readAt(0, Math.min(file.size, 16), 'file header');
   if (head[0] === 0x50 && head[1] === 0x4b) return 'pytorch-zip'; // "PK": zip archive
-  if (LEGACY_TORCH_PREFIX.every((b, i) => head[i] === b)) return 'pytorch-legacy';
   if (head.length >= 9 && head[8] === 0x7b) return 'safetensors'; // u64 header length, then '{'
+  // PROTO opcode: a bare pickle, as torch.save wrote before 1.6 (magic number, then pickles) or pickle.dump.
+  if (head[0] === 0x80) return 'pickle';
   if (extname(file.path) === '.safetensors') return 'safetensors'; // let the header checks say what is wrong
   throw new InputError(`${file.path}: not a checkpoint (neither safetensors nor a torch.save zip archive)`);
 }
@@ -62,8 +59,8 @@ export async function openCheckpointFile(path: string): Promise<TensorSource> {
     const format = await sniff(file);
     if (format === 'safetensors') return await SafetensorsFile.open(file);
     if (format === 'pytorch-zip') return await PytorchFile.open(file);
-    throw new InputError(`${path}: legacy (pre-1.6) torch.save format is not supported; convert it with torch >= 1.6: ` +
-      `torch.save(torch.load(path), path) (or save it as safetensors)`);
+    throw new InputError(`${path}: a bare pickle (the legacy pre-1.6 torch.save format) is not supported and was not loaded; ` +
+      'if you trust it, re-save it with torch >= 1.6 (torch.save(torch.load(path), path)) or convert it to safetensors');
   } catch (err) {
     await file.close();
     throw err;

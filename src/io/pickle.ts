@@ -53,7 +53,9 @@ class BadData extends Error {}
 /** Callables every pickle may use: protocol 2 encodes bytes and sets through them (Lib/pickle.py save_bytes, save_set). */
 const BASE_FUNCTIONS = new Map<string, (args: PyValue[]) => PyValue>([
   ['_codecs.encode', ([text, encoding]) => {
-    if (typeof text !== 'string' || (encoding !== 'latin1' && encoding !== 'latin-1')) throw new BadData('_codecs.encode expects (str, "latin1")');
+    if (typeof text !== 'string' || (encoding !== 'latin1' && encoding !== 'latin-1') || /[^\0-\xff]/.test(text)) {
+      throw new BadData('_codecs.encode expects (str, "latin1") with latin-1 text');
+    }
     return Uint8Array.from(text, (c) => c.charCodeAt(0));
   }],
   ['builtins.bytearray', ([data]) => (data === undefined ? new Uint8Array() : data instanceof Uint8Array ? data.slice() : failArgs('bytearray'))],
@@ -71,7 +73,7 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions): PyValue {
 
 class Unpickler {
   private pos = 0;
-  private stack: PyValue[] = [];
+  private readonly stack: PyValue[] = [];
   private readonly marks: number[] = [];
   private readonly memo = new Map<number, PyValue>();
   private readonly view: DataView;
