@@ -6,9 +6,16 @@ const USAGE = 'usage: egret tokenize --model PATH --text T [--no-bos] [--json]';
 
 /** `egret tokenize`: the model tokenizer's ids for a text, BOS first unless --no-bos. */
 export async function tokenizeCommand(args: string[]): Promise<void> {
-  let values;
+  const options = parseOptions(args);
+  if (options.model === undefined || options.text === undefined) throw new InputError(`--model and --text are required; ${USAGE}`);
+  const tokenizer = await loadTokenizer(options.model);
+  const ids = tokenizer.encode(options.text, { bos: !options['no-bos'], eos: false });
+  process.stdout.write(options.json ? `${JSON.stringify({ ids })}\n` : `${ids.join(' ')}\n`);
+}
+
+function parseOptions(args: string[]) {
   try {
-    ({ values } = parseArgs({
+    return parseArgs({
       args,
       options: {
         model: { type: 'string' },
@@ -18,12 +25,8 @@ export async function tokenizeCommand(args: string[]): Promise<void> {
       },
       strict: true,
       allowPositionals: false,
-    }));
+    }).values;
   } catch (err) {
     throw new InputError(`${(err as Error).message}; ${USAGE}`);
   }
-  if (values.model === undefined || values.text === undefined) throw new InputError(`--model and --text are required; ${USAGE}`);
-  const tokenizer = await loadTokenizer(values.model);
-  const ids = tokenizer.encode(values.text, { bos: !values['no-bos'], eos: false });
-  process.stdout.write(values.json ? `${JSON.stringify({ ids })}\n` : `${ids.join(' ')}\n`);
 }

@@ -33,6 +33,8 @@ export class SentencePieceTokenizer implements Tokenizer {
   /** Control, unknown and byte pieces (model_interface.cc `reserved_id_map_`). */
   private readonly reserved = new Map<string, number>();
   private readonly byteIds: number[] = [];
+  private readonly userDefined = new Set<string>();
+  /** Distinct lengths of the user-defined symbols, longest first, for longest-match lookup. */
   private readonly userDefinedLengths: number[];
   private readonly added: ReadonlyMap<string, number>;
   private readonly addedById = new Map<number, string>();
@@ -48,14 +50,13 @@ export class SentencePieceTokenizer implements Tokenizer {
       );
     }
     if (model.treatWhitespaceAsSuffix) throw new InputError(`${where}: treat_whitespace_as_suffix is not supported`);
-    const userDefined = new Set<number>();
     let unkId: number | undefined;
     model.pieces.forEach(({ piece, type }, id) => {
       const isMergeable = type === PieceType.Normal || type === PieceType.UserDefined || type === PieceType.Unused;
       const map = isMergeable ? this.mergeable : this.reserved;
       if (map.has(piece)) throw new InputError(`${where}: piece '${piece}' appears twice (ids ${map.get(piece)}, ${id})`);
       map.set(piece, id);
-      if (type === PieceType.UserDefined) userDefined.add(piece.length);
+      if (type === PieceType.UserDefined) this.userDefined.add(piece);
       if (type === PieceType.Unknown) {
         if (unkId !== undefined) throw new InputError(`${where}: two unknown pieces (ids ${unkId}, ${id})`);
         unkId = id;
@@ -70,7 +71,7 @@ export class SentencePieceTokenizer implements Tokenizer {
     if (model.byteFallback && this.byteIds.filter((id) => id !== undefined).length !== 256) {
       throw new InputError(`${where}: byte_fallback is set but the model lacks some of the 256 <0xXX> pieces`);
     }
-    this.userDefinedLengths = [...userDefined].sort((a, b) => b - a);
+    this.userDefinedLengths = [...new Set([...this.userDefined].map((u) => u.length))].sort((a, b) => b - a);
     if (unkId === undefined) throw new InputError(`${where}: the model has no unknown piece`);
     this.unkId = unkId;
     this.bosId = model.bosId;
@@ -205,7 +206,7 @@ export class SentencePieceTokenizer implements Tokenizer {
     outer: while (i < normalized.length) {
       for (const length of this.userDefinedLengths) {
         const candidate = normalized.slice(i, i + length);
-        if (candidate.length === length && this.model.pieces[this.mergeable.get(candidate) ?? -1]?.type === PieceType.UserDefined) {
+        if (this.userDefined.has(candidate)) {
           symbols.push({ text: candidate, frozen: true });
           i += length;
           continue outer;

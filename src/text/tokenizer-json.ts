@@ -43,6 +43,7 @@ export class TokenizerJson implements Tokenizer {
   private readonly pieces: string[] = [];
   private readonly mergeRanks = new Map<string, number>();
   private readonly byteIds: (number | undefined)[] = [];
+  private readonly byteOfId = new Map<number, number>();
   private readonly special = new Set<number>();
   /** Added tokens, longest first, so that the longest one matches. */
   private readonly addedTokens: { content: string; id: number }[] = [];
@@ -75,7 +76,11 @@ export class TokenizerJson implements Tokenizer {
       if (!this.mergeRanks.has(key)) this.mergeRanks.set(key, rank);
     });
     if (model['byte_fallback'] === true) {
-      for (let b = 0; b < 256; b++) this.byteIds[b] = this.vocab.get(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
+      for (let b = 0; b < 256; b++) {
+        const id = this.vocab.get(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
+        this.byteIds[b] = id;
+        if (id !== undefined) this.byteOfId.set(id, b);
+      }
     }
     this.fuseUnk = model['fuse_unk'] === true;
     const unkToken = model['unk_token'];
@@ -163,8 +168,8 @@ export class TokenizerJson implements Tokenizer {
   private surfaceOf(id: number): PieceSurface {
     const piece = this.idToPiece(id);
     if (this.special.has(id)) return { kind: 'control' };
-    const byte = this.byteIds.indexOf(id);
-    if (byte >= 0) return { kind: 'byte', byte };
+    const byte = this.byteOfId.get(id);
+    if (byte !== undefined) return { kind: 'byte', byte };
     return { kind: 'text', piece };
   }
 
