@@ -51,10 +51,13 @@ const TASKS: Record<string, Task> = {
     score(data, answers, values) {
       if (values.questions === undefined) throw new InputError(`pope needs --questions llava_pope_test.jsonl; ${USAGE}`);
       const r = scorePope(data, values.questions, answers);
-      const table: [string, string][] = [['category', 'samples  TP  FP  TN  FN  accuracy  precision  recall  F1  yes-ratio']];
+      const header = ['samples', 'TP', 'FP', 'TN', 'FN', 'accuracy', 'precision', 'recall', 'F1', 'yes-ratio'];
+      const width = (i: number) => Math.max(header[i]!.length, 7);
+      const row = (cells: string[]) => cells.map((cell, i) => cell.padStart(width(i))).join('  ');
+      const table: [string, string][] = [['category', row(header)]];
       for (const [name, c] of Object.entries(r.categories)) {
         const cells = [c.count, c.tp, c.fp, c.tn, c.fn].map(String).concat([c.accuracy, c.precision, c.recall, c.f1, c.yes_ratio].map(percent));
-        table.push([name, cells.join('  ')]);
+        table.push([name, row(cells)]);
       }
       return { json: r, table };
     },

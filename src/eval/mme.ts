@@ -60,6 +60,7 @@ function loadGroundTruth(dataDir: string): Map<string, string> {
       });
     }
   }
+  if (truth.size === 0) throw new InputError(`${dataDir}: no MME questions (<subtask>/[questions_answers_YN/]*.txt)`);
   return truth;
 }
 
