@@ -42,8 +42,8 @@ export function extractSqaLetter(text: string, extract: SqaExtract): string | un
   if (OPTIONS.includes(text)) return text;
   // LLaVA-HR's rule takes the first character of any answer of three or more characters ("Banana" -> B);
   // haotian-liu/LLaVA's eval_science_qa.py also requires ". " after it.
-  const first = Array.from(text);
-  if (first.length >= 3 && OPTIONS.includes(first[0]!)) return first[0];
+  const chars = Array.from(text); // Python's len() and [0] count code points
+  if (chars.length >= 3 && OPTIONS.includes(chars[0]!)) return chars[0];
   return found.length === 1 ? found[0] : undefined;
 }
 
