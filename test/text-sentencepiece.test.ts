@@ -127,6 +127,7 @@ interface Variant {
   removeExtraWhitespaces?: boolean;
   modelType?: number;
   charsmap?: number[];
+  denormalizerCharsmap?: number[];
 }
 
 function buildModel(v: Variant): Uint8Array {
@@ -143,6 +144,7 @@ function buildModel(v: Variant): Uint8Array {
       ...flag(4, v.removeExtraWhitespaces ? 1 : 0),
     ]),
   );
+  if (v.denormalizerCharsmap) bytes.push(...lengthDelimited(5, lengthDelimited(2, v.denormalizerCharsmap)));
   return Uint8Array.from(bytes);
 }
 
@@ -197,5 +199,6 @@ test('corrupt or unsupported models are refused with InputError', () => {
   refuses(new Uint8Array(0), /no pieces/);
   refuses(buildModel({ modelType: 1 }), /model type 1 is not supported/);
   refuses(buildModel({ charsmap: [1, 2, 3, 4, 5] }), /precompiled character map/);
+  refuses(buildModel({ denormalizerCharsmap: [1, 2, 3, 4, 5] }), /denormaliser character map/);
   refuses(buildModel({ byteFallback: false }), /byte_fallback is false/);
 });

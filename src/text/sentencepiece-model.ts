@@ -34,6 +34,8 @@ export interface SentencePieceModel {
   addDummyPrefix: boolean;
   removeExtraWhitespaces: boolean;
   escapeWhitespaces: boolean;
+  /** Decoding rewrites text through denormalizer_spec's character map when it has one. */
+  hasDenormalizer: boolean;
 }
 
 export const MODEL_TYPE_BPE = 2;
@@ -54,12 +56,14 @@ export function parseSentencePieceModel(bytes: Uint8Array, where: string): Sente
     addDummyPrefix: true,
     removeExtraWhitespaces: true,
     escapeWhitespaces: true,
+    hasDenormalizer: false,
   };
   try {
     for (const f of readFields(bytes)) {
       if (f.field === 1) model.pieces.push(parsePiece(expect(f, WireType.Bytes)));
       else if (f.field === 2) parseTrainerSpec(expect(f, WireType.Bytes), model);
       else if (f.field === 3) parseNormalizerSpec(expect(f, WireType.Bytes), model);
+      else if (f.field === 5) model.hasDenormalizer = hasCharsmap(expect(f, WireType.Bytes));
     }
   } catch (err) {
     if (err instanceof ProtobufError) throw new InputError(`${where}: not a SentencePiece model (${err.message})`);
@@ -103,6 +107,11 @@ function parseTrainerSpec(msg: Field, model: SentencePieceModel): void {
       case 44: model.unkSurface = str(f); break;
     }
   }
+}
+
+function hasCharsmap(msg: Field): boolean {
+  for (const f of readFields(msg.bytes, msg.bytesOffset)) if (f.field === 2 && expect(f, WireType.Bytes).bytes.length > 0) return true;
+  return false;
 }
 
 function parseNormalizerSpec(msg: Field, model: SentencePieceModel): void {

@@ -49,6 +49,7 @@ export class SentencePieceTokenizer implements Tokenizer {
           `(LLaMA-family tokenizers use 'identity')`,
       );
     }
+    if (model.hasDenormalizer) throw new InputError(`${where}: a denormaliser character map is not supported`);
     if (model.treatWhitespaceAsSuffix) throw new InputError(`${where}: treat_whitespace_as_suffix is not supported`);
     let unkId: number | undefined;
     model.pieces.forEach(({ piece, type }, id) => {
