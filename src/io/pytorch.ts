@@ -219,10 +219,17 @@ function isRowMajor(shape: number[], strides: number[]): boolean {
 function gather(source: Uint8Array, shape: number[], strides: number[], itemSize: number): Uint8Array {
   const count = numElements(shape, 'tensor');
   const out = new Uint8Array(count * itemSize);
+  // Copy whole 1-, 2- or 4-byte words (never through float types, which may rewrite NaN bits).
+  const wordSize = Math.min(itemSize, 4);
+  const Words = wordSize === 4 ? Uint32Array : wordSize === 2 ? Uint16Array : Uint8Array;
+  const bytes = source.byteOffset % wordSize === 0 ? source : source.slice();
+  const from = new Words(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength / wordSize);
+  const to = new Words(out.buffer);
+  const perElement = itemSize / wordSize;
   const index = new Array<number>(shape.length).fill(0);
   let at = 0; // element offset in source
   for (let n = 0; n < count; n++) {
-    out.set(source.subarray(at * itemSize, (at + 1) * itemSize), n * itemSize);
+    for (let w = 0; w < perElement; w++) to[n * perElement + w] = from[at * perElement + w]!;
     for (let d = shape.length - 1; d >= 0; d--) {
       if (++index[d]! < shape[d]!) { at += strides[d]!; break; }
       at -= (shape[d]! - 1) * strides[d]!;
