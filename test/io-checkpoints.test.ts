@@ -173,3 +173,13 @@ test('shapes and dtypes the fixture READMEs state', async () => {
   assert.deepEqual(shape('adapter_proj.conv_B.weight'), [64, 128]);
   assert.deepEqual(shape('adapter_modality_embedding.weight'), [2, 64]);
 });
+
+test('deflated tensor records are listed but refused when read', async () => {
+  const source = await openCheckpointFile(join(FIXTURES, 'io/malformed/deflated.pth'));
+  try {
+    assert.deepEqual(source.info('lm_head.weight'), { name: 'lm_head.weight', dtype: 'BF16', shape: [5, 4] });
+    await assert.rejects(source.read('lm_head.weight'), /'deflated\/data\/\d+' is compressed \(method 8\); tensor data must be stored uncompressed/);
+  } finally {
+    await source.close();
+  }
+});
