@@ -183,3 +183,22 @@ test('deflated tensor records are listed but refused when read', async () => {
     await source.close();
   }
 });
+
+test('a safetensors header whose length begins with the bytes "PK" is not taken for a zip', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'egret-io-'));
+  try {
+    const headerLength = 0x4b50; // little-endian "PK"
+    const json = JSON.stringify({ w: { dtype: 'F16', shape: [2], data_offsets: [0, 4] } }).padEnd(headerLength, ' ');
+    const file = Buffer.alloc(8 + headerLength + 4);
+    file.writeBigUInt64LE(BigInt(headerLength));
+    file.write(json, 8, 'latin1');
+    file.writeUInt16LE(0x3c00, 8 + headerLength); // 1
+    file.writeUInt16LE(0xc500, 8 + headerLength + 2); // -5
+    await writeFile(join(dir, 'pk.safetensors'), file);
+    const source = await openCheckpointFile(join(dir, 'pk.safetensors'));
+    assert.deepEqual([...await source.readFloat32('w')], [1, -5]);
+    await source.close();
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});

@@ -44,8 +44,9 @@ type FileFormat = 'safetensors' | 'pytorch-zip' | 'pickle';
 async function sniff(file: RandomAccessFile): Promise<FileFormat> {
   if (file.size === 0) throw new InputError(`${file.path}: empty file, not a checkpoint`);
   const head = await file.readAt(0, Math.min(file.size, 16), 'file header');
+  // u64 header length, then '{'. Never a zip: its byte 8 is the low byte of a compression method (0 or 8).
+  if (head.length >= 9 && head[8] === 0x7b) return 'safetensors';
   if (head[0] === 0x50 && head[1] === 0x4b) return 'pytorch-zip'; // "PK": zip archive
-  if (head.length >= 9 && head[8] === 0x7b) return 'safetensors'; // u64 header length, then '{'
   // PROTO opcode: a bare pickle, as torch.save wrote before 1.6 (magic number, then pickles) or pickle.dump.
   if (head[0] === 0x80) return 'pickle';
   if (extname(file.path) === '.safetensors') return 'safetensors'; // let the header checks say what is wrong
