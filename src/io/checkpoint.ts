@@ -1,7 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { InputError } from '../errors.js';
-import { type DType, toFloat32 } from './dtype.js';
+import { type DType, isFloatDType, toFloat32 } from './dtype.js';
 import { RandomAccessFile } from './file.js';
 import { PytorchFile } from './pytorch.js';
 import { SafetensorsFile } from './safetensors.js';
@@ -30,6 +30,7 @@ export interface TensorSource {
 /** Reads a tensor as float32 through `source.read`: the one implementation of `readFloat32`. */
 export async function readAsFloat32(source: TensorSource, name: string): Promise<Float32Array> {
   const { dtype } = source.info(name);
+  if (!isFloatDType(dtype)) throw new InputError(`tensor '${name}' is ${dtype}, not a floating-point tensor`);
   return toFloat32(dtype, await source.read(name));
 }
 
