@@ -1,4 +1,4 @@
-import { open, rename, mkdir } from 'node:fs/promises';
+import { open, rename, mkdir, type FileHandle } from 'node:fs/promises';
 import { dirname, basename } from 'node:path';
 import { Graph, GraphError, OPSET, type AttrValue, type Initializer, type Value } from './ir.js';
 import { Message } from './protobuf.js';
@@ -44,7 +44,7 @@ export async function writeOnnxModel(graph: Graph, modelPath: string, minExterna
       }
       offset = Math.ceil(offset / EXTERNAL_ALIGN) * EXTERNAL_ALIGN;
       const bytes = await weightBytes(w);
-      await file.write(bytes, 0, bytes.byteLength, offset);
+      await writeFully(file, bytes, offset);
       locations.set(w.name, { offset, length: bytes.byteLength });
       offset += bytes.byteLength;
     }
@@ -63,13 +63,26 @@ export async function writeOnnxModel(graph: Graph, modelPath: string, minExterna
   }).encode();
   const mf = await open(tmpModel, 'w');
   try {
-    await mf.write(model);
+    await writeFully(mf, model, 0);
     await mf.sync();
   } finally {
     await mf.close();
   }
   await rename(tmpData, dataPath);
   await rename(tmpModel, modelPath);
+}
+
+/** Largest length passed to one write(): Node refuses lengths ≥ 2^31 and Linux writes at most 0x7ffff000 bytes. */
+const WRITE_CHUNK = 1 << 30;
+
+/** Writes all of `bytes` at `position`, in chunks, resuming after short writes (weights may exceed 2 GB). */
+async function writeFully(file: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < bytes.byteLength) {
+    const { bytesWritten } = await file.write(bytes, done, Math.min(WRITE_CHUNK, bytes.byteLength - done), position + done);
+    if (bytesWritten <= 0) throw new Error(`write stopped after ${done} of ${bytes.byteLength} bytes`);
+    done += bytesWritten;
+  }
 }
 
 async function weightBytes(w: Initializer): Promise<Uint8Array> {
