@@ -45,6 +45,8 @@ export const erf = (x: Value) => (floatOnly('Erf', x), unary('Erf', x));
 export const tanh = (x: Value) => (floatOnly('Tanh', x), unary('Tanh', x));
 export const sigmoid = (x: Value) => (floatOnly('Sigmoid', x), unary('Sigmoid', x));
 export const not = (x: Value) => unary('Not', x);
+export const cos = (x: Value) => (floatOnly('Cos', x), unary('Cos', x));
+export const sin = (x: Value) => (floatOnly('Sin', x), unary('Sin', x));
 
 /** SiLU (swish): x · σ(x), LLaMA's MLP activation. */
 export const silu = (x: Value) => mul(x, sigmoid(x));

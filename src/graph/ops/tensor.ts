@@ -92,6 +92,17 @@ export function gather(data: Value, indices: Value, axis = 0): Value {
   return data.graph.node('Gather', [data, indices], [{ type: data.type, shape }], { axis: a })[0]!;
 }
 
+/**
+ * GatherND: slices of `data` addressed by the last dim of `indices` (int64), the first `batchDims` dims shared
+ * (batch_dims=1 picks, per sequence, rows such as the positions whose logits are wanted).
+ */
+export function gatherND(data: Value, indices: Value, batchDims = 0): Value {
+  const k = indices.dim(-1);
+  if (indices.type !== 'int64' || typeof k !== 'number') fail('GatherND', [data, indices], 'indices must be int64 with a known last dim');
+  const shape = [...indices.shape.slice(0, -1), ...data.shape.slice(batchDims + k)];
+  return data.graph.node('GatherND', [data, indices], [{ type: data.type, shape }], { batch_dims: batchDims })[0]!;
+}
+
 /** ScatterND: a copy of `data` with slices at `indices` (int64 [..., k]) replaced by `updates`. */
 export function scatterND(data: Value, indices: Value, updates: Value): Value {
   if (indices.type !== 'int64') fail('ScatterND', [data, indices, updates], 'indices must be int64');

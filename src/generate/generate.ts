@@ -1,0 +1,139 @@
+import { InputError } from '../errors.js';
+import type { Decoder } from '../models/decoder.js';
+import type { Tokenizer } from '../text/tokenizer.js';
+import { sampleToken, seededRandom, type SamplingOptions } from './sampling.js';
+import { StopMatcher } from './stop.js';
+
+/** A prompt ready for the decoder: its embeddings (visual tokens already in place) and token layout. */
+export interface PreparedPrompt {
+  /** [tokens, hidden]. */
+  embeds: Float32Array;
+  /** RoPE position of each token. */
+  positions: readonly number[];
+  /** Text token ids (for the repetition penalty); visual tokens are not listed. */
+  textIds: readonly number[];
+  /** For each later layer group (VTW): indices of the prompt tokens that stay. */
+  keep?: readonly (readonly number[])[];
+}
+
+/** What generation needs of a model: its decoder, token embeddings and tokenizer. */
+export interface GenerationTarget {
+  decoder: Decoder;
+  embed(ids: readonly number[]): Float32Array;
+  tokenizer: Tokenizer;
+}
+
+export interface GenerateOptions extends SamplingOptions {
+  maxNewTokens: number;
+  seed?: number;
+  /** Strings that end generation; the text stops before them. */
+  stop?: readonly string[];
+  ignoreEos?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface GenerationResult {
+  ids: number[];
+  text: string;
+  finishReason: 'stop' | 'length' | 'cancelled';
+  stats: { promptTokens: number; newTokens: number; prefillMs: number; decodeMs: number };
+}
+
+/** A piece of one row's text, final (never half a character, never part of a stop string). */
+export interface GenerationEvent {
+  row: number;
+  id: number;
+  text: string;
+}
+
+/** Refuses prompts that do not fit the context window, before any compute. */
+export function checkContext(prompts: readonly PreparedPrompt[], maxPositions: number): void {
+  for (const [i, p] of prompts.entries()) {
+    const last = Math.max(...p.positions);
+    if (last + 1 > maxPositions) {
+      throw new InputError(`prompt${prompts.length > 1 ? ` ${i}` : ''} has ${last + 1} tokens (visual tokens included), more than the context of ${maxPositions}`);
+    }
+  }
+}
+
+/**
+ * Generates for several prompts at once (rows of one batch, each with its own length) and yields every
+ * row's text as it becomes final. Returns the per-row results.
+ */
+export async function* generate(target: GenerationTarget, prompts: readonly PreparedPrompt[], opts: GenerateOptions): AsyncGenerator<GenerationEvent, GenerationResult[]> {
+  const { decoder, tokenizer } = target;
+  const { hidden, maxPositions } = decoder.config;
+  checkContext(prompts, maxPositions);
+  const batch = prompts.length;
+  const random = seededRandom(opts.seed ?? 0);
+  const rows = prompts.map((p) => ({
+    ids: [] as number[],
+    seen: [...p.textIds],
+    next: Math.max(...p.positions) + 1,
+    decoder: tokenizer.streamDecoder(),
+    stop: new StopMatcher(opts.stop ?? []),
+    text: '',
+    done: opts.maxNewTokens <= 0 ? ('length' as const) : undefined as GenerationResult['finishReason'] | undefined,
+  }));
+  const cache = decoder.newCache(batch);
+  const seq = Math.max(...prompts.map((p) => p.positions.length));
+  const embeds = new Float32Array(batch * seq * hidden);
+  prompts.forEach((p, b) => embeds.set(p.embeds, b * seq * hidden));
+  const groups = decoder.groupStarts.length;
+  const keep = groups ? Array.from({ length: groups }, (_, g) => prompts.map((p) => p.keep?.[g] ?? p.positions.map((_, i) => i))) : undefined;
+  // With VTW the last group's rows are the kept tokens: the logits come from the last kept one.
+  const lastRows = prompts.map((p, b) => [(keep ? keep[groups - 1]![b]!.length : p.positions.length) - 1]);
+  let started = performance.now();
+  let { logits } = await decoder.forward(cache, {
+    embeds, seq, counts: prompts.map((p) => p.positions.length), positions: prompts.map((p) => p.positions), logitRows: lastRows,
+    ...(keep ? { keep } : {}),
+  });
+  const prefillMs = performance.now() - started;
+  started = performance.now();
+  const vocab = decoder.config.vocab;
+  while (true) {
+    const chosen: number[] = [];
+    for (let b = 0; b < batch; b++) {
+      const row = rows[b]!;
+      if (row.done) { chosen.push(0); continue; }
+      if (opts.signal?.aborted) { row.done = 'cancelled'; chosen.push(0); continue; }
+      const id = sampleToken(logits.subarray(b * vocab, (b + 1) * vocab), opts, row.seen, random);
+      chosen.push(id);
+      row.ids.push(id);
+      row.seen.push(id);
+      const isEos = id === tokenizer.eosId && !opts.ignoreEos;
+      const piece = isEos ? row.decoder.flush() : row.decoder.push(id);
+      const { emit, stopped } = row.stop.push(piece, isEos || row.ids.length >= opts.maxNewTokens);
+      row.text += emit;
+      if (emit) yield { row: b, id, text: emit };
+      if (stopped || isEos) row.done = 'stop';
+      else if (row.ids.length >= opts.maxNewTokens || row.next + 1 > maxPositions) row.done = 'length';
+      if (row.done && !stopped && !isEos) {
+        const tail = row.stop.push(row.decoder.flush(), true).emit;
+        row.text += tail;
+        if (tail) yield { row: b, id, text: tail };
+      }
+    }
+    if (rows.every((r) => r.done)) break;
+    const counts = rows.map((r) => (r.done ? 0 : 1));
+    ({ logits } = await decoder.forward(cache, {
+      embeds: target.embed(chosen), seq: 1, counts, positions: rows.map((r) => (r.done ? [] : [r.next++])), logitRows: rows.map(() => [0]),
+    }));
+  }
+  const decodeMs = performance.now() - started;
+  return rows.map((r, b) => ({
+    ids: r.ids,
+    text: r.text,
+    finishReason: r.done!,
+    stats: { promptTokens: prompts[b]!.positions.length, newTokens: r.ids.length, prefillMs, decodeMs },
+  }));
+}
+
+/** Runs `generate` to the end. */
+export async function generateAll(target: GenerationTarget, prompts: readonly PreparedPrompt[], opts: GenerateOptions): Promise<GenerationResult[]> {
+  const it = generate(target, prompts, opts);
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return r.value;
+  }
+}

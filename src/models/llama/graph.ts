@@ -1,0 +1,122 @@
+import { Graph, type Value } from '../../graph/ir.js';
+import * as op from '../../graph/ops/index.js';
+import type { WeightScope } from '../../graph/weights.js';
+import { linear, type ComputeDtype } from '../linear.js';
+import type { LlamaConfig } from './config.js';
+
+/**
+ * The graph's interface. Per layer group g (layers that share one token layout, see `groupStarts`):
+ *   positions.g  int64 [batch, seq_g]             RoPE positions of the group's tokens
+ *   mask.g       float32 [batch, 1, seq_g, past_g + seq_g]   additive: 0 allowed, -inf (large negative) not
+ *   keep.g       int64 [batch, seq_g]             (g > 0) rows of the previous group's tokens that stay
+ * Per layer i: past_k.i / past_v.i float32 [batch, kv_heads, past_g, head_dim] (the cache, masked beyond each
+ * row's length) in; new_k.i / new_v.i [batch, kv_heads, seq_g, head_dim] (this call's keys, after RoPE, and
+ * values) out. The caller writes new keys into its cache: the graph never copies the cache.
+ * inputs_embeds float32 [batch, seq, hidden]; logit_index int64 [batch, n] (rows of the last group) → logits
+ * float32 [batch, n, vocab].
+ */
+export interface DecoderGraphOptions {
+  dtype: ComputeDtype;
+  /** Layers at which a new token layout starts (VTW withdraws visual tokens there). Ascending, each in 1..L-1. */
+  groupStarts?: readonly number[];
+}
+
+export function groupOfLayer(layer: number, groupStarts: readonly number[]): number {
+  return groupStarts.filter((s) => s <= layer).length;
+}
+
+/** HF's inv_freq: 1 / θ^(2j/d) for j < d/2 (transformers LlamaRotaryEmbedding), rounded to float32. */
+export function ropeInverseFrequencies(headDim: number, theta: number): Float32Array {
+  return Float32Array.from({ length: headDim / 2 }, (_, j) => 1 / Math.fround(theta ** Math.fround((2 * j) / headDim)));
+}
+
+/** The decoder graph of a LLaMA model whose weights are named in `scope` with HF names (see weights.ts). */
+export function buildDecoderGraph(config: LlamaConfig, scope: WeightScope, opts: DecoderGraphOptions): Graph {
+  const g = scope.graph;
+  const starts = opts.groupStarts ?? [];
+  const { hidden, heads, kvHeads, headDim, rmsEps } = config;
+  const invFreq = g.constant('float32', [headDim / 2], ropeInverseFrequencies(headDim, config.ropeTheta), 'inv_freq');
+
+  let h = g.input('inputs_embeds', 'float32', ['batch', 'seq.0', hidden]);
+  let rope = ropeTables(g.input('positions.0', 'int64', ['batch', 'seq.0']), invFreq);
+  let mask = g.input('mask.0', 'float32', ['batch', 1, 'seq.0', 'total.0']);
+  const model = scope.at('model');
+  for (let i = 0; i < config.layers; i++) {
+    const group = groupOfLayer(i, starts);
+    if (starts.includes(i)) {
+      const keep = g.input(`keep.${group}`, 'int64', ['batch', `seq.${group}`]);
+      h = op.gatherND(h, op.unsqueeze(keep, [-1]), 1);
+      rope = ropeTables(g.input(`positions.${group}`, 'int64', ['batch', `seq.${group}`]), invFreq);
+      mask = g.input(`mask.${group}`, 'float32', ['batch', 1, `seq.${group}`, `total.${group}`]);
+    }
+    const layer = model.at('layers').at(i);
+    const past = {
+      k: g.input(`past_k.${i}`, 'float32', ['batch', kvHeads, `past.${group}`, headDim]),
+      v: g.input(`past_v.${i}`, 'float32', ['batch', kvHeads, `past.${group}`, headDim]),
+    };
+    const x = op.rmsNorm(h, layer.weight('input_layernorm.weight'), rmsEps);
+    const attn = layer.at('self_attn');
+    const q = op.rotary(splitHeads(linear(attn, 'q_proj.weight', x, opts.dtype), heads, headDim), rope.cos, rope.sin);
+    const k = op.rotary(splitHeads(linear(attn, 'k_proj.weight', x, opts.dtype), kvHeads, headDim), rope.cos, rope.sin);
+    const v = splitHeads(linear(attn, 'v_proj.weight', x, opts.dtype), kvHeads, headDim);
+    g.output(k, `new_k.${i}`);
+    g.output(v, `new_v.${i}`);
+    const o = cachedAttention(q, k, v, past, mask, heads / kvHeads);
+    h = op.add(h, linear(attn, 'o_proj.weight', mergeHeads(o, heads * headDim), opts.dtype));
+    const y = op.rmsNorm(h, layer.weight('post_attention_layernorm.weight'), rmsEps);
+    const mlp = layer.at('mlp');
+    const act = op.mul(op.silu(linear(mlp, 'gate_proj.weight', y, opts.dtype)), linear(mlp, 'up_proj.weight', y, opts.dtype));
+    h = op.add(h, linear(mlp, 'down_proj.weight', act, opts.dtype));
+  }
+  const last = starts.length;
+  const index = g.input('logit_index', 'int64', ['batch', 'n']);
+  const rows = op.rmsNorm(op.gatherND(h, op.unsqueeze(index, [-1]), 1), model.weight('norm.weight'), rmsEps);
+  const headScope = config.tiedEmbeddings ? model : scope;
+  g.output(linear(headScope, config.tiedEmbeddings ? 'embed_tokens.weight' : 'lm_head.weight', rows, opts.dtype), 'logits');
+  void last;
+  return g;
+}
+
+/** cos/sin [batch, 1, seq, head_dim] of positions · inv_freq, duplicated over both halves (rotate-half layout). */
+function ropeTables(positions: Value, invFreq: Value): { cos: Value; sin: Value } {
+  const angles = op.mul(op.unsqueeze(op.cast(positions, 'float32'), [-1]), invFreq);
+  const full = op.unsqueeze(op.concat([angles, angles], -1), [1]);
+  return { cos: op.cos(full), sin: op.sin(full) };
+}
+
+/** [batch, seq, heads·dim] → [batch, heads, seq, dim]. */
+function splitHeads(x: Value, heads: number, dim: number): Value {
+  return op.transpose(op.reshape(x, [0, 0, heads, dim]), [0, 2, 1, 3]);
+}
+
+/** [batch, heads, seq, dim] → [batch, seq, heads·dim]. */
+function mergeHeads(x: Value, width: number): Value {
+  return op.reshape(op.transpose(x, [0, 2, 1, 3]), [0, 0, width]);
+}
+
+/**
+ * Attention of this call's queries over the cached keys followed by this call's own keys, without concatenating
+ * keys or values: scores against both are concatenated (their size is seq × total, not total × head_dim), and the
+ * output is P_past · V_past + P_new · V_new. Grouped-query attention shares each KV head among `rep` query heads
+ * (transformers repeat_kv) by folding those heads into the rows of the product instead of repeating K and V.
+ */
+function cachedAttention(q: Value, kNew: Value, vNew: Value, past: { k: Value; v: Value }, mask: Value, rep: number): Value {
+  const [, heads, , headDim] = q.shape as [unknown, number, unknown, number];
+  const kvHeads = heads / rep;
+  // [batch, heads, seq, d] → [batch, kv_heads, rep·seq, d]: heads h = j·rep + r are consecutive.
+  const qg = op.reshape(q, [0, kvHeads, -1, headDim]);
+  const scale = 1 / Math.sqrt(headDim);
+  const scores = op.concat([
+    op.matmul(qg, op.transpose(past.k, [0, 1, 3, 2])),
+    op.matmul(qg, op.transpose(kNew, [0, 1, 3, 2])),
+  ], -1);
+  // Back to one row per (head, query) to add the [batch, 1, seq, total] mask, as transformers' eager attention does.
+  const perHead = op.add(op.mul(op.reshape(scores, [0, heads, -1, 0]), scale), mask);
+  const probs = op.reshape(op.softmax(perHead, -1), [0, kvHeads, -1, 0]);
+  const pastLen = op.slice(op.shapeOf(past.k), [0], [2], [3]);
+  const out = op.add(
+    op.matmul(op.slice(probs, [-1], [0], pastLen), past.v),
+    op.matmul(op.slice(probs, [-1], pastLen, [undefined]), vNew),
+  );
+  return op.reshape(out, [0, heads, -1, headDim]);
+}

@@ -1,0 +1,88 @@
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { InputError } from '../../errors.js';
+import { Graph } from '../../graph/ir.js';
+import { WeightScope, identityLayout, type WeightLayout } from '../../graph/weights.js';
+import { openCheckpoint, type TensorSource } from '../../io/checkpoint.js';
+import { Session } from '../../runtime/session.js';
+import { Decoder } from '../decoder.js';
+import type { ComputeDtype } from '../linear.js';
+import { llamaConfigFromHf, llamaConfigFromMeta, readJson, type LlamaConfig } from './config.js';
+import { buildDecoderGraph } from './graph.js';
+import { metaLayout } from './layout.js';
+
+/** A LLaMA decoder's weights and geometry, found in an HF or Meta directory (or inside a multimodal one). */
+export interface LanguageModelWeights {
+  config: LlamaConfig;
+  source: TensorSource;
+  layout: WeightLayout;
+}
+
+export interface BuildOptions {
+  dtype?: ComputeDtype;
+  threads?: number;
+  /** Layers where a new token layout starts (VTW). */
+  groupStarts?: readonly number[];
+}
+
+/** Opens a text-only LLaMA: HF layout (config.json model_type llama) or Meta's (params.json + consolidated.*.pth). */
+export async function openLlama(dir: string): Promise<LanguageModelWeights> {
+  if (await isFile(join(dir, 'config.json'))) {
+    const cfg = await readJson(join(dir, 'config.json'));
+    if (cfg['model_type'] !== 'llama') throw new InputError(`${dir}/config.json: model_type '${String(cfg['model_type'])}' is not a LLaMA model`);
+    return { config: llamaConfigFromHf(cfg, `${dir}/config.json`), source: await openCheckpoint(dir), layout: identityLayout };
+  }
+  if (await isFile(join(dir, 'params.json'))) return openMetaLlama(dir);
+  throw new InputError(`${dir}: not a model directory (no config.json or params.json)`);
+}
+
+export async function openMetaLlama(dir: string, prefix = ''): Promise<LanguageModelWeights> {
+  const params = await readJson(join(dir, 'params.json'));
+  const shards = (await readdir(dir)).filter((n) => /^consolidated\.\d+\.pth$/.test(n));
+  if (shards.length !== 1) {
+    throw new InputError(`${dir}: ${shards.length} consolidated.NN.pth files; model-parallel shards are not merged yet (merge them into one file first)`);
+  }
+  const source = await openCheckpoint(join(dir, shards[0]!));
+  const embed = source.info(`${prefix}tok_embeddings.weight`).shape;
+  const w1 = source.info(`${prefix}layers.0.feed_forward.w1.weight`).shape;
+  const config = llamaConfigFromMeta(params, `${dir}/params.json`, { vocab: embed[0]!, intermediate: w1[0]! });
+  return { config, source, layout: metaLayout(config.heads, config.kvHeads, prefix) };
+}
+
+/** A decoder ready to run, with its embedding table held in memory (token embeddings are looked up in TypeScript). */
+export class CausalLM {
+  private constructor(
+    readonly config: LlamaConfig,
+    readonly decoder: Decoder,
+    readonly embedTable: Float32Array,
+  ) {}
+
+  static async build(weights: LanguageModelWeights, opts: BuildOptions = {}): Promise<CausalLM> {
+    const { config, source, layout } = weights;
+    const graph = new Graph('llama');
+    const scope = new WeightScope(graph, source, '', layout);
+    buildDecoderGraph(config, scope, { dtype: opts.dtype ?? 'fp32', groupStarts: opts.groupStarts ?? [] });
+    const embedTable = await scope.read('model.embed_tokens.weight');
+    const session = await Session.fromGraph(graph, { threads: opts.threads });
+    return new CausalLM(config, new Decoder(config, session, opts.groupStarts ?? []), embedTable);
+  }
+
+  /** Embeddings of token ids, [ids.length, hidden]. */
+  embed(ids: readonly number[]): Float32Array {
+    const d = this.config.hidden;
+    const out = new Float32Array(ids.length * d);
+    ids.forEach((id, i) => {
+      if (!Number.isInteger(id) || id < 0 || id >= this.config.vocab) throw new InputError(`token id ${id} is outside the vocabulary (0..${this.config.vocab - 1})`);
+      out.set(this.embedTable.subarray(id * d, (id + 1) * d), i * d);
+    });
+    return out;
+  }
+
+  async dispose(): Promise<void> {
+    await this.decoder.session.dispose();
+  }
+}
+
+async function isFile(path: string): Promise<boolean> {
+  return stat(path).then((s) => s.isFile(), () => false);
+}
