@@ -8,6 +8,9 @@ const commands: Record<string, () => Promise<Command>> = {
   eval: async () => (await import('./eval.js')).evalCommand,
   tokenize: async () => (await import('./tokenize.js')).tokenizeCommand,
   inspect: async () => (await import('./inspect.js')).inspectCommand,
+  logits: async () => (await import('./logits.js')).logitsCommand,
+  generate: async () => (await import('./generate.js')).generateCommand,
+  chat: async () => (await import('./chat.js')).chatCommand,
 };
 
 const usage = `usage: egret <command> [options]

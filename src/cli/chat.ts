@@ -1,0 +1,64 @@
+import { createInterface } from 'node:readline/promises';
+import { InputError } from '../errors.js';
+import { generate } from '../generate/generate.js';
+import type { ChatModel } from '../models/index.js';
+import { tokenizeImagePrompt } from '../text/image-prompt.js';
+import { isTemplateName, renderPrompt, TEMPLATE_NAMES, type ChatTurn } from '../text/templates.js';
+import { SAMPLING_OPTIONS, samplingFromArgs } from './generate.js';
+import { openModel, parseCommandArgs } from './model-args.js';
+
+const USAGE = 'usage: egret chat --model PATH [--image FILE] [--prompt TEXT] [--template T] [--max-new-tokens N] [--temperature T]';
+
+/**
+ * `egret chat`: a conversation on stdin/stdout with the answer streamed as it is generated; with --prompt, one
+ * question and its answer. Images given with --image belong to the first question.
+ */
+export async function chatCommand(args: string[]): Promise<void> {
+  const values = parseCommandArgs(args, SAMPLING_OPTIONS, USAGE);
+  const sampling = samplingFromArgs(values, 512);
+  const template = values.template ?? 'vicuna_v1';
+  if (!isTemplateName(template)) throw new InputError(`--template must be one of ${TEMPLATE_NAMES.join(', ')}, got '${template}'`);
+  const images = values.image ?? [];
+  const model = await openModel(values, USAGE);
+  try {
+    const turns: ChatTurn[] = [];
+    const ask = async (question: string) => {
+      turns.push({ role: 'user', text: question, images: turns.length === 0 ? images.length : 0 });
+      const answer = await streamAnswer(model, turns, template, images.length, sampling);
+      turns.push({ role: 'assistant', text: answer });
+    };
+    if (values.prompt !== undefined) {
+      await ask(values.prompt);
+      return;
+    }
+    const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
+    try {
+      for (;;) {
+        let line: string;
+        try {
+          line = await rl.question(process.stdin.isTTY ? '> ' : '');
+        } catch {
+          break; // stdin closed
+        }
+        if (line.trim() === '') continue;
+        await ask(line);
+      }
+    } finally {
+      rl.close();
+    }
+  } finally {
+    await model.dispose();
+  }
+}
+
+async function streamAnswer(model: ChatModel, turns: readonly ChatTurn[], template: Parameters<typeof renderPrompt>[0], imageCount: number, sampling: ReturnType<typeof samplingFromArgs>): Promise<string> {
+  const ids = tokenizeImagePrompt(model.tokenizer, renderPrompt(template, turns));
+  const prompt = await model.prepare(ids, imageCount);
+  let text = '';
+  for await (const event of generate(model, [prompt], sampling)) {
+    process.stdout.write(event.text);
+    text += event.text;
+  }
+  process.stdout.write('\n');
+  return text.trim();
+}

@@ -1,0 +1,28 @@
+import { InputError } from '../errors.js';
+import { checkContext } from '../generate/generate.js';
+import { writeSafetensors } from '../io/safetensors-write.js';
+import { openModel, parseCommandArgs, promptFromArgs } from './model-args.js';
+
+const USAGE = 'usage: egret logits --model PATH (--prompt TEXT [--template T] | --ids 1,2,3) [--image FILE] --out FILE.safetensors';
+
+/** `egret logits`: one prefill; the logits of every position that reaches the LM head, written as safetensors. */
+export async function logitsCommand(args: string[]): Promise<void> {
+  const values = parseCommandArgs(args, { out: { type: 'string' } }, USAGE);
+  if (!values.out) throw new InputError(`--out is required; ${USAGE}`);
+  const model = await openModel(values, USAGE);
+  try {
+    const { prompt } = await promptFromArgs(model, values, USAGE);
+    checkContext([prompt], model.decoder.config.maxPositions);
+    const n = prompt.positions.length;
+    const rows = Array.from({ length: n }, (_, i) => i);
+    const { logits } = await model.decoder.forward(model.decoder.newCache(1), {
+      embeds: prompt.embeds, seq: n, counts: [n], positions: [prompt.positions], logitRows: [rows],
+    });
+    await writeSafetensors(values.out as string, {
+      logits: { dtype: 'F32', shape: [n, model.decoder.config.vocab], data: logits },
+      positions: { dtype: 'I32', shape: [n], data: Int32Array.from(rows) },
+    });
+  } finally {
+    await model.dispose();
+  }
+}

@@ -1,0 +1,71 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { InputError } from '../errors.js';
+import type { PreparedPrompt } from '../generate/generate.js';
+import { loadModel, type ChatModel } from '../models/index.js';
+import type { ComputeDtype } from '../models/linear.js';
+import { tokenizeImagePrompt } from '../text/image-prompt.js';
+import { isTemplateName, renderPrompt, TEMPLATE_NAMES, type TemplateName } from '../text/templates.js';
+
+/** Options every command that runs a model shares (CONTRACT.md "Models" and "Inputs"). */
+export const MODEL_OPTIONS = {
+  model: { type: 'string' },
+  dtype: { type: 'string' },
+  threads: { type: 'string' },
+  prompt: { type: 'string' },
+  template: { type: 'string' },
+  ids: { type: 'string' },
+  image: { type: 'string', multiple: true },
+  'vtw-layer': { type: 'string' },
+  fastv: { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+/** Parsed options: the model options typed, a command's own ones as parsed. */
+export type CommandValues = ModelValues & Record<string, string | boolean | string[] | undefined>;
+
+export function parseCommandArgs(args: string[], options: ParseArgsConfig['options'], usage: string): CommandValues {
+  try {
+    return parseArgs({ args, options: { ...MODEL_OPTIONS, ...options }, strict: true, allowPositionals: false }).values as CommandValues;
+  } catch (err) {
+    throw new InputError(`${(err as Error).message}; ${usage}`);
+  }
+}
+
+export type ModelValues = { [K in keyof typeof MODEL_OPTIONS]?: (typeof MODEL_OPTIONS)[K] extends { multiple: true } ? string[] : string };
+
+export function positiveInt(value: string | undefined, name: string, fallback?: number): number | undefined {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new InputError(`--${name} must be a positive integer, got '${value}'`);
+  return Number(value);
+}
+
+/** Loads the model the options name. */
+export async function openModel(values: ModelValues, usage: string): Promise<ChatModel> {
+  if (!values.model) throw new InputError(`--model is required; ${usage}`);
+  if (values['vtw-layer'] !== undefined || values.fastv !== undefined) {
+    throw new InputError('--vtw-layer and --fastv are not available in this version yet');
+  }
+  const dtype = values.dtype ?? 'fp32';
+  if (!['fp32', 'q8', 'q4'].includes(dtype)) throw new InputError(`--dtype must be fp32, q8 or q4, got '${dtype}'`);
+  return loadModel(values.model, { dtype: dtype as ComputeDtype, threads: positiveInt(values.threads, 'threads') });
+}
+
+/** The prompt the options describe: --ids as given, or --prompt rendered with the template and tokenised. */
+export async function promptFromArgs(model: ChatModel, values: ModelValues, usage: string): Promise<{ ids: number[]; prompt: PreparedPrompt }> {
+  const images = values.image ?? [];
+  let ids: number[];
+  if (values.ids !== undefined) {
+    if (values.prompt !== undefined) throw new InputError('give either --prompt or --ids, not both');
+    ids = values.ids.split(',').map((s) => {
+      const t = s.trim();
+      if (!/^-?\d+$/.test(t)) throw new InputError(`--ids: '${t}' is not an integer`);
+      return Number(t);
+    });
+  } else if (values.prompt !== undefined) {
+    const template = values.template ?? model.defaultTemplate;
+    if (!isTemplateName(template)) throw new InputError(`--template must be one of ${TEMPLATE_NAMES.join(', ')}, got '${template}'`);
+    ids = tokenizeImagePrompt(model.tokenizer, renderPrompt(template as TemplateName, [{ role: 'user', text: values.prompt, images: images.length }]));
+  } else {
+    throw new InputError(`--prompt or --ids is required; ${usage}`);
+  }
+  return { ids, prompt: await model.prepare(ids, images.length) };
+}

@@ -1,0 +1,43 @@
+import { InputError } from '../errors.js';
+import type { GenerationTarget, PreparedPrompt } from '../generate/generate.js';
+import type { Tokenizer } from '../text/tokenizer.js';
+import type { TemplateName } from '../text/templates.js';
+import { loadTokenizer } from '../text/load.js';
+import { IMAGE_TOKEN_INDEX } from '../text/image-prompt.js';
+import type { ComputeDtype } from './linear.js';
+import { CausalLM, openLlama } from './llama/load.js';
+
+export interface LoadModelOptions {
+  dtype?: ComputeDtype;
+  threads?: number;
+}
+
+/** A model as commands and the server use it: a tokenizer, a decoder, and prompt preparation. */
+export interface ChatModel extends GenerationTarget {
+  readonly family: string;
+  readonly lm: CausalLM;
+  readonly tokenizer: Tokenizer;
+  readonly defaultTemplate: TemplateName;
+  /** Token ids (IMAGE_TOKEN_INDEX where an image goes) and decoded images → the decoder's input. */
+  prepare(ids: readonly number[], imageCount: number): Promise<PreparedPrompt>;
+  dispose(): Promise<void>;
+}
+
+/** Loads the model in `dir`, detecting its layout from its files (CONTRACT.md, "Models"). */
+export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promise<ChatModel> {
+  const weights = await openLlama(dir);
+  const [lm, tokenizer] = await Promise.all([CausalLM.build(weights, opts), loadTokenizer(dir)]);
+  return {
+    family: 'llama',
+    lm,
+    decoder: lm.decoder,
+    tokenizer,
+    defaultTemplate: 'raw',
+    embed: (ids) => lm.embed(ids),
+    async prepare(ids, imageCount) {
+      if (imageCount > 0 || ids.includes(IMAGE_TOKEN_INDEX)) throw new InputError(`${dir} is a text-only model: it takes no images`);
+      return { embeds: lm.embed(ids), positions: ids.map((_, i) => i), textIds: ids };
+    },
+    dispose: () => lm.dispose(),
+  };
+}
