@@ -1,9 +1,11 @@
 import { createInterface } from 'node:readline/promises';
 import { InputError } from '../errors.js';
-import { generate } from '../generate/generate.js';
+import { generate, type GenerateOptions } from '../generate/generate.js';
+import { loadImage } from '../vision/decode.js';
+import type { RGBImage } from '../vision/image.js';
 import type { ChatModel } from '../models/index.js';
 import { tokenizeImagePrompt } from '../text/image-prompt.js';
-import { isTemplateName, renderPrompt, TEMPLATE_NAMES, type ChatTurn } from '../text/templates.js';
+import { isTemplateName, renderPrompt, TEMPLATE_NAMES, type ChatTurn, type TemplateName } from '../text/templates.js';
 import { SAMPLING_OPTIONS, samplingFromArgs } from './generate.js';
 import { openModel, parseCommandArgs } from './model-args.js';
 
@@ -18,13 +20,13 @@ export async function chatCommand(args: string[]): Promise<void> {
   const sampling = samplingFromArgs(values, 512);
   const template = values.template ?? 'vicuna_v1';
   if (!isTemplateName(template)) throw new InputError(`--template must be one of ${TEMPLATE_NAMES.join(', ')}, got '${template}'`);
-  const images = values.image ?? [];
   const model = await openModel(values, USAGE);
+  const images = await Promise.all((values.image ?? []).map((file) => loadImage(file)));
   try {
     const turns: ChatTurn[] = [];
     const ask = async (question: string) => {
       turns.push({ role: 'user', text: question, images: turns.length === 0 ? images.length : 0 });
-      const answer = await streamAnswer(model, turns, template, images.length, sampling);
+      const answer = await streamAnswer(model, turns, template, images, sampling);
       turns.push({ role: 'assistant', text: answer });
     };
     if (values.prompt !== undefined) {
@@ -51,9 +53,9 @@ export async function chatCommand(args: string[]): Promise<void> {
   }
 }
 
-async function streamAnswer(model: ChatModel, turns: readonly ChatTurn[], template: Parameters<typeof renderPrompt>[0], imageCount: number, sampling: ReturnType<typeof samplingFromArgs>): Promise<string> {
+async function streamAnswer(model: ChatModel, turns: readonly ChatTurn[], template: TemplateName, images: readonly RGBImage[], sampling: GenerateOptions): Promise<string> {
   const ids = tokenizeImagePrompt(model.tokenizer, renderPrompt(template, turns));
-  const prompt = await model.prepare(ids, imageCount);
+  const prompt = await model.prepare(ids, images);
   let text = '';
   for await (const event of generate(model, [prompt], sampling)) {
     process.stdout.write(event.text);

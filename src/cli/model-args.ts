@@ -4,6 +4,7 @@ import type { PreparedPrompt } from '../generate/generate.js';
 import { loadModel, type ChatModel } from '../models/index.js';
 import type { ComputeDtype } from '../models/linear.js';
 import { tokenizeImagePrompt } from '../text/image-prompt.js';
+import { loadImage } from '../vision/decode.js';
 import { isTemplateName, renderPrompt, TEMPLATE_NAMES, type TemplateName } from '../text/templates.js';
 
 /** Options every command that runs a model shares (CONTRACT.md "Models" and "Inputs"). */
@@ -67,5 +68,5 @@ export async function promptFromArgs(model: ChatModel, values: ModelValues, usag
   } else {
     throw new InputError(`--prompt or --ids is required; ${usage}`);
   }
-  return { ids, prompt: await model.prepare(ids, images.length) };
+  return { ids, prompt: await model.prepare(ids, await Promise.all(images.map((file) => loadImage(file)))) };
 }

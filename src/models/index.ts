@@ -1,6 +1,7 @@
 import { InputError } from '../errors.js';
 import type { GenerationTarget, PreparedPrompt } from '../generate/generate.js';
 import type { Tokenizer } from '../text/tokenizer.js';
+import type { RGBImage } from '../vision/image.js';
 import type { TemplateName } from '../text/templates.js';
 import { loadTokenizer } from '../text/load.js';
 import { IMAGE_TOKEN_INDEX } from '../text/image-prompt.js';
@@ -18,8 +19,11 @@ export interface ChatModel extends GenerationTarget {
   readonly lm: CausalLM;
   readonly tokenizer: Tokenizer;
   readonly defaultTemplate: TemplateName;
-  /** Token ids (IMAGE_TOKEN_INDEX where an image goes) and decoded images → the decoder's input. */
-  prepare(ids: readonly number[], imageCount: number): Promise<PreparedPrompt>;
+  /**
+   * Token ids (IMAGE_TOKEN_INDEX where each image's visual tokens go, in order) and the decoded images → the
+   * decoder's input. Each image is encoded once.
+   */
+  prepare(ids: readonly number[], images: readonly RGBImage[]): Promise<PreparedPrompt>;
   dispose(): Promise<void>;
 }
 
@@ -34,8 +38,8 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     tokenizer,
     defaultTemplate: 'raw',
     embed: (ids) => lm.embed(ids),
-    async prepare(ids, imageCount) {
-      if (imageCount > 0 || ids.includes(IMAGE_TOKEN_INDEX)) throw new InputError(`${dir} is a text-only model: it takes no images`);
+    async prepare(ids, images) {
+      if (images.length > 0 || ids.includes(IMAGE_TOKEN_INDEX)) throw new InputError(`${dir} is a text-only model: it takes no images`);
       return { embeds: lm.embed(ids), positions: ids.map((_, i) => i), textIds: ids };
     },
     dispose: () => lm.dispose(),
