@@ -12,8 +12,11 @@ export interface PreparedPrompt {
   positions: readonly number[];
   /** Text token ids (for the repetition penalty); visual tokens are not listed. */
   textIds: readonly number[];
-  /** For each later layer group (VTW): indices of the prompt tokens that stay. */
-  keep?: readonly (readonly number[])[];
+  /**
+   * keep[layer]: indices into the previous layer's tokens that stay from that layer on (VTW withdraws visual
+   * tokens before layer K); absent layers keep everything.
+   */
+  keep?: readonly (readonly number[] | undefined)[];
 }
 
 /** What generation needs of a model: its decoder, token embeddings and tokenizer. */
@@ -79,15 +82,12 @@ export async function* generate(target: GenerationTarget, prompts: readonly Prep
   const seq = Math.max(...prompts.map((p) => p.positions.length));
   const embeds = new Float32Array(batch * seq * hidden);
   prompts.forEach((p, b) => embeds.set(p.embeds, b * seq * hidden));
-  const groups = decoder.groupStarts.length;
-  const keep = groups ? Array.from({ length: groups }, (_, g) => prompts.map((p) => p.keep?.[g] ?? p.positions.map((_, i) => i))) : undefined;
-  // With VTW the last group's rows are the kept tokens: the logits come from the last kept one.
-  const lastRows = prompts.map((p, b) => [(keep ? keep[groups - 1]![b]!.length : p.positions.length) - 1]);
+  const keep = Array.from({ length: decoder.config.layers }, (_, layer) => prompts.map((p) => p.keep?.[layer]));
+  const call = { embeds, seq, counts: prompts.map((p) => p.positions.length), positions: prompts.map((p) => p.positions), keep };
+  // The logits come from each row's last token that reaches the last layer.
+  const last = decoder.layouts({ ...call, logitRows: [] }).at(-1)!;
   let started = performance.now();
-  let { logits } = await decoder.forward(cache, {
-    embeds, seq, counts: prompts.map((p) => p.positions.length), positions: prompts.map((p) => p.positions), logitRows: lastRows,
-    ...(keep ? { keep } : {}),
-  });
+  let { logits } = await decoder.forward(cache, { ...call, logitRows: last.counts.map((n) => [n - 1]) });
   const prefillMs = performance.now() - started;
   started = performance.now();
   const vocab = decoder.config.vocab;

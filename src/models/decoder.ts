@@ -1,12 +1,11 @@
 import { KVCache, causalMask } from '../runtime/kv-cache.js';
 import { ort, type Session } from '../runtime/session.js';
 import type { LlamaConfig } from './llama/config.js';
-import { groupOfLayer } from './llama/graph.js';
 
 /**
  * One call of the decoder graph (see buildDecoderGraph): a batch of rows padded to `seq` tokens, each row with
- * its own number of real tokens. Later layer groups (`keep`, one entry per group after the first) see only the
- * previous group's rows they keep, with their original positions.
+ * its own number of real tokens. A row may drop tokens before any layer (`keep`): from then on that layer and
+ * the following ones compute, cache and attend to only the kept tokens, at their original positions.
  */
 export interface DecoderCall {
   /** [batch, seq, hidden] input embeddings. */
@@ -16,56 +15,81 @@ export interface DecoderCall {
   counts: readonly number[];
   /** RoPE position of every real token, per row. */
   positions: readonly (readonly number[])[];
-  /** For each group g ≥ 1: per row, the indices (into group g-1's tokens of this call) that stay. */
-  keep?: readonly (readonly (readonly number[])[])[];
-  /** Per row, indices into the last group's tokens of this call whose logits are wanted. */
+  /**
+   * keep[layer][row]: indices into the tokens the previous layer computed that stay from `layer` on (absent:
+   * all stay). keep[0] is ignored: layer 0 sees every token.
+   */
+  keep?: readonly (readonly (readonly number[] | undefined)[] | undefined)[];
+  /** Per row, indices into the last layer's tokens whose logits are wanted. */
   logitRows: readonly (readonly number[])[];
 }
 
-interface GroupLayout {
+/** The tokens one layer computes in a call: per row, their count and positions; `index` selects them from the previous layer's. */
+export interface LayerLayout {
   seq: number;
   counts: number[];
   positions: number[][];
+  index: number[][];
 }
 
 export class Decoder {
-  readonly layerGroups: number[];
-
   constructor(
     readonly config: LlamaConfig,
     readonly session: Session,
-    readonly groupStarts: readonly number[] = [],
-  ) {
-    this.layerGroups = Array.from({ length: config.layers }, (_, i) => groupOfLayer(i, groupStarts));
+  ) {}
+
+  /** A cache whose layers each keep their own lengths (withdrawn tokens are never cached). */
+  newCache(batch: number): KVCache {
+    return new KVCache(batch, this.config.kvHeads, this.config.headDim, Array.from({ length: this.config.layers }, (_, i) => i));
   }
 
-  newCache(batch: number): KVCache {
-    return new KVCache(batch, this.config.kvHeads, this.config.headDim, this.layerGroups);
+  /** The token layout of every layer for a call. */
+  layouts(call: DecoderCall): LayerLayout[] {
+    const all = (n: number) => Array.from({ length: n }, (_, i) => i);
+    const layouts: LayerLayout[] = [{ seq: call.seq, counts: [...call.counts], positions: call.positions.map((p) => [...p]), index: call.counts.map(all) }];
+    for (let i = 1; i < this.config.layers; i++) {
+      const prev = layouts[i - 1]!;
+      const index = prev.counts.map((n, b) => {
+        const keep = call.keep?.[i]?.[b];
+        if (!keep) return all(n);
+        for (const j of keep) if (!Number.isInteger(j) || j < 0 || j >= n) throw new RangeError(`layer ${i} row ${b}: keep index ${j} outside 0..${n - 1}`);
+        return [...keep];
+      });
+      const unchanged = index.every((idx, b) => idx.length === prev.counts[b]);
+      layouts.push(unchanged ? { ...prev, index } : {
+        seq: Math.max(1, ...index.map((k) => k.length)),
+        counts: index.map((k) => k.length),
+        positions: index.map((k, b) => k.map((j) => prev.positions[b]![j]!)),
+        index,
+      });
+    }
+    return layouts;
   }
 
   /** Runs one call, appends its keys and values to `cache`, and returns logits [batch, n, vocab] (n = max wanted). */
-  async forward(cache: KVCache, call: DecoderCall): Promise<{ logits: Float32Array; n: number }> {
+  async forward(cache: KVCache, call: DecoderCall): Promise<{ logits: Float32Array; n: number; layouts: LayerLayout[] }> {
     const batch = call.counts.length;
-    const { hidden, kvHeads, headDim, vocab } = this.config;
+    const { hidden, kvHeads, headDim, vocab, layers } = this.config;
     if (call.embeds.length !== batch * call.seq * hidden) throw new RangeError(`embeds hold ${call.embeds.length} values, expected ${batch}×${call.seq}×${hidden}`);
-    const layouts: GroupLayout[] = [{ seq: call.seq, counts: [...call.counts], positions: call.positions.map((p) => [...p]) }];
+    const layouts = this.layouts(call);
     const feeds: Record<string, ort.Tensor> = { inputs_embeds: new ort.Tensor('float32', call.embeds, [batch, call.seq, hidden]) };
-    // Without an explicit layout every later group keeps every token (decode steps of text tokens).
-    const keepAll = call.counts.map((n) => Array.from({ length: n }, (_, i) => i));
-    const keeps = call.keep ?? this.groupStarts.map(() => keepAll);
-    for (const [g, keep] of keeps.entries()) {
-      const prev = layouts[g]!;
-      const seq = Math.max(1, ...keep.map((k) => k.length));
-      layouts.push({ seq, counts: keep.map((k) => k.length), positions: keep.map((k, b) => k.map((i) => prev.positions[b]![i]!)) });
-      feeds[`keep.${g + 1}`] = new ort.Tensor('int64', padded(keep, seq), [batch, seq]);
-    }
-    if (layouts.length !== this.groupStarts.length + 1) throw new RangeError(`call has ${layouts.length} token layouts, the graph ${this.groupStarts.length + 1}`);
-    layouts.forEach((layout, g) => {
-      cache.reserve(g, layout.seq);
-      feeds[`positions.${g}`] = new ort.Tensor('int64', padded(layout.positions, layout.seq), [batch, layout.seq]);
-      feeds[`mask.${g}`] = new ort.Tensor('float32', causalMask(cache.lengths[g]!, layout.counts, layout.seq, cache.capacityOf(g)), [batch, 1, layout.seq, cache.capacityOf(g) + layout.seq]);
-    });
-    for (let i = 0; i < this.config.layers; i++) {
+    // Layers with the same layout and cache state share their position and mask tensors.
+    let shared: { layout: LayerLayout; lengths: string; positions: ort.Tensor; mask: ort.Tensor; capacity: number } | undefined;
+    for (let i = 0; i < layers; i++) {
+      const layout = layouts[i]!;
+      cache.reserve(i, layout.seq);
+      const capacity = cache.capacityOf(i);
+      const lengths = cache.lengths[i]!.join(',');
+      if (!shared || shared.layout.positions !== layout.positions || shared.lengths !== lengths || shared.capacity !== capacity) {
+        shared = {
+          layout, lengths, capacity,
+          positions: new ort.Tensor('int64', padded(layout.positions, layout.seq), [batch, layout.seq]),
+          mask: new ort.Tensor('float32', causalMask(cache.lengths[i]!, layout.counts, layout.seq, capacity), [batch, 1, layout.seq, capacity + layout.seq]),
+        };
+      }
+      if (i > 0) feeds[`keep.${i}`] = new ort.Tensor('int64', padded(layout.index, layout.seq), [batch, layout.seq]);
+      feeds[`positions.${i}`] = shared.positions;
+      feeds[`mask.${i}`] = shared.mask;
       const past = cache.past(i);
       feeds[`past_k.${i}`] = new ort.Tensor('float32', past.k, [batch, kvHeads, past.capacity, headDim]);
       feeds[`past_v.${i}`] = new ort.Tensor('float32', past.v, [batch, kvHeads, past.capacity, headDim]);
@@ -73,14 +97,14 @@ export class Decoder {
     const n = Math.max(1, ...call.logitRows.map((r) => r.length));
     feeds['logit_index'] = new ort.Tensor('int64', padded(call.logitRows, n), [batch, n]);
     const out = await this.session.run(feeds);
-    for (let i = 0; i < this.config.layers; i++) {
-      const layout = layouts[this.layerGroups[i]!]!;
+    for (let i = 0; i < layers; i++) {
+      const layout = layouts[i]!;
       cache.write(i, out[`new_k.${i}`]!.data as Float32Array, out[`new_v.${i}`]!.data as Float32Array, layout.seq, layout.counts);
+      cache.advance(i, layout.counts);
     }
-    layouts.forEach((layout, g) => cache.advance(g, layout.counts));
     const logits = out['logits']!.data as Float32Array;
     if (logits.length !== batch * n * vocab) throw new RangeError(`logits hold ${logits.length} values, expected ${batch}×${n}×${vocab}`);
-    return { logits, n };
+    return { logits, n, layouts };
   }
 }
 

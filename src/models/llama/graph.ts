@@ -5,24 +5,20 @@ import { linear, type ComputeDtype } from '../linear.js';
 import type { LlamaConfig } from './config.js';
 
 /**
- * The graph's interface. Per layer group g (layers that share one token layout, see `groupStarts`):
- *   positions.g  int64 [batch, seq_g]             RoPE positions of the group's tokens
- *   mask.g       float32 [batch, 1, seq_g, past_g + seq_g]   additive: 0 allowed, -inf (large negative) not
- *   keep.g       int64 [batch, seq_g]             (g > 0) rows of the previous group's tokens that stay
- * Per layer i: past_k.i / past_v.i float32 [batch, kv_heads, past_g, head_dim] (the cache, masked beyond each
- * row's length) in; new_k.i / new_v.i [batch, kv_heads, seq_g, head_dim] (this call's keys, after RoPE, and
- * values) out. The caller writes new keys into its cache: the graph never copies the cache.
- * inputs_embeds float32 [batch, seq, hidden]; logit_index int64 [batch, n] (rows of the last group) → logits
- * float32 [batch, n, vocab].
+ * The graph's interface. Every layer i has its own token layout, so that a method can drop tokens before any
+ * layer (VTW withdraws visual tokens before layer K) while the others keep theirs:
+ *   keep.i       int64 [batch, seq_i]   (i ≥ 1) rows of layer i-1's tokens that layer i computes
+ *   positions.i  int64 [batch, seq_i]   RoPE positions of layer i's tokens
+ *   mask.i       float32 [batch, 1, seq_i, past_i + seq_i]   additive: 0 allowed, a large negative not
+ *   past_k.i / past_v.i  float32 [batch, kv_heads, past_i, head_dim]   the layer's cache (masked beyond each row's length)
+ *   → new_k.i / new_v.i  [batch, kv_heads, seq_i, head_dim]   this call's keys (after RoPE) and values
+ * The caller writes new keys into its cache: the graph never copies the cache. Layers sharing a layout get the
+ * same tensors; keeping every row costs one gather of the hidden states.
+ * inputs_embeds float32 [batch, seq_0, hidden]; logit_index int64 [batch, n] (rows of the last layer's tokens)
+ * → logits float32 [batch, n, vocab].
  */
 export interface DecoderGraphOptions {
   dtype: ComputeDtype;
-  /** Layers at which a new token layout starts (VTW withdraws visual tokens there). Ascending, each in 1..L-1. */
-  groupStarts?: readonly number[];
-}
-
-export function groupOfLayer(layer: number, groupStarts: readonly number[]): number {
-  return groupStarts.filter((s) => s <= layer).length;
 }
 
 /** HF's inv_freq: 1 / θ^(2j/d) for j < d/2 (transformers LlamaRotaryEmbedding), rounded to float32. */
@@ -30,29 +26,21 @@ export function ropeInverseFrequencies(headDim: number, theta: number): Float32A
   return Float32Array.from({ length: headDim / 2 }, (_, j) => 1 / Math.fround(theta ** Math.fround((2 * j) / headDim)));
 }
 
-/** The decoder graph of a LLaMA model whose weights are named in `scope` with HF names (see weights.ts). */
+/** The decoder graph of a LLaMA model whose weights are named in `scope` with HF names (see layout.ts). */
 export function buildDecoderGraph(config: LlamaConfig, scope: WeightScope, opts: DecoderGraphOptions): Graph {
   const g = scope.graph;
-  const starts = opts.groupStarts ?? [];
   const { hidden, heads, kvHeads, headDim, rmsEps } = config;
   const invFreq = g.constant('float32', [headDim / 2], ropeInverseFrequencies(headDim, config.ropeTheta), 'inv_freq');
-
   let h = g.input('inputs_embeds', 'float32', ['batch', 'seq.0', hidden]);
-  let rope = ropeTables(g.input('positions.0', 'int64', ['batch', 'seq.0']), invFreq);
-  let mask = g.input('mask.0', 'float32', ['batch', 1, 'seq.0', 'total.0']);
   const model = scope.at('model');
   for (let i = 0; i < config.layers; i++) {
-    const group = groupOfLayer(i, starts);
-    if (starts.includes(i)) {
-      const keep = g.input(`keep.${group}`, 'int64', ['batch', `seq.${group}`]);
-      h = op.gatherND(h, op.unsqueeze(keep, [-1]), 1);
-      rope = ropeTables(g.input(`positions.${group}`, 'int64', ['batch', `seq.${group}`]), invFreq);
-      mask = g.input(`mask.${group}`, 'float32', ['batch', 1, `seq.${group}`, `total.${group}`]);
-    }
+    if (i > 0) h = op.gatherND(h, op.unsqueeze(g.input(`keep.${i}`, 'int64', ['batch', `seq.${i}`]), [-1]), 1);
+    const rope = ropeTables(g.input(`positions.${i}`, 'int64', ['batch', `seq.${i}`]), invFreq);
+    const mask = g.input(`mask.${i}`, 'float32', ['batch', 1, `seq.${i}`, `total.${i}`]);
     const layer = model.at('layers').at(i);
     const past = {
-      k: g.input(`past_k.${i}`, 'float32', ['batch', kvHeads, `past.${group}`, headDim]),
-      v: g.input(`past_v.${i}`, 'float32', ['batch', kvHeads, `past.${group}`, headDim]),
+      k: g.input(`past_k.${i}`, 'float32', ['batch', kvHeads, `past.${i}`, headDim]),
+      v: g.input(`past_v.${i}`, 'float32', ['batch', kvHeads, `past.${i}`, headDim]),
     };
     const x = op.rmsNorm(h, layer.weight('input_layernorm.weight'), rmsEps);
     const attn = layer.at('self_attn');
@@ -68,12 +56,10 @@ export function buildDecoderGraph(config: LlamaConfig, scope: WeightScope, opts:
     const act = op.mul(op.silu(linear(mlp, 'gate_proj.weight', y, opts.dtype)), linear(mlp, 'up_proj.weight', y, opts.dtype));
     h = op.add(h, linear(mlp, 'down_proj.weight', act, opts.dtype));
   }
-  const last = starts.length;
   const index = g.input('logit_index', 'int64', ['batch', 'n']);
   const rows = op.rmsNorm(op.gatherND(h, op.unsqueeze(index, [-1]), 1), model.weight('norm.weight'), rmsEps);
-  const headScope = config.tiedEmbeddings ? model : scope;
-  g.output(linear(headScope, config.tiedEmbeddings ? 'embed_tokens.weight' : 'lm_head.weight', rows, opts.dtype), 'logits');
-  void last;
+  const head = config.tiedEmbeddings ? linear(model, 'embed_tokens.weight', rows, opts.dtype) : linear(scope, 'lm_head.weight', rows, opts.dtype);
+  g.output(head, 'logits');
   return g;
 }
 

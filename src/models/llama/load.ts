@@ -21,8 +21,6 @@ export interface LanguageModelWeights {
 export interface BuildOptions {
   dtype?: ComputeDtype;
   threads?: number;
-  /** Layers where a new token layout starts (VTW). */
-  groupStarts?: readonly number[];
 }
 
 /** Opens a text-only LLaMA: HF layout (config.json model_type llama) or Meta's (params.json + consolidated.*.pth). */
@@ -61,10 +59,10 @@ export class CausalLM {
     const { config, source, layout } = weights;
     const graph = new Graph('llama');
     const scope = new WeightScope(graph, source, '', layout);
-    buildDecoderGraph(config, scope, { dtype: opts.dtype ?? 'fp32', groupStarts: opts.groupStarts ?? [] });
+    buildDecoderGraph(config, scope, { dtype: opts.dtype ?? 'fp32' });
     const embedTable = await scope.read('model.embed_tokens.weight');
     const session = await Session.fromGraph(graph, { threads: opts.threads });
-    return new CausalLM(config, new Decoder(config, session, opts.groupStarts ?? []), embedTable);
+    return new CausalLM(config, new Decoder(config, session), embedTable);
   }
 
   /** Embeddings of token ids, [ids.length, hidden]. */
