@@ -60,7 +60,7 @@ test('tiny-llama: prefill logits within 1e-4, cached greedy tokens and step logi
     assert.deepEqual(got, ref.greedyIds, `prompt ${i} greedy ids`);
     // The generation loop gives the same tokens (EOS ignored, as the reference does).
     const [result] = await generateAll({ decoder: lm.decoder, embed: (ids) => lm.embed(ids), tokenizer },
-      [{ embeds: lm.embed(ref.inputIds), positions: ref.inputIds.map((_, j) => j), textIds: ref.inputIds }], { maxNewTokens: 12, ignoreEos: true });
+      [{ embeds: lm.embed(ref.inputIds), positions: ref.inputIds.map((_, j) => j), textIds: ref.inputIds, visual: [] }], { maxNewTokens: 12, ignoreEos: true });
     assert.deepEqual(result!.ids, ref.greedyIds);
     assert.equal(result!.finishReason, 'length');
     // No-cache recomputation: every step recomputed from scratch picks the same token.
@@ -77,7 +77,7 @@ test('several sequences of different lengths in one batch give each one its own 
   const lm = await CausalLM.build(await openLlama(DIR), { threads: 1 });
   const tokenizer = await loadTokenizer(DIR);
   const refs = await Promise.all([0, 1, 2].map(expected));
-  const prompts = refs.map((r) => ({ embeds: lm.embed(r.inputIds), positions: r.inputIds.map((_, j) => j), textIds: r.inputIds }));
+  const prompts = refs.map((r) => ({ embeds: lm.embed(r.inputIds), positions: r.inputIds.map((_, j) => j), textIds: r.inputIds, visual: [] }));
   const results = await generateAll({ decoder: lm.decoder, embed: (ids) => lm.embed(ids), tokenizer }, prompts, { maxNewTokens: 12, ignoreEos: true });
   results.forEach((r, i) => assert.deepEqual(r.ids, refs[i]!.greedyIds, `row ${i}`));
   // All positions of a padded batch prefill match the references.
@@ -139,7 +139,7 @@ test('a prompt longer than the context is refused before any compute', async () 
   const lm = await CausalLM.build(await openLlama(DIR), { threads: 1 });
   const tokenizer = await loadTokenizer(DIR);
   const n = lm.config.maxPositions + 1;
-  const prompt = { embeds: new Float32Array(n * 64), positions: Array.from({ length: n }, (_, i) => i), textIds: [] };
+  const prompt = { embeds: new Float32Array(n * 64), positions: Array.from({ length: n }, (_, i) => i), textIds: [], visual: [] };
   await assert.rejects(generateAll({ decoder: lm.decoder, embed: (ids) => lm.embed(ids), tokenizer }, [prompt], { maxNewTokens: 1 }),
     (e: Error) => e instanceof InputError && /2049 tokens.*context of 2048/.test(e.message));
   await lm.dispose();

@@ -68,14 +68,13 @@ export async function generateCommand(args: string[]): Promise<void> {
     }
     const r = result[0]!;
     if (values.json) {
-      const visual = prompt.positions.length - prompt.textIds.length;
       process.stdout.write(`${JSON.stringify({
         ids: r.ids,
         text: r.text,
         finish_reason: r.finishReason,
         stats: {
           prompt_tokens: r.stats.promptTokens,
-          visual_tokens: visual,
+          visual_tokens: prompt.visual.length,
           new_tokens: r.stats.newTokens,
           prefill_ms: round(r.stats.prefillMs),
           decode_ms: round(r.stats.decodeMs),

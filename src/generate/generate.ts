@@ -12,6 +12,8 @@ export interface PreparedPrompt {
   positions: readonly number[];
   /** Text token ids (for the repetition penalty); visual tokens are not listed. */
   textIds: readonly number[];
+  /** Indices of the visual tokens in the prompt, in order (VTW and FastV act on them; stats count them). */
+  visual: readonly number[];
   /**
    * keep[layer]: indices into the previous layer's tokens that stay from that layer on (VTW withdraws visual
    * tokens before layer K); absent layers keep everything.

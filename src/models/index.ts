@@ -40,7 +40,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     embed: (ids) => lm.embed(ids),
     async prepare(ids, images) {
       if (images.length > 0 || ids.includes(IMAGE_TOKEN_INDEX)) throw new InputError(`${dir} is a text-only model: it takes no images`);
-      return { embeds: lm.embed(ids), positions: ids.map((_, i) => i), textIds: ids };
+      return { embeds: lm.embed(ids), positions: ids.map((_, i) => i), textIds: ids, visual: [] };
     },
     dispose: () => lm.dispose(),
   };
