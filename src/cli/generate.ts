@@ -1,7 +1,6 @@
 import { InputError } from '../errors.js';
-import { generate, type GenerateOptions, type GenerationResult, type PreparedPrompt } from '../generate/generate.js';
-import { decoderFlops } from '../models/flops.js';
-import type { ChatModel } from '../models/index.js';
+import { generate, type GenerateOptions, type GenerationResult } from '../generate/generate.js';
+import { requestFlops } from '../generate/flops.js';
 import { openModel, parseCommandArgs, positiveInt, promptFromArgs, type CommandValues } from './model-args.js';
 
 const USAGE = 'usage: egret generate --model PATH (--prompt TEXT [--template T] | --ids 1,2,3) [--image FILE] --max-new-tokens N ' +
@@ -39,16 +38,6 @@ export function samplingFromArgs(values: CommandValues, defaultMaxNew: number): 
   };
 }
 
-/** Matrix FLOPs of a whole request: the prefill, then one decode call per generated token but the last. */
-export function requestFlops(model: ChatModel, prompt: PreparedPrompt, newTokens: number): number {
-  const { config } = model.decoder;
-  const n = prompt.positions.length;
-  const all = (x: number) => new Array<number>(config.layers).fill(x);
-  let flops = decoderFlops(config, all(n), all(n), 1);
-  for (let t = 1; t < newTokens; t++) flops += decoderFlops(config, all(1), all(n + t), 1);
-  return flops;
-}
-
 /** `egret generate`: text on stdout as it is produced, or one JSON document with ids, text and statistics. */
 export async function generateCommand(args: string[]): Promise<void> {
   const values = parseCommandArgs(args, { ...SAMPLING_OPTIONS, json: { type: 'boolean' } }, USAGE);
@@ -78,7 +67,7 @@ export async function generateCommand(args: string[]): Promise<void> {
           new_tokens: r.stats.newTokens,
           prefill_ms: round(r.stats.prefillMs),
           decode_ms: round(r.stats.decodeMs),
-          flops: requestFlops(model, prompt, r.stats.newTokens),
+          flops: requestFlops(model.decoder, prompt, r.stats.newTokens),
         },
       })}\n`);
     } else {
