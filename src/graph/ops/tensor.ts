@@ -1,5 +1,5 @@
 import { GraphError, type Value } from '../ir.js';
-import { axisOf, dimProduct, dimQuotient, dimSum, fail, sameDim } from '../shape.js';
+import { axisOf, broadcast, dimProduct, dimQuotient, dimSum, fail, sameDim } from '../shape.js';
 import type { Dim } from '../types.js';
 
 function ints(like: Value, values: readonly number[]): Value {
@@ -134,6 +134,14 @@ export function expand(x: Value, shape: readonly number[]): Value {
     return d === 1 && xi !== undefined ? xi : d;
   });
   return x.graph.node('Expand', [x, probe], [{ type: x.type, shape: out }])[0]!;
+}
+
+/**
+ * Broadcasts `x` against the runtime shape of `like` (ONNX Expand broadcasts both ways): a [1, 1, D] token
+ * repeated for every row of a [batch, 1, D] tensor whose batch is only known at run time.
+ */
+export function expandLike(x: Value, like: Value): Value {
+  return x.graph.node('Expand', [x, shapeOf(like)], [{ type: x.type, shape: broadcast('Expand', [x, like]) }])[0]!;
 }
 
 /** The runtime shape of `x` as an int64 vector. */
