@@ -2,17 +2,17 @@
 // and Meta's layout of the same weights.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile, copyFile } from 'node:fs/promises';
+import { mkdtemp, rm, rename, copyFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openCheckpoint } from '../src/io/checkpoint.js';
 import { writeSafetensors } from '../src/io/safetensors-write.js';
 import { CausalLM, openLlama } from '../src/models/llama/load.js';
-import { interleavedToHalfOrder } from '../src/models/llama/layout.js';
 import { argmax } from '../src/generate/sampling.js';
 import { generateAll } from '../src/generate/generate.js';
 import { loadTokenizer } from '../src/text/load.js';
 import { InputError } from '../src/errors.js';
+import { writeMetaLlama } from './helpers/meta-llama.js';
 
 const DIR = 'test/fixtures/tiny-llama';
 
@@ -95,41 +95,39 @@ test('several sequences of different lengths in one batch give each one its own 
   await lm.dispose();
 });
 
-test('Meta layout (params.json, Meta names, interleaved RoPE rows) gives the same logits as the HF layout', async () => {
+const META_PARAMS = { dim: 64, multiple_of: 4, n_heads: 4, n_layers: 4, norm_eps: 1e-5, vocab_size: -1 };
+
+for (const shards of [1, 2]) {
+  test(`Meta layout (params.json, Meta names, interleaved RoPE rows${shards > 1 ? `, ${shards} model-parallel shards merged` : ''}) gives the same logits as the HF layout`, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'egret-meta-'));
+    try {
+      await writeMetaLlama(DIR, dir, { heads: 4, params: META_PARAMS, shards });
+      await copyFile(`${DIR}/tokenizer.model`, join(dir, 'tokenizer.model'));
+      const meta = await CausalLM.build(await openLlama(dir), { threads: 1 });
+      const hf = await CausalLM.build(await openLlama(DIR), { threads: 1 });
+      const ref = await expected(0);
+      const metaLogits = await prefill(meta, ref.inputIds);
+      assert.ok(maxAbsDiff(metaLogits, ref.prefill) <= 1e-4, 'against the PyTorch reference');
+      assert.ok(maxAbsDiff(metaLogits, await prefill(hf, ref.inputIds)) <= 1e-4, 'against the HF layout');
+      await Promise.all([meta.dispose(), hf.dispose()]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+test('Meta shards that disagree on a tensor\'s shape, or are not numbered from 00, are refused', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'egret-meta-'));
   try {
-    const hf = await openCheckpoint(`${DIR}/model.safetensors`);
-    const names: Record<string, string> = { 'model.embed_tokens.weight': 'tok_embeddings.weight', 'model.norm.weight': 'norm.weight', 'lm_head.weight': 'output.weight' };
-    const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
-    for (const { name, shape } of hf.list()) {
-      let meta = names[name];
-      let data = await hf.readFloat32(name);
-      const m = /^model\.layers\.(\d+)\.(.*)$/.exec(name);
-      if (m) {
-        const leaf = { 'self_attn.q_proj.weight': 'attention.wq.weight', 'self_attn.k_proj.weight': 'attention.wk.weight', 'self_attn.v_proj.weight': 'attention.wv.weight',
-          'self_attn.o_proj.weight': 'attention.wo.weight', 'mlp.gate_proj.weight': 'feed_forward.w1.weight', 'mlp.down_proj.weight': 'feed_forward.w2.weight',
-          'mlp.up_proj.weight': 'feed_forward.w3.weight', 'input_layernorm.weight': 'attention_norm.weight', 'post_attention_layernorm.weight': 'ffn_norm.weight' }[m[2]!]!;
-        meta = `layers.${m[1]}.${leaf}`;
-        if (/attention\.w[qk]/.test(meta)) {
-          // Undo convert_llama_weights_to_hf's permute: Meta row (h, 2i + half) = HF row (h, half, i).
-          const order = interleavedToHalfOrder(4, shape[0]!);
-          const cols = shape[1]!;
-          const back = new Float32Array(data.length);
-          order.forEach((src, dst) => back.set(data.subarray(dst * cols, (dst + 1) * cols), src * cols));
-          data = back;
-        }
-      }
-      tensors[meta!] = { dtype: 'F32', shape, data };
-    }
-    await hf.close();
-    // A safetensors container under Meta's file name: the reader goes by content, and this test is about names and rows.
-    await writeSafetensors(join(dir, 'consolidated.00.pth'), tensors);
-    await writeFile(join(dir, 'params.json'), JSON.stringify({ dim: 64, multiple_of: 4, n_heads: 4, n_layers: 4, norm_eps: 1e-5, vocab_size: -1 }));
-    await copyFile(`${DIR}/tokenizer.model`, join(dir, 'tokenizer.model'));
-    const meta = await CausalLM.build(await openLlama(dir), { threads: 1 });
-    const ref = await expected(0);
-    assert.ok(maxAbsDiff(await prefill(meta, ref.inputIds), ref.prefill) <= 1e-4);
-    await meta.dispose();
+    await writeMetaLlama(DIR, dir, { heads: 4, params: META_PARAMS, shards: 2 });
+    const second = await openCheckpoint(join(dir, 'consolidated.01.pth'));
+    const tensors = Object.fromEntries(await Promise.all(second.list().map(async ({ name, shape }) =>
+      [name, { dtype: 'F32' as const, shape: name === 'norm.weight' ? [shape[0]! - 1] : shape, data: (await second.readFloat32(name)).subarray(0, name === 'norm.weight' ? shape[0]! - 1 : undefined) }])));
+    await second.close();
+    await writeSafetensors(join(dir, 'consolidated.01.pth'), tensors);
+    await assert.rejects(openLlama(dir), (e: Error) => e instanceof InputError && /'norm\.weight' is F32 \[63\] in shard 1 but F32 \[64\] in shard 0/.test(e.message));
+    await rename(join(dir, 'consolidated.01.pth'), join(dir, 'consolidated.02.pth'));
+    await assert.rejects(openLlama(dir), (e: Error) => e instanceof InputError && /not numbered 00 to 1/.test(e.message));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

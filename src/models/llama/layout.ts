@@ -1,4 +1,5 @@
 import type { WeightLayout } from '../../graph/weights.js';
+import type { ShardSplit } from '../../io/split-shards.js';
 
 /**
  * Meta's LLaMA names (params.json + consolidated.*.pth) for the HF names that model code uses, after
@@ -44,6 +45,19 @@ export function interleavedToHalfOrder(heads: number, rows: number): number[] {
     }
   }
   return order;
+}
+
+/**
+ * How Meta's model parallelism (fairscale, as llama/model.py builds it) divides a tensor among the
+ * consolidated.NN.pth files: ColumnParallelLinear (wq, wk, wv, w1, w3, output) splits its output features
+ * (dim 0), RowParallelLinear (wo, w2) its input features (dim 1), ParallelEmbedding (tok_embeddings) the
+ * embedding width (dim 1); norms and rope.freqs are whole in every file. Other tensors are not known.
+ */
+export function metaShardSplit(name: string): ShardSplit | undefined {
+  if (/(^|\.)(attention\.w[qkv]|feed_forward\.w[13]|output)\.weight$/.test(name)) return { dim: 0 };
+  if (/(^|\.)(attention\.wo|feed_forward\.w2|tok_embeddings)\.weight$/.test(name)) return { dim: 1 };
+  if (/(^|\.)(attention_norm|ffn_norm|norm)\.weight$/.test(name) || /(^|\.)rope\.freqs$/.test(name)) return 'replicated';
+  return undefined;
 }
 
 /** HF names under a prefix (llava-hf keeps the LLM under 'language_model.'). */

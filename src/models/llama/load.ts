@@ -3,13 +3,14 @@ import { join } from 'node:path';
 import { InputError } from '../../errors.js';
 import { Graph } from '../../graph/ir.js';
 import { WeightScope, identityLayout, type WeightLayout } from '../../graph/weights.js';
-import { openCheckpoint, type TensorSource } from '../../io/checkpoint.js';
+import { openCheckpoint, openCheckpointFile, type TensorSource } from '../../io/checkpoint.js';
+import { openSplitShards } from '../../io/split-shards.js';
 import { Session } from '../../runtime/session.js';
 import { Decoder } from '../decoder.js';
 import type { ComputeDtype } from '../linear.js';
 import { llamaConfigFromHf, llamaConfigFromMeta, readJson, type LlamaConfig } from './config.js';
 import { buildDecoderGraph } from './graph.js';
-import { metaLayout } from './layout.js';
+import { metaLayout, metaShardSplit } from './layout.js';
 
 /** A LLaMA decoder's weights and geometry, found in an HF or Meta directory (or inside a multimodal one). */
 export interface LanguageModelWeights {
@@ -36,11 +37,12 @@ export async function openLlama(dir: string): Promise<LanguageModelWeights> {
 
 export async function openMetaLlama(dir: string, prefix = ''): Promise<LanguageModelWeights> {
   const params = await readJson(join(dir, 'params.json'));
-  const shards = (await readdir(dir)).filter((n) => /^consolidated\.\d+\.pth$/.test(n));
-  if (shards.length !== 1) {
-    throw new InputError(`${dir}: ${shards.length} consolidated.NN.pth files; model-parallel shards are not merged yet (merge them into one file first)`);
-  }
-  const source = await openCheckpoint(join(dir, shards[0]!));
+  const shards = (await readdir(dir)).filter((n) => /^consolidated\.\d+\.pth$/.test(n))
+    .sort((a, b) => Number(a.split('.')[1]) - Number(b.split('.')[1]));
+  if (shards.length === 0) throw new InputError(`${dir}: no consolidated.NN.pth beside params.json`);
+  if (shards.some((n, i) => Number(n.split('.')[1]) !== i)) throw new InputError(`${dir}: model-parallel shards ${shards.join(', ')} are not numbered 00 to ${shards.length - 1}`);
+  const paths = shards.map((n) => join(dir, n));
+  const source = paths.length === 1 ? await openCheckpointFile(paths[0]!) : await openSplitShards(dir, paths, metaShardSplit);
   const embed = source.info(`${prefix}tok_embeddings.weight`).shape;
   const w1 = source.info(`${prefix}layers.0.feed_forward.w1.weight`).shape;
   const config = llamaConfigFromMeta(params, `${dir}/params.json`, { vocab: embed[0]!, intermediate: w1[0]! });
