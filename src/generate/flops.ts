@@ -1,6 +1,6 @@
 import type { Decoder } from '../models/decoder.js';
 import { decoderFlops } from '../models/flops.js';
-import type { PreparedPrompt } from './generate.js';
+import type { PreparedPrompt } from '../models/prompt.js';
 
 /** Tokens each layer computes in a prompt's prefill (fewer in layers after a method drops tokens). */
 export function promptLayerTokens(decoder: Decoder, prompt: PreparedPrompt): number[] {

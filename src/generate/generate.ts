@@ -1,25 +1,9 @@
 import { InputError } from '../errors.js';
 import type { Decoder } from '../models/decoder.js';
+import { prefillCall, type PreparedPrompt } from '../models/prompt.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import { sampleToken, seededRandom, type SamplingOptions } from './sampling.js';
 import { StopMatcher } from './stop.js';
-
-/** A prompt ready for the decoder: its embeddings (visual tokens already in place) and token layout. */
-export interface PreparedPrompt {
-  /** [tokens, hidden]. */
-  embeds: Float32Array;
-  /** RoPE position of each token. */
-  positions: readonly number[];
-  /** Text token ids (for the repetition penalty); visual tokens are not listed. */
-  textIds: readonly number[];
-  /** Indices of the visual tokens in the prompt, in order (VTW and FastV act on them; stats count them). */
-  visual: readonly number[];
-  /**
-   * keep[layer]: indices into the previous layer's tokens that stay from that layer on (VTW withdraws visual
-   * tokens before layer K); absent layers keep everything.
-   */
-  keep?: readonly (readonly number[] | undefined)[];
-}
 
 /** What generation needs of a model: its decoder, token embeddings and tokenizer. */
 export interface GenerationTarget {
@@ -67,7 +51,7 @@ export function checkContext(prompts: readonly PreparedPrompt[], maxPositions: n
  */
 export async function* generate(target: GenerationTarget, prompts: readonly PreparedPrompt[], opts: GenerateOptions): AsyncGenerator<GenerationEvent, GenerationResult[]> {
   const { decoder, tokenizer } = target;
-  const { hidden, maxPositions } = decoder.config;
+  const { maxPositions } = decoder.config;
   checkContext(prompts, maxPositions);
   const batch = prompts.length;
   const random = seededRandom(opts.seed ?? 0);
@@ -81,15 +65,8 @@ export async function* generate(target: GenerationTarget, prompts: readonly Prep
     done: opts.maxNewTokens <= 0 ? ('length' as const) : undefined as GenerationResult['finishReason'] | undefined,
   }));
   const cache = decoder.newCache(batch);
-  const seq = Math.max(...prompts.map((p) => p.positions.length));
-  const embeds = new Float32Array(batch * seq * hidden);
-  prompts.forEach((p, b) => embeds.set(p.embeds, b * seq * hidden));
-  const keep = Array.from({ length: decoder.config.layers }, (_, layer) => prompts.map((p) => p.keep?.[layer]));
-  const call = { embeds, seq, counts: prompts.map((p) => p.positions.length), positions: prompts.map((p) => p.positions), keep };
-  // The logits come from each row's last token that reaches the last layer.
-  const last = decoder.layouts({ ...call, logitRows: [] }).at(-1)!;
   let started = performance.now();
-  let { logits } = await decoder.forward(cache, { ...call, logitRows: last.counts.map((n) => [n - 1]) });
+  let { logits } = await decoder.forward(cache, prefillCall(decoder, prompts));
   const prefillMs = performance.now() - started;
   started = performance.now();
   const vocab = decoder.config.vocab;
@@ -139,3 +116,5 @@ export async function generateAll(target: GenerationTarget, prompts: readonly Pr
     if (r.done) return r.value;
   }
 }
+
+export type { PreparedPrompt };

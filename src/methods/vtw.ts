@@ -1,5 +1,5 @@
 import { InputError } from '../errors.js';
-import type { PreparedPrompt } from '../generate/generate.js';
+import type { PreparedPrompt } from '../models/prompt.js';
 
 /**
  * Visual Tokens Withdrawal (Lin et al., AAAI 2025; lzhxmu/VTW): right before decoder layer K the hidden states of

@@ -1,5 +1,5 @@
 import { InputError } from '../errors.js';
-import type { GenerationTarget, PreparedPrompt } from '../generate/generate.js';
+import type { PreparedPrompt } from './prompt.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import type { RGBImage } from '../vision/image.js';
 import type { TemplateName } from '../text/templates.js';
@@ -7,6 +7,7 @@ import { loadTokenizer } from '../text/load.js';
 import { IMAGE_TOKEN_INDEX } from '../text/image-prompt.js';
 import type { ComputeDtype } from './linear.js';
 import { CausalLM, openLlama } from './llama/load.js';
+import type { Decoder } from './decoder.js';
 
 export interface LoadModelOptions {
   dtype?: ComputeDtype;
@@ -14,9 +15,11 @@ export interface LoadModelOptions {
 }
 
 /** A model as commands and the server use it: a tokenizer, a decoder, and prompt preparation. */
-export interface ChatModel extends GenerationTarget {
+export interface ChatModel {
   readonly family: string;
   readonly lm: CausalLM;
+  readonly decoder: Decoder;
+  embed(ids: readonly number[]): Float32Array;
   readonly tokenizer: Tokenizer;
   readonly defaultTemplate: TemplateName;
   /**
