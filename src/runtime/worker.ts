@@ -4,19 +4,20 @@ import { InputError } from '../errors.js';
 /**
  * Runs a module in a worker thread and calls its exported functions. ORT's `run` blocks the thread it runs on,
  * so inference lives in a worker and the main thread (a server, a progress bar) stays responsive.
- * Typed arrays in arguments and results are transferred, not copied.
+ * Typed arrays in arguments, events and results are transferred, not copied.
  */
 export class WorkerHost {
   private readonly worker: Worker;
-  private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: unknown): void }>();
+  private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: unknown): void; event?(e: unknown): void }>();
   private nextId = 1;
   private failure: Error | undefined;
 
   constructor(moduleUrl: URL | string) {
     this.worker = new Worker(new URL('./worker-entry.js', import.meta.url), { workerData: { moduleUrl: String(moduleUrl) } });
-    this.worker.on('message', (msg: { id: number; ok: boolean; value?: unknown; error?: SerializedError }) => {
+    this.worker.on('message', (msg: { id: number; ok?: boolean; value?: unknown; error?: SerializedError; event?: unknown }) => {
       const p = this.pending.get(msg.id);
       if (!p) return;
+      if ('event' in msg) return p.event?.(msg.event);
       this.pending.delete(msg.id);
       if (msg.ok) p.resolve(msg.value);
       else p.reject(deserializeError(msg.error!));
@@ -39,8 +40,75 @@ export class WorkerHost {
     });
   }
 
+  /**
+   * Calls an async generator function of the module as `method(...args, signal)`: its yielded values arrive as
+   * the stream's items, its return value as `result`. `cancel()` (or leaving the loop early) aborts `signal`;
+   * the function is expected to end promptly and still return.
+   */
+  stream<E, R>(method: string, ...args: unknown[]): WorkerStream<E, R> {
+    const id = this.nextId++;
+    const stream = new WorkerStream<E, R>(() => this.worker.postMessage({ cancel: id }));
+    if (this.failure) {
+      stream.fail(this.failure);
+      return stream;
+    }
+    this.pending.set(id, { resolve: (v) => stream.end(v as R), reject: (e) => stream.fail(e), event: (e) => stream.push(e as E) });
+    this.worker.postMessage({ id, method, args, stream: true }, transferables(args));
+    return stream;
+  }
+
   async close(): Promise<void> {
     await this.worker.terminate();
+  }
+}
+
+/** The items a streamed worker call yields, then its result (see WorkerHost.stream). */
+export class WorkerStream<E, R> implements AsyncIterable<E> {
+  /** The function's return value; rejects with its error (which iterating reports as well). */
+  readonly result: Promise<R>;
+  private settle!: { resolve(v: R): void; reject(e: unknown): void };
+  private readonly items: E[] = [];
+  private ended = false;
+  private wake: () => void = () => {};
+
+  constructor(private readonly sendCancel: () => void) {
+    this.result = new Promise<R>((resolve, reject) => (this.settle = { resolve, reject }));
+    this.result.catch(() => {}); // a caller that only iterates sees the error there; no unhandled rejection
+  }
+
+  /** Asks the worker to stop the call (its function sees its signal aborted). */
+  cancel(): void {
+    if (!this.ended) this.sendCancel();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<E> {
+    try {
+      for (;;) {
+        if (this.items.length > 0) yield this.items.shift()!;
+        else if (this.ended) return void (await this.result);
+        else await new Promise<void>((resolve) => (this.wake = resolve));
+      }
+    } finally {
+      this.cancel(); // the consumer left early: nobody wants the rest
+    }
+  }
+
+  // Called by WorkerHost as the worker's messages arrive.
+  push(item: E): void {
+    this.items.push(item);
+    this.wake();
+  }
+
+  end(value: R): void {
+    this.ended = true;
+    this.settle.resolve(value);
+    this.wake();
+  }
+
+  fail(err: unknown): void {
+    this.ended = true;
+    this.settle.reject(err);
+    this.wake();
   }
 }
 
