@@ -1,3 +1,5 @@
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import type { PreparedPrompt } from './prompt.js';
 import type { Tokenizer } from '../text/tokenizer.js';
@@ -6,7 +8,9 @@ import type { TemplateName } from '../text/templates.js';
 import { loadTokenizer } from '../text/load.js';
 import { IMAGE_TOKEN_INDEX } from '../text/image-prompt.js';
 import type { ComputeDtype } from './linear.js';
+import { readJson } from './llama/config.js';
 import { CausalLM, openLlama } from './llama/load.js';
+import { loadLlava } from './llava.js';
 import type { Decoder } from './decoder.js';
 
 export interface LoadModelOptions {
@@ -32,6 +36,9 @@ export interface ChatModel {
 
 /** Loads the model in `dir`, detecting its layout from its files (CONTRACT.md, "Models"). */
 export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promise<ChatModel> {
+  const configPath = join(dir, 'config.json');
+  const config = (await stat(configPath).then((s) => s.isFile(), () => false)) ? await readJson(configPath) : undefined;
+  if (config?.['model_type'] === 'llava') return loadLlava(dir, config, opts);
   const weights = await openLlama(dir);
   const [lm, tokenizer] = await Promise.all([CausalLM.build(weights, opts), loadTokenizer(dir)]);
   return {
