@@ -7,7 +7,7 @@ import type { ChatModel } from '../models/index.js';
 import { tokenizeImagePrompt } from '../text/image-prompt.js';
 import { isTemplateName, renderPrompt, TEMPLATE_NAMES, type ChatTurn, type TemplateName } from '../text/templates.js';
 import { SAMPLING_OPTIONS, samplingFromArgs } from './generate.js';
-import { openModel, parseCommandArgs } from './model-args.js';
+import { applyMethods, openModel, parseCommandArgs, type ModelValues } from './model-args.js';
 
 const USAGE = 'usage: egret chat --model PATH [--image FILE] [--prompt TEXT] [--template T] [--max-new-tokens N] [--temperature T]';
 
@@ -26,7 +26,7 @@ export async function chatCommand(args: string[]): Promise<void> {
     const turns: ChatTurn[] = [];
     const ask = async (question: string) => {
       turns.push({ role: 'user', text: question, images: turns.length === 0 ? images.length : 0 });
-      const answer = await streamAnswer(model, turns, template, images, sampling);
+      const answer = await streamAnswer(model, turns, template, images, sampling, values);
       turns.push({ role: 'assistant', text: answer });
     };
     if (values.prompt !== undefined) {
@@ -53,9 +53,9 @@ export async function chatCommand(args: string[]): Promise<void> {
   }
 }
 
-async function streamAnswer(model: ChatModel, turns: readonly ChatTurn[], template: TemplateName, images: readonly RGBImage[], sampling: GenerateOptions): Promise<string> {
+async function streamAnswer(model: ChatModel, turns: readonly ChatTurn[], template: TemplateName, images: readonly RGBImage[], sampling: GenerateOptions, values: ModelValues): Promise<string> {
   const ids = tokenizeImagePrompt(model.tokenizer, renderPrompt(template, turns));
-  const prompt = await model.prepare(ids, images);
+  const prompt = await applyMethods(model, await model.prepare(ids, images), values);
   let text = '';
   for await (const event of generate(model, [prompt], sampling)) {
     process.stdout.write(event.text);

@@ -1,6 +1,7 @@
 import { InputError } from '../errors.js';
 import { checkContext } from '../generate/generate.js';
 import { writeSafetensors } from '../io/safetensors-write.js';
+import { prefillCall } from '../models/prompt.js';
 import { openModel, parseCommandArgs, promptFromArgs } from './model-args.js';
 
 const USAGE = 'usage: egret logits --model PATH (--prompt TEXT [--template T] | --ids 1,2,3) [--image FILE] --out FILE.safetensors';
@@ -13,14 +14,14 @@ export async function logitsCommand(args: string[]): Promise<void> {
   try {
     const { prompt } = await promptFromArgs(model, values, USAGE);
     checkContext([prompt], model.decoder.config.maxPositions);
-    const n = prompt.positions.length;
-    const rows = Array.from({ length: n }, (_, i) => i);
-    const { logits } = await model.decoder.forward(model.decoder.newCache(1), {
-      embeds: prompt.embeds, seq: n, counts: [n], positions: [prompt.positions], logitRows: [rows],
-    });
+    const call = prefillCall(model.decoder, [prompt]);
+    // Rows that reach the LM head, as indices of the expanded sequence (a method may have dropped some).
+    let rows = prompt.positions.map((_, i) => i);
+    for (const layout of model.decoder.layouts(call).slice(1)) rows = layout.index[0]!.map((j) => rows[j]!);
+    const { logits } = await model.decoder.forward(model.decoder.newCache(1), { ...call, logitRows: [rows.map((_, r) => r)] });
     await writeSafetensors(values.out as string, {
-      logits: { dtype: 'F32', shape: [n, model.decoder.config.vocab], data: logits },
-      positions: { dtype: 'I32', shape: [n], data: Int32Array.from(rows) },
+      logits: { dtype: 'F32', shape: [rows.length, model.decoder.config.vocab], data: logits },
+      positions: { dtype: 'I32', shape: [rows.length], data: Int32Array.from(rows) },
     });
   } finally {
     await model.dispose();

@@ -5,6 +5,7 @@ import { loadModel, type ChatModel } from '../models/index.js';
 import type { ComputeDtype } from '../models/linear.js';
 import { tokenizeImagePrompt } from '../text/image-prompt.js';
 import { loadImage } from '../vision/decode.js';
+import { readVtwSidecar, withdrawVisualTokens } from '../methods/vtw.js';
 import { isTemplateName, renderPrompt, TEMPLATE_NAMES, type TemplateName } from '../text/templates.js';
 
 /** Options every command that runs a model shares (CONTRACT.md "Models" and "Inputs"). */
@@ -42,9 +43,7 @@ export function positiveInt(value: string | undefined, name: string, fallback?: 
 /** Loads the model the options name. */
 export async function openModel(values: ModelValues, usage: string): Promise<ChatModel> {
   if (!values.model) throw new InputError(`--model is required; ${usage}`);
-  if (values['vtw-layer'] !== undefined || values.fastv !== undefined) {
-    throw new InputError('--vtw-layer and --fastv are not available in this version yet');
-  }
+  if (values.fastv !== undefined) throw new InputError('--fastv is not available in this version yet');
   const dtype = values.dtype ?? 'fp32';
   if (!['fp32', 'q8', 'q4'].includes(dtype)) throw new InputError(`--dtype must be fp32, q8 or q4, got '${dtype}'`);
   return loadModel(values.model, { dtype: dtype as ComputeDtype, threads: positiveInt(values.threads, 'threads') });
@@ -68,5 +67,20 @@ export async function promptFromArgs(model: ChatModel, values: ModelValues, usag
   } else {
     throw new InputError(`--prompt or --ids is required; ${usage}`);
   }
-  return { ids, prompt: await model.prepare(ids, await Promise.all(images.map((file) => loadImage(file)))) };
+  const prompt = await model.prepare(ids, await Promise.all(images.map((file) => loadImage(file))));
+  return { ids, prompt: await applyMethods(model, prompt, values) };
+}
+
+/**
+ * The token-reduction methods the options ask for, applied to a prepared prompt. `--vtw-layer K` withdraws visual
+ * tokens before layer K; without it the layer calibrated for this model (`egret calibrate vtw --save`) is used;
+ * `--vtw-layer off` disables it.
+ */
+export async function applyMethods(model: ChatModel, prompt: PreparedPrompt, values: ModelValues): Promise<PreparedPrompt> {
+  const option = values['vtw-layer'];
+  let layer: number | undefined;
+  if (option === 'off') layer = undefined;
+  else if (option !== undefined) layer = positiveInt(option, 'vtw-layer');
+  else layer = (await readVtwSidecar(values.model!))?.layer;
+  return layer === undefined ? prompt : withdrawVisualTokens(prompt, layer, model.decoder.config.layers);
 }

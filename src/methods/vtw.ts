@@ -1,3 +1,5 @@
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import type { PreparedPrompt } from '../models/prompt.js';
 
@@ -46,4 +48,47 @@ export function klDivergence(vtwLogits: ArrayLike<number>, origLogits: ArrayLike
 /** The official rule: the smallest K whose mean KL is ≤ eta, or undefined when none qualifies. */
 export function chooseWithdrawalLayer(meanKl: ReadonlyMap<number, number>, eta: number): number | undefined {
   return [...meanKl.keys()].sort((a, b) => a - b).find((k) => meanKl.get(k)! <= eta);
+}
+
+/** The sidecar beside a model that records its calibrated withdrawal layer, used by default by later runs. */
+export const VTW_SIDECAR = 'egret-vtw.json';
+
+export interface VtwSidecar {
+  layer: number;
+  eta: number;
+  samples: number;
+  kl: Record<string, number>;
+}
+
+export async function readVtwSidecar(modelDir: string): Promise<VtwSidecar | undefined> {
+  const path = join(modelDir, VTW_SIDECAR);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new InputError(`${path}: invalid JSON (delete it or run egret calibrate vtw --save again)`);
+  }
+  const layer = (value as { layer?: unknown }).layer;
+  if (typeof layer !== 'number' || !Number.isInteger(layer) || layer < 1) throw new InputError(`${path}: 'layer' must be an integer ≥ 1`);
+  return value as VtwSidecar;
+}
+
+/** Writes the sidecar atomically (temporary file + rename). */
+export async function writeVtwSidecar(modelDir: string, sidecar: VtwSidecar): Promise<string> {
+  const path = join(modelDir, VTW_SIDECAR);
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    await writeFile(tmp, `${JSON.stringify(sidecar, null, 1)}\n`);
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw new InputError(`cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  return path;
 }

@@ -11,6 +11,7 @@ import type { ComputeDtype } from './linear.js';
 import { readJson } from './llama/config.js';
 import { CausalLM, openLlama } from './llama/load.js';
 import { loadLlava } from './llava.js';
+import { loadLlavaHr } from './llava-hr.js';
 import type { Decoder } from './decoder.js';
 
 export interface LoadModelOptions {
@@ -38,9 +39,13 @@ export interface ChatModel {
 export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promise<ChatModel> {
   const configPath = join(dir, 'config.json');
   const config = (await stat(configPath).then((s) => s.isFile(), () => false)) ? await readJson(configPath) : undefined;
+  // LLaVA-HR's config also says model_type llava; its multipath vision tower is what sets it apart.
+  if (config?.['is_multipath_encoder'] === true) return loadLlavaHr(dir, config, opts);
   if (config?.['model_type'] === 'llava') return loadLlava(dir, config, opts);
   const weights = await openLlama(dir);
   const [lm, tokenizer] = await Promise.all([CausalLM.build(weights, opts), loadTokenizer(dir)]);
+  // Every weight is in the session (or its cache) now: the checkpoint files can be closed.
+  await weights.source.close();
   return {
     family: 'llama',
     lm,
