@@ -77,10 +77,14 @@ export async function promptFromArgs(model: ChatModel, values: ModelValues, usag
  * `--vtw-layer off` disables it.
  */
 export async function applyMethods(model: ChatModel, prompt: PreparedPrompt, values: ModelValues): Promise<PreparedPrompt> {
-  const option = values['vtw-layer'];
-  let layer: number | undefined;
-  if (option === 'off') layer = undefined;
-  else if (option !== undefined) layer = positiveInt(option, 'vtw-layer');
-  else layer = (await readVtwSidecar(values.model!))?.layer;
+  const layer = await vtwLayerFromArgs(values);
   return layer === undefined ? prompt : withdrawVisualTokens(prompt, layer, model.decoder.config.layers);
+}
+
+/** The VTW layer K the options select (see applyMethods), or undefined for none; `egret eval run` records it. */
+export async function vtwLayerFromArgs(values: ModelValues): Promise<number | undefined> {
+  const option = values['vtw-layer'];
+  if (option === 'off') return undefined;
+  if (option !== undefined) return positiveInt(option, 'vtw-layer');
+  return (await readVtwSidecar(values.model!))?.layer;
 }
