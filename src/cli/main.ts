@@ -11,6 +11,7 @@ const commands: Record<string, () => Promise<Command>> = {
   logits: async () => (await import('./logits.js')).logitsCommand,
   generate: async () => (await import('./generate.js')).generateCommand,
   chat: async () => (await import('./chat.js')).chatCommand,
+  serve: async () => (await import('./serve.js')).serveCommand,
 };
 
 const usage = `usage: egret <command> [options]

@@ -1,0 +1,80 @@
+import { basename, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { InputError } from '../errors.js';
+import { readVtwSidecar } from '../methods/vtw.js';
+import { Engine } from '../serve/engine.js';
+import { createChatServer } from '../serve/http.js';
+import type { ComputeDtype } from '../models/linear.js';
+import { positiveInt } from './model-args.js';
+
+const USAGE = 'usage: egret serve --model PATH [--host 127.0.0.1] [--port 8080] [--dtype fp32|q8|q4] [--threads N] ' +
+  '[--concurrency N] [--max-queue N] [--allow-remote-images]';
+
+const MiB = 1024 * 1024;
+
+/**
+ * `egret serve`: the OpenAI-compatible server and web UI. Prints `listening on http://HOST:PORT` on stderr once
+ * the model is loaded (with --port 0, the port the system chose); runs until SIGINT or SIGTERM.
+ */
+export async function serveCommand(args: string[]): Promise<void> {
+  let values;
+  try {
+    values = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        model: { type: 'string' },
+        host: { type: 'string', default: '127.0.0.1' },
+        port: { type: 'string', default: '8080' },
+        dtype: { type: 'string' },
+        threads: { type: 'string' },
+        concurrency: { type: 'string' },
+        'max-queue': { type: 'string' },
+        'allow-remote-images': { type: 'boolean', default: false },
+      },
+    }).values;
+  } catch (err) {
+    throw new InputError(`${(err as Error).message}; ${USAGE}`);
+  }
+  if (!values.model) throw new InputError(`--model is required; ${USAGE}`);
+  if (!/^\d+$/.test(values.port) || Number(values.port) > 65535) throw new InputError(`--port must be 0..65535, got '${values.port}'`);
+  const concurrency = positiveInt(values.concurrency, 'concurrency', 4)!;
+  const maxQueue = positiveInt(values['max-queue'], 'max-queue', 64)!;
+  const maxPixels = 36_000_000; // 6000 x 6000: a decoded image is 3 bytes a pixel, per request in flight
+  const maxImageBytes = 16 * MiB;
+  const dtype = values.dtype ?? 'fp32';
+  if (!['fp32', 'q8', 'q4'].includes(dtype)) throw new InputError(`--dtype must be fp32, q8 or q4, got '${dtype}'`);
+  const vtw = await readVtwSidecar(values.model);
+  const engine = await Engine.start(values.model, { dtype: dtype as ComputeDtype, threads: positiveInt(values.threads, 'threads') }, { maxPixels, maxBytes: maxImageBytes });
+  try {
+    const server = await createChatServer(engine, {
+      modelName: basename(resolve(values.model)),
+      concurrency,
+      maxQueue,
+      // Room for the largest images base64-encoded (4 characters per 3 bytes), and the text around them.
+      maxBodyBytes: 4 * Math.ceil((4 / 3) * maxImageBytes) + MiB,
+      request: { maxImages: 4, defaultMaxTokens: 512 },
+      images: { allowRemote: values['allow-remote-images'], maxBytes: maxImageBytes, fetchTimeoutMs: 10_000 },
+      ...(vtw ? { defaultVtwLayer: vtw.layer } : {}),
+    });
+    await new Promise<void>((ready, failed) => {
+      server.once('error', (err: NodeJS.ErrnoException) => failed(new InputError(`cannot listen on ${values.host}:${values.port}: ${err.code ?? err.message}`)));
+      server.listen(Number(values.port), values.host, ready);
+    });
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : values.port;
+    const host = values.host.includes(':') ? `[${values.host}]` : values.host;
+    process.stderr.write(`listening on http://${host}:${port}${vtw ? ` (VTW layer ${vtw.layer} by default)` : ''}\n`);
+    await new Promise<void>((stopped) => {
+      const stop = () => {
+        server.close(() => stopped());
+        server.closeAllConnections();
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+  } finally {
+    await engine.close();
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * The HTTP side of `egret serve`: routing, body limits, error answers in OpenAI's shape, Server-Sent Events,
+ * and cancelling a generation the moment its client goes away. Inference runs in the engine's worker thread.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { InputError } from '../errors.js';
+import type { Engine } from './engine.js';
+import { imageBytes, type ImagePolicy } from './images.js';
+import { Metrics } from './metrics.js';
+import { chunk, completion, egretStats, errorBody, parseChatRequest, RequestError, usageChunk, type RequestLimits } from './openai.js';
+import { QueueFullError, Scheduler } from './scheduler.js';
+
+export interface ServerOptions {
+  /** The model's id in /v1/models and in responses. */
+  modelName: string;
+  concurrency: number;
+  maxQueue: number;
+  maxBodyBytes: number;
+  request: RequestLimits;
+  images: ImagePolicy;
+  /** VTW layer for requests that do not choose (the model's calibrated one), if any. */
+  defaultVtwLayer?: number;
+}
+
+const UI_PAGE = new URL('../../../src/serve/ui/index.html', import.meta.url);
+
+interface Context {
+  engine: Engine;
+  opts: ServerOptions;
+  scheduler: Scheduler;
+  metrics: Metrics;
+  page: Buffer;
+  started: number;
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse, ctx: Context) => Promise<void> | void;
+
+const ROUTES: Record<string, { method: string; handler: Handler }> = {
+  '/': { method: 'GET', handler: (_req, res, ctx) => send(res, 200, 'text/html; charset=utf-8', ctx.page) },
+  '/health': {
+    method: 'GET',
+    handler: (_req, res, ctx) => sendJson(res, 200, { status: 'ok', model: ctx.opts.modelName, active: ctx.scheduler.active, queued: ctx.scheduler.queued }),
+  },
+  '/metrics': {
+    method: 'GET',
+    handler: (_req, res, ctx) => send(res, 200, 'text/plain; version=0.0.4; charset=utf-8', ctx.metrics.render({ queued: ctx.scheduler.queued, active: ctx.scheduler.active })),
+  },
+  '/v1/models': {
+    method: 'GET',
+    handler: (_req, res, ctx) => sendJson(res, 200, { object: 'list', data: [{ id: ctx.opts.modelName, object: 'model', created: ctx.started, owned_by: 'egret' }] }),
+  },
+  '/v1/chat/completions': { method: 'POST', handler: chatCompletions },
+};
+
+export async function createChatServer(engine: Engine, opts: ServerOptions): Promise<Server> {
+  const ctx: Context = {
+    engine,
+    opts,
+    scheduler: new Scheduler(opts.concurrency, opts.maxQueue),
+    metrics: new Metrics(),
+    page: await readFile(UI_PAGE),
+    started: Math.floor(Date.now() / 1000),
+  };
+  return createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const route = ROUTES[path];
+    const arrived = performance.now();
+    res.on('close', () => {
+      ctx.metrics.requests.inc({ path: route ? path : 'other', status: res.writableFinished ? String(res.statusCode) : 'disconnected' });
+      if (path === '/v1/chat/completions') ctx.metrics.latency.observe((performance.now() - arrived) / 1000);
+    });
+    const run = async () => {
+      if (!route) throw new RequestError(`no route ${path}`, 404, null, 'not_found');
+      if (req.method !== route.method) {
+        res.setHeader('Allow', route.method);
+        throw new RequestError(`${path} takes ${route.method}, not ${req.method}`, 405, null, 'method_not_allowed');
+      }
+      await route.handler(req, res, ctx);
+    };
+    run().catch((err: unknown) => answerError(res, err));
+  });
+}
+
+function send(res: ServerResponse, status: number, type: string, body: string | Buffer, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), ...headers });
+  res.end(body);
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  send(res, status, 'application/json', JSON.stringify(body), headers);
+}
+
+/** Any failure → an OpenAI-shaped error: 4xx for the client's fault, 500 (and a log line) for ours. */
+function answerError(res: ServerResponse, err: unknown): void {
+  if (!(err instanceof InputError || err instanceof QueueFullError)) process.stderr.write(`egret serve: internal failure: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  const message = err instanceof Error ? err.message : String(err);
+  if (res.destroyed) return; // the client is gone; nobody to tell
+  if (res.headersSent) {
+    // Mid-stream: the status is already 200, so the error travels as an event and the stream ends.
+    res.end(`data: ${JSON.stringify(errorBody(500, message))}\n\n`);
+    return;
+  }
+  if (err instanceof QueueFullError) return sendJson(res, 429, errorBody(429, message, null, 'rate_limit_exceeded'), { 'Retry-After': '1' });
+  if (err instanceof RequestError) {
+    // An unread body (413) is not drained: the connection closes instead.
+    return sendJson(res, err.status, errorBody(err.status, message, err.param, err.code), err.status === 413 ? { Connection: 'close' } : {});
+  }
+  if (err instanceof InputError) return sendJson(res, 400, errorBody(400, message, null, 'invalid_request'));
+  sendJson(res, 500, errorBody(500, 'internal server error'));
+}
+
+/** The body, refused (413) as soon as it is known to be longer than `limit`. */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const tooLarge = (size: number) => new RequestError(`the request body has ${size} bytes or more, above the limit of ${limit} bytes`, 413, null, 'request_too_large');
+  const declared = Number(req.headers['content-length']);
+  if (declared > limit) return Promise.reject(tooLarge(declared));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (data: Buffer) => {
+      size += data.length;
+      if (size <= limit) return void chunks.push(data);
+      req.off('data', onData);
+      req.pause();
+      reject(tooLarge(size));
+    };
+    req.on('data', onData);
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+    req.on('close', () => reject(new Error('the client closed the connection before the body was complete'))); // no-op once resolved
+  });
+}
+
+function parseJson(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    throw new RequestError(`the request body is not valid JSON: ${(err as Error).message}`, 400, null, 'invalid_json');
+  }
+}
+
+const SSE_HEADERS = { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' };
+
+async function chatCompletions(req: IncomingMessage, res: ServerResponse, ctx: Context): Promise<void> {
+  const arrived = performance.now();
+  // The client going away (before or during generation) aborts: it leaves the queue or its generation stops.
+  const gone = new AbortController();
+  res.on('close', () => {
+    if (!res.writableFinished) gone.abort(new Error('the client disconnected'));
+  });
+  const request = parseChatRequest(parseJson(await readBody(req, ctx.opts.maxBodyBytes)), ctx.opts.request);
+  const images = await Promise.all(request.imageUrls.map((url, i) => imageBytes(url, i, ctx.opts.images)));
+  let release: () => void;
+  try {
+    release = await ctx.scheduler.acquire(gone.signal);
+  } catch (err) {
+    if (gone.signal.aborted) return;
+    throw err;
+  }
+  const queueMs = performance.now() - arrived;
+  ctx.metrics.queueWait.observe(queueMs / 1000);
+  try {
+    const vtwLayer = request.vtw ?? ctx.opts.defaultVtwLayer;
+    const generation = ctx.engine.chat({ turns: request.turns, images, options: request.options, ...(vtwLayer ? { vtwLayer } : {}) });
+    gone.signal.addEventListener('abort', () => generation.cancel(), { once: true });
+    const who = { id: `chatcmpl-${randomUUID()}`, created: Math.floor(Date.now() / 1000), model: ctx.opts.modelName };
+    const event = (data: unknown) => res.write(`data: ${JSON.stringify(data)}\n\n`);
+    let text = '';
+    let firstText = true;
+    for await (const e of generation) {
+      if (gone.signal.aborted) continue; // draining until the worker has stopped, so the turn ends only then
+      if (e.type === 'prompt') {
+        // From here on the request is accepted: errors before this point were answered as 4xx.
+        if (request.stream) {
+          res.writeHead(200, SSE_HEADERS);
+          event(chunk(who, { role: 'assistant', content: '' }));
+        }
+        continue;
+      }
+      if (firstText) ctx.metrics.firstToken.observe((performance.now() - arrived) / 1000);
+      firstText = false;
+      if (request.stream) event(chunk(who, { content: e.text }));
+      else text += e.text;
+    }
+    const result = await generation.result;
+    ctx.metrics.promptTokens.inc({}, result.promptTokens);
+    ctx.metrics.completionTokens.inc({}, result.completionTokens);
+    if (result.finishReason === 'cancelled') {
+      ctx.metrics.cancelled.inc();
+      return;
+    }
+    if (!request.stream) return sendJson(res, 200, completion(who, text, result, queueMs));
+    event(chunk(who, {}, result.finishReason, { egret: egretStats(result, queueMs) }));
+    if (request.includeUsage) event(usageChunk(who, result, queueMs));
+    res.end('data: [DONE]\n\n');
+  } finally {
+    release();
+  }
+}
