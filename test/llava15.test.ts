@@ -235,6 +235,7 @@ test('several images in one prompt take their visual tokens in order; mismatched
   };
   await check([a!, b!], [refA.features, refB.features]);
   await check([b!, a!], [refB.features, refA.features]);
+  await check([a!, a!], [refA.features, refA.features]);
   await assert.rejects(model.prepare(ids, [a!]), (e: Error) => e instanceof InputError && /2 image placeholders .* but 1 image was given/.test(e.message));
   await assert.rejects(model.prepare([1, 13], [a!]), InputError);
   await assert.rejects(model.prepare([1, 400, 13], []), (e: Error) => e instanceof InputError && /400/.test(e.message));

@@ -160,7 +160,7 @@ export function clipEmbeddings(t: ClipTower, pixels: Value, positions: Value = c
 }
 
 export function clipPreLayerNorm(t: ClipTower, x: Value): Value {
-  return layerNorm(t, t.naming.preLayerNorm, x);
+  return clipLayerNorm(t, t.naming.preLayerNorm, x);
 }
 
 /** Multi-head self-attention of layer `i` over all tokens, no mask; q is scaled before q·kᵀ as both CLIPs do. */
@@ -189,8 +189,8 @@ export function clipMlp(t: ClipTower, i: number, x: Value): Value {
 /** One pre-LN encoder layer: x + attn(norm1(x)), then + mlp(norm2(·)). */
 export function clipEncoderLayer(t: ClipTower, i: number, x: Value): Value {
   const layer = t.naming.layer(i);
-  const h = op.add(x, clipSelfAttention(t, i, layerNorm(t, `${layer}.${t.naming.norm1}`, x)));
-  return op.add(h, clipMlp(t, i, layerNorm(t, `${layer}.${t.naming.norm2}`, h)));
+  const h = op.add(x, clipSelfAttention(t, i, clipLayerNorm(t, `${layer}.${t.naming.norm1}`, x)));
+  return op.add(h, clipMlp(t, i, clipLayerNorm(t, `${layer}.${t.naming.norm2}`, h)));
 }
 
 /** Encoder layers [from, to) applied in turn. */
@@ -219,6 +219,10 @@ export function dropClassToken(x: Value): Value {
   return op.slice(x, [1], [1], [undefined]);
 }
 
-function layerNorm(t: ClipTower, module: string, x: Value): Value {
+/**
+ * The tower's LayerNorm `module` (relative to its root, e.g. `${naming.layer(i)}.${naming.norm1}`): a model that
+ * changes a layer's inside (LaVIN adapts the attention input) composes it with clipSelfAttention and clipMlp.
+ */
+export function clipLayerNorm(t: ClipTower, module: string, x: Value): Value {
   return op.layerNorm(x, t.scope.weight(`${module}.weight`), t.scope.weight(`${module}.bias`), t.config.layerNormEps);
 }

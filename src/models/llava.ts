@@ -102,20 +102,26 @@ export async function loadLlava(dir: string, cfg: Json, opts: LoadModelOptions):
   ]);
   const size = config.vision.imageSize;
 
+  // A chat re-sends its images with every turn: each decoded image is encoded once, for as long as it is alive.
+  const encoded = new WeakMap<RGBImage, Float32Array>();
+
   /**
-   * Visual tokens of each image, all images in one run. LLaVA-1.5 pads to a square before the CLIP processor
-   * (image_aspect_ratio 'pad' in its released configs, llava/mm_utils.py process_images); llava-hf's own
-   * processor would crop instead, and the fixture follows the original.
+   * Visual tokens of each image; the images not encoded yet go through the tower in one run. LLaVA-1.5 pads to
+   * a square before the CLIP processor (image_aspect_ratio 'pad' in its released configs, llava/mm_utils.py
+   * process_images); llava-hf's own processor would crop instead, and the fixture follows the original.
    */
   async function encode(images: readonly RGBImage[]): Promise<Float32Array[]> {
-    if (images.length === 0) return [];
-    const per = 3 * size * size;
-    const pixels = new Float32Array(images.length * per);
-    images.forEach((img, i) => pixels.set(preprocessLlavaPad(img, size).pixelValues, i * per));
-    const out = await vision.run({ pixel_values: new ort.Tensor('float32', pixels, [images.length, 3, size, size]) });
-    const features = out['image_features']!.data as Float32Array;
-    const stride = features.length / images.length;
-    return images.map((_, i) => features.subarray(i * stride, (i + 1) * stride));
+    const fresh = [...new Set(images.filter((img) => !encoded.has(img)))];
+    if (fresh.length > 0) {
+      const per = 3 * size * size;
+      const pixels = new Float32Array(fresh.length * per);
+      fresh.forEach((img, i) => pixels.set(preprocessLlavaPad(img, size).pixelValues, i * per));
+      const out = await vision.run({ pixel_values: new ort.Tensor('float32', pixels, [fresh.length, 3, size, size]) });
+      const features = out['image_features']!.data as Float32Array;
+      const stride = features.length / fresh.length;
+      fresh.forEach((img, i) => encoded.set(img, features.subarray(i * stride, (i + 1) * stride)));
+    }
+    return images.map((img) => encoded.get(img)!);
   }
 
   return {
