@@ -12,6 +12,7 @@ const commands: Record<string, () => Promise<Command>> = {
   generate: async () => (await import('./generate.js')).generateCommand,
   chat: async () => (await import('./chat.js')).chatCommand,
   serve: async () => (await import('./serve.js')).serveCommand,
+  calibrate: async () => (await import('./calibrate.js')).calibrateCommand,
 };
 
 const usage = `usage: egret <command> [options]
