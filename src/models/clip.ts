@@ -168,12 +168,12 @@ export function clipSelfAttention(t: ClipTower, i: number, x: Value): Value {
   const { hidden, heads } = t.config;
   const layer = t.scope.at(t.naming.layer(i));
   const { qkv } = t.naming;
-  const [q, k, v] = 'packedWeight' in qkv
+  const [q, k, v] = ('packedWeight' in qkv
     ? op.split(linear(layer, qkv.packedWeight, x, t.dtype, qkv.packedBias), [hidden, hidden, hidden], -1)
-    : [qkv.q, qkv.k, qkv.v].map((m) => linear(layer, `${m}.weight`, x, t.dtype, `${m}.bias`)) as [Value, Value, Value];
+    : [qkv.q, qkv.k, qkv.v].map((m) => linear(layer, `${m}.weight`, x, t.dtype, `${m}.bias`))) as [Value, Value, Value];
   const headDim = hidden / heads;
   const split = (y: Value) => op.transpose(op.reshape(y, [0, 0, heads, headDim]), [0, 2, 1, 3]);
-  const o = op.attention(split(op.mul(q!, 1 / Math.sqrt(headDim))), split(k!), split(v!), { scale: 1 });
+  const o = op.attention(split(op.mul(q, 1 / Math.sqrt(headDim))), split(k), split(v), { scale: 1 });
   return linear(layer, `${t.naming.out}.weight`, op.reshape(op.transpose(o, [0, 2, 1, 3]), [0, 0, hidden]), t.dtype, `${t.naming.out}.bias`);
 }
 
