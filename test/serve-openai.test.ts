@@ -1,0 +1,97 @@
+// egret serve through the official `openai` npm client, unchanged: text with tiny-llama, images with tiny-llava15.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import OpenAI from 'openai';
+import type { ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
+import { dataUrl, metric, startServer, type RunningServer } from './helpers/serve.js';
+
+let text: RunningServer;
+let vision: RunningServer;
+
+before(async () => {
+  [text, vision] = await Promise.all([startServer('test/fixtures/tiny-llama'), startServer('test/fixtures/tiny-llava15')]);
+});
+
+after(async () => {
+  assert.equal(await text?.stop(), 0, text?.log());
+  assert.equal(await vision?.stop(), 0, vision?.log());
+});
+
+const client = (server: RunningServer) => new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+
+test('non-streaming: the greedy answer is the one `egret generate` gives, with usage and statistics', async () => {
+  const cli = spawnSync(process.execPath, ['bin/egret', 'generate', '--model', 'test/fixtures/tiny-llama', '--prompt', 'The cat is black.', '--max-new-tokens', '12', '--ignore-eos', '--json'], { encoding: 'utf8' });
+  const expected = JSON.parse(cli.stdout);
+  const params = { model: 'tiny-llama', messages: [{ role: 'user', content: 'The cat is black.' }], max_tokens: 12, temperature: 0, ignore_eos: true };
+  const r = await client(text).chat.completions.create(params as ChatCompletionCreateParamsNonStreaming);
+  assert.equal(r.object, 'chat.completion');
+  assert.equal(r.choices[0]!.message.role, 'assistant');
+  assert.equal(r.choices[0]!.message.content, expected.text);
+  assert.equal(r.choices[0]!.finish_reason, 'length');
+  assert.deepEqual(r.usage, { prompt_tokens: expected.stats.prompt_tokens, completion_tokens: 12, total_tokens: expected.stats.prompt_tokens + 12 });
+  const stats = (r as unknown as { egret: Record<string, number> }).egret;
+  assert.equal(stats['flops'], expected.stats.flops);
+  assert.equal(stats['visual_tokens'], 0);
+});
+
+test('streaming: the chunks add up to the non-streaming answer; include_usage ends with a usage chunk', async () => {
+  const messages = [{ role: 'system' as const, content: 'Answer briefly.' }, { role: 'user' as const, content: 'The cat' }];
+  const whole = await client(text).chat.completions.create({ model: 'tiny-llama', messages, max_tokens: 20, temperature: 0.7, seed: 5 });
+  const stream = await client(text).chat.completions.create({ model: 'tiny-llama', messages, max_tokens: 20, temperature: 0.7, seed: 5, stream: true, stream_options: { include_usage: true } });
+  let content = '';
+  let finish: string | null = null;
+  let usage: OpenAI.CompletionUsage | undefined | null;
+  let chunks = 0;
+  for await (const c of stream) {
+    chunks++;
+    assert.equal(c.object, 'chat.completion.chunk');
+    if (c.choices.length > 0) {
+      content += c.choices[0]!.delta.content ?? '';
+      finish = c.choices[0]!.finish_reason ?? finish;
+    } else usage = c.usage;
+  }
+  assert.ok(chunks > 3);
+  assert.equal(content, whole.choices[0]!.message.content);
+  assert.equal(finish, whole.choices[0]!.finish_reason);
+  assert.deepEqual(usage, whole.usage);
+});
+
+test('an image: non-streaming and streaming; the visual tokens count in usage, and VTW withdraws them', async () => {
+  const image = await dataUrl('test/fixtures/images/rgba.png');
+  const messages = [{ role: 'user' as const, content: [{ type: 'text' as const, text: 'What is in the picture?' }, { type: 'image_url' as const, image_url: { url: image } }] }];
+  const api = client(vision);
+  const r = await api.chat.completions.create({ model: 'tiny-llava15', messages, max_tokens: 8, temperature: 0 });
+  const stats = (r as unknown as { egret: Record<string, number | null> }).egret;
+  assert.equal(stats['visual_tokens'], 16);
+  assert.equal(stats['visual_tokens_kept'], 16);
+  // The same question through the CLI: the same prompt (vicuna_v1, image first), the same greedy answer.
+  const cli = spawnSync(process.execPath, ['bin/egret', 'generate', '--model', 'test/fixtures/tiny-llava15', '--prompt', 'What is in the picture?', '--image', 'test/fixtures/images/rgba.png', '--max-new-tokens', '8', '--json'], { encoding: 'utf8' });
+  const expected = JSON.parse(cli.stdout);
+  assert.equal(r.usage!.prompt_tokens, expected.stats.prompt_tokens);
+  assert.equal(r.choices[0]!.message.content, expected.text);
+  const stream = await api.chat.completions.create({ model: 'tiny-llava15', messages, max_tokens: 8, temperature: 0, stream: true });
+  let content = '';
+  for await (const c of stream) content += c.choices[0]?.delta.content ?? '';
+  assert.equal(content, r.choices[0]!.message.content);
+  const withdrawn = await api.chat.completions.create({ model: 'tiny-llava15', messages, max_tokens: 8, temperature: 0, egret: { vtw: { layer: 1 } } } as ChatCompletionCreateParamsNonStreaming);
+  const vtw = (withdrawn as unknown as { egret: Record<string, number | null> }).egret;
+  assert.equal(vtw['vtw_layer'], 1);
+  assert.equal(vtw['visual_tokens_kept'], 0);
+  assert.ok(vtw['flops']! < stats['flops']!, `VTW ${vtw['flops']} FLOPs vs ${stats['flops']}`);
+});
+
+test('models, health and metrics', async () => {
+  const models = await client(text).models.list();
+  assert.deepEqual(models.data.map((m) => m.id), ['tiny-llama']);
+  const health = (await (await fetch(`${text.url}/health`)).json()) as { status: string };
+  assert.equal(health.status, 'ok');
+  const res = await fetch(`${text.url}/metrics`);
+  assert.match(res.headers.get('content-type')!, /^text\/plain; version=0\.0\.4/);
+  const body = await res.text();
+  assert.ok(metric(body, 'egret_http_requests_total{path="/v1/chat/completions",status="200"}') >= 3);
+  assert.ok(metric(body, 'egret_completion_tokens_total') >= 12 + 20 + 20);
+  assert.equal(metric(body, 'egret_queue_length'), 0);
+  assert.ok(metric(body, 'egret_request_duration_seconds_count') >= 3);
+  assert.ok(metric(body, 'process_resident_memory_bytes') > 0);
+});
