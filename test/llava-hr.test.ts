@@ -4,6 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Graph, type Value } from '../src/graph/ir.js';
 import { WeightScope } from '../src/graph/weights.js';
 import { openCheckpoint, type TensorSource } from '../src/io/checkpoint.js';
@@ -11,6 +14,7 @@ import { ort, Session } from '../src/runtime/session.js';
 import { readJson } from '../src/models/llama/config.js';
 import { buildMultipathVision, llavaHrConfig, visualTokenCount, vitInputSize, type LlavaHrConfig } from '../src/models/llava-hr.js';
 import { alignToGrid } from '../src/methods/mra.js';
+import { CONVNEXT_LARGE, CONVNEXT_XXLARGE, type ConvNextConfig } from '../src/models/convnext.js';
 import { loadModel } from '../src/models/index.js';
 import { argmax } from '../src/generate/sampling.js';
 import { generateAll } from '../src/generate/generate.js';
@@ -204,6 +208,105 @@ test('input_image_size 384, 768, 1024 and 1536 build (position table resampled, 
   }
 });
 
+/**
+ * A checkpoint that has only names and shapes: the released models' tensors (research dossier §2.3) for building
+ * their graphs without their gigabytes. Reading any tensor fails.
+ */
+function shapesOnly(convnext: ConvNextConfig, llmHidden: number): TensorSource {
+  const shapes = new Map<string, number[]>();
+  const clip = 'model.vision_tower.fast_vision_tower.vision_tower.vision_model.';
+  shapes.set(`${clip}embeddings.class_embedding`, [1024]);
+  shapes.set(`${clip}embeddings.patch_embedding.weight`, [1024, 3, 14, 14]);
+  shapes.set(`${clip}embeddings.position_embedding.weight`, [577, 1024]);
+  for (const ln of ['pre_layrnorm', 'post_layernorm']) for (const p of ['weight', 'bias']) shapes.set(`${clip}${ln}.${p}`, [1024]);
+  for (let i = 0; i < 24; i++) {
+    const l = `${clip}encoder.layers.${i}.`;
+    for (const m of ['q', 'k', 'v', 'out']) { shapes.set(`${l}self_attn.${m}_proj.weight`, [1024, 1024]); shapes.set(`${l}self_attn.${m}_proj.bias`, [1024]); }
+    for (const n of ['layer_norm1', 'layer_norm2']) for (const p of ['weight', 'bias']) shapes.set(`${l}${n}.${p}`, [1024]);
+    shapes.set(`${l}mlp.fc1.weight`, [4096, 1024]); shapes.set(`${l}mlp.fc1.bias`, [4096]);
+    shapes.set(`${l}mlp.fc2.weight`, [1024, 4096]); shapes.set(`${l}mlp.fc2.bias`, [1024]);
+  }
+  const cnx = 'model.vision_tower.slow_vision_tower.vision_tower.';
+  const { dims, depths } = convnext;
+  shapes.set(`${cnx}stem.0.weight`, [dims[0]!, 3, 4, 4]);
+  for (const n of ['stem.0.bias', 'stem.1.weight', 'stem.1.bias']) shapes.set(cnx + n, [dims[0]!]);
+  dims.forEach((c, s) => {
+    const st = `${cnx}stages.${s}.`;
+    if (s > 0) {
+      for (const p of ['weight', 'bias']) shapes.set(`${st}downsample.0.${p}`, [dims[s - 1]!]);
+      shapes.set(`${st}downsample.1.weight`, [c, dims[s - 1]!, 2, 2]); shapes.set(`${st}downsample.1.bias`, [c]);
+    }
+    for (let j = 0; j < depths[s]!; j++) {
+      const b = `${st}blocks.${j}.`;
+      shapes.set(`${b}conv_dw.weight`, [c, 1, 7, 7]);
+      for (const n of ['conv_dw.bias', 'norm.weight', 'norm.bias', 'mlp.fc2.bias', 'weight']) shapes.set(b + n, [c]);
+      shapes.set(`${b}mlp.fc1.weight`, [4 * c, c]); shapes.set(`${b}mlp.fc1.bias`, [4 * c]); shapes.set(`${b}mlp.fc2.weight`, [c, 4 * c]);
+    }
+  });
+  const cs = dims.at(-1)!;
+  for (let a = 0; a < 3; a++) {
+    const m = `model.vision_tower.align_stages_latent.${a}.`;
+    shapes.set(`${m}slow_conv.weight`, [cs, cs, 1, 1]); shapes.set(`${m}slow_conv.bias`, [cs]);
+    shapes.set(`${m}slow_proj.weight`, [1024, cs, 1, 1]); shapes.set(`${m}slow_proj.bias`, [1024]);
+    shapes.set(`${m}fast_conv.weight`, [1024, 1, 7, 7]); shapes.set(`${m}fast_conv.bias`, [1024]);
+    shapes.set(`${m}fast_proj.weight`, [1024, 1024, 1, 1]); shapes.set(`${m}fast_proj.bias`, [1024]);
+    shapes.set(`${m}gate.0.weight`, [512, 2048]); shapes.set(`${m}gate.0.bias`, [512]);
+    shapes.set(`${m}gate.2.weight`, [1, 512]); shapes.set(`${m}gate.2.bias`, [1]);
+  }
+  const f = 'model.vision_tower.align_stages.0.';
+  shapes.set(`${f}fast_proj.weight`, [1024, 1024]); shapes.set(`${f}fast_proj.bias`, [1024]);
+  shapes.set(`${f}slow_proj.weight`, [1024, cs]); shapes.set(`${f}slow_proj.bias`, [1024]);
+  shapes.set('model.mm_projector.0.weight', [llmHidden, 1024]); shapes.set('model.mm_projector.0.bias', [llmHidden]);
+  shapes.set('model.mm_projector.2.weight', [llmHidden, llmHidden]); shapes.set('model.mm_projector.2.bias', [llmHidden]);
+  const info = (name: string) => {
+    const shape = shapes.get(name);
+    if (!shape) throw new Error(`no tensor '${name}'`);
+    return { name, dtype: 'BF16' as const, shape };
+  };
+  return {
+    format: 'pytorch',
+    list: () => [...shapes.keys()].map(info),
+    has: (name) => shapes.has(name),
+    info,
+    read: () => Promise.reject(new Error('shapes only')),
+    readFloat32: () => Promise.reject(new Error('shapes only')),
+    close: () => Promise.resolve(),
+  };
+}
+
+test('the released geometries (config by tower names): LLaVA-HR-7B and -X towers build at 384, 768, 1024 and 1536 with the dossier\'s token counts', async () => {
+  const release = {
+    ...(await readJson(`${DIR}/config.json`)),
+    hidden_size: 4096, mm_hidden_size: 1024, mm_vision_tower: 'openai/clip-vit-large-patch14-336',
+    mm_vision_tower_config: undefined, vision_tower_slow_config: undefined,
+  };
+  for (const [slow, convnext, channels] of [['convnext_large_mlp.clip_laion2b_ft_320', CONVNEXT_LARGE, 1536], ['convnext_xxlarge.clip_laion2b_soup', CONVNEXT_XXLARGE, 3072]] as const) {
+    const source = shapesOnly(convnext, 4096);
+    // S → ViT input R, tokens, ConvNeXt grid: 384 is clamped to the ViT's 336 and its 12×12 map upsampled to 24×24.
+    for (const [S, R, tokens, grid] of [[384, 336, 576, 12], [768, 336, 576, 24], [1024, 448, 1024, 32], [1536, 672, 2304, 48]] as const) {
+      const config = llavaHrConfig({ ...release, vision_tower_slow: slow, input_image_size: S }, 'release config.json');
+      assert.deepEqual(config.convnext, convnext);
+      assert.equal(vitInputSize(config), R);
+      assert.equal(visualTokenCount(config), tokens);
+      const graph = new Graph('release');
+      const v = buildMultipathVision(new WeightScope(graph, source), config, graph.input('pixel_values', 'float32', [1, 3, S, S]));
+      assert.deepEqual(v.convnextStages.at(-1)!.shape, [1, channels, grid, grid]);
+      assert.deepEqual(v.visualTokens.shape, [1, tokens, 4096], `${slow} at ${S}`);
+      assert.equal(v.gatesTanh.length, 3);
+    }
+  }
+  assert.throws(() => llavaHrConfig({ ...release, mm_vision_tower: 'openai/clip-vit-base-patch16' }, 'c.json'), /c\.json: mm_vision_tower 'openai\/clip-vit-base-patch16' is not a known tower/);
+  assert.throws(() => llavaHrConfig({ ...release, vision_tower_slow: 'x', mm_projector_type: 'linear' }, 'c.json'), /mm_projector_type 'linear' is not supported/);
+  // Below 768 the ViT stays at 336 px (24×24): the ConvNeXt's grid (S/32) must divide 24.
+  assert.throws(() => llavaHrConfig({ ...release, input_image_size: 500 }, 'c.json'),
+    /c\.json: input_image_size 500 gives a 15×15 ConvNeXt map that cannot be aligned to the 24×24 ViT grid/);
+  // Stage-1 models (freeze_vision true) have no MR-Adapters: the fusion alone joins the paths.
+  const stage1 = llavaHrConfig({ ...release, freeze_vision: true }, 'c.json');
+  const graph = new Graph('stage1');
+  const v = buildMultipathVision(new WeightScope(graph, shapesOnly(CONVNEXT_LARGE, 4096)), stage1, graph.input('pixel_values', 'float32', [1, 3, 384, 384]));
+  assert.deepEqual([v.gatesTanh.length, v.afterAdapters.length], [0, 0]);
+});
+
 /** torch F.interpolate(bicubic, antialias=True, align_corners=False) of a table's grid part, as the fixture README states it. */
 function resampledTable(table: Float32Array, from: number, to: number, width: number): Float32Array {
   const cubic = (x: number) => {
@@ -258,7 +361,7 @@ function egret(...args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-test('egret generate --image: the reference greedy ids; an image without a placeholder is refused', async () => {
+test('egret generate --image: the reference greedy ids; egret logits --image: the prefill logits; an image without a placeholder is refused', async () => {
   const expected = await readJson(`${DIR}/expected.json`);
   const record = (expected['images'] as Record<string, unknown>[])[0]!;
   const r = egret('generate', '--model', DIR, '--image', `${DIR}/images/wide.png`, '--prompt', record['question'] as string,
@@ -268,6 +371,19 @@ test('egret generate --image: the reference greedy ids; an image without a place
   assert.deepEqual(out.ids, record['generated_ids']);
   assert.equal(out.stats.visual_tokens, 16);
   assert.equal(out.stats.prompt_tokens, 145);
+  const question = (expected['images'] as Record<string, unknown>[])[1]!['question'] as string;
+  const dir = await mkdtemp(join(tmpdir(), 'egret-llava-hr-'));
+  try {
+    const file = join(dir, 'logits.safetensors');
+    const logits = egret('logits', '--model', DIR, '--image', `${DIR}/images/tall.png`, '--prompt', question, '--out', file, '--threads', '1');
+    assert.equal(logits.code, 0, logits.stderr);
+    const got = await openCheckpoint(file);
+    const diff = await withExpected(async (ref) => maxAbsDiff(await got.readFloat32('logits'), await ref.readFloat32('tall.prefill_logits')));
+    await got.close();
+    assert.ok(diff <= 1e-4, `egret logits: max |Δ| ${diff}`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
   const bad = egret('generate', '--model', DIR, '--image', `${DIR}/images/wide.png`, '--ids', '1,2,3', '--max-new-tokens', '1', '--threads', '1');
   assert.equal(bad.code, 2, bad.stderr);
   assert.match(bad.stderr.trim(), /^error: .*0 image placeholders.*1 image was given/);

@@ -19,7 +19,7 @@ import { linear } from '../models/linear.js';
 export function alignToGrid(map: Value, grid: number): Value {
   const h = map.shape[2] as number;
   const [cells, tokens] = [h * h, grid * grid];
-  if (cells % tokens !== 0 && tokens % cells !== 0) {
+  if (!canAlign(h, grid)) {
     throw new InputError(`MRA: the ${h}×${h} high-resolution map cannot be aligned to the ${grid}×${grid} ViT grid (neither token count divides the other)`);
   }
   if (cells < tokens) return op.interpolateBilinearAlignCorners(map, [grid, grid]);
@@ -28,6 +28,11 @@ export function alignToGrid(map: Value, grid: number): Value {
     return op.averagePool(map, { kernel: [k, k] });
   }
   return map;
+}
+
+/** Whether an h×h map can be brought to a grid×grid ViT (one cell count divides the other). */
+export function canAlign(h: number, grid: number): boolean {
+  return (h * h) % (grid * grid) === 0 || (grid * grid) % (h * h) === 0;
 }
 
 /** [B, C, g, g] → [B, g·g, C] (row-major cells). */

@@ -11,7 +11,7 @@ import { Graph, type Value } from '../graph/ir.js';
 import * as op from '../graph/ops/index.js';
 import { WeightScope, identityLayout } from '../graph/weights.js';
 import { openCheckpoint, type TensorSource } from '../io/checkpoint.js';
-import { mraFusion, mrAdapter } from '../methods/mra.js';
+import { canAlign, mraFusion, mrAdapter } from '../methods/mra.js';
 import { ort, Session } from '../runtime/session.js';
 import { loadTokenizer } from '../text/load.js';
 import type { RGBImage } from '../vision/image.js';
@@ -20,7 +20,7 @@ import {
   clipEmbeddings, clipEncoder, clipPositionTable, clipPreLayerNorm, clipVisionConfigFromHf, dropClassToken, HF_CLIP_NAMING,
   type ClipTower, type ClipVisionConfig,
 } from './clip.js';
-import { convnextConfigFromName, convnextStages, type ConvNextConfig } from './convnext.js';
+import { convnextConfigFromName, convnextGrid, convnextStages, type ConvNextConfig } from './convnext.js';
 import type { ChatModel, LoadModelOptions } from './index.js';
 import { linear } from './linear.js';
 import { llamaConfigFromHf, type LlamaConfig } from './llama/config.js';
@@ -68,7 +68,7 @@ export function llavaHrConfig(cfg: Json, where: string): LlavaHrConfig {
   } else {
     throw new InputError(`${where}: 'vision_tower_slow' must name the ConvNeXt tower`);
   }
-  return {
+  const config: LlavaHrConfig = {
     inputImageSize: S,
     padToSquare: cfg['image_aspect_ratio'] === 'pad',
     vit,
@@ -76,6 +76,11 @@ export function llavaHrConfig(cfg: Json, where: string): LlavaHrConfig {
     adapters: cfg['freeze_vision'] === false,
     llm: llamaConfigFromHf(cfg, where),
   };
+  const [mapSide, grid] = [convnextGrid(convnext, S), Math.floor(vitInputSize(config) / vit.patchSize)];
+  if (!canAlign(mapSide, grid)) {
+    throw new InputError(`${where}: input_image_size ${S} gives a ${mapSide}×${mapSide} ConvNeXt map that cannot be aligned to the ${grid}×${grid} ViT grid (one cell count must divide the other)`);
+  }
+  return config;
 }
 
 function namedClipTower(name: unknown, where: string): ClipVisionConfig {
@@ -134,6 +139,7 @@ export interface MultipathValues {
  */
 export function buildMultipathVision(scope: WeightScope, config: LlavaHrConfig, pixels: Value): MultipathValues {
   const tower = scope.at('model.vision_tower');
+  // The vision path computes in fp32 whatever --dtype says: only the decoder's linears are quantised.
   const vit: ClipTower = { config: config.vit, scope: tower.at('fast_vision_tower.vision_tower.vision_model'), naming: HF_CLIP_NAMING, dtype: 'fp32' };
   const R = vitInputSize(config);
   const grid = Math.floor(R / config.vit.patchSize);
