@@ -11,7 +11,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
-import { availableParallelism, cpus, totalmem } from 'node:os';
+import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { formatReport, type Report, type Suite, type SuiteContext } from './harness.js';
 import { ort } from '../src/runtime/session.js';
 import { matmulSuite } from './matmul.js';
@@ -116,6 +116,8 @@ function environment(threads: number): Record<string, string | number> {
     node: process.version,
     onnxruntime: ort.env.versions.node ?? ort.env.versions.common,
     threads,
+    /** 1-minute load average when the run started: others' work on the same cores shows here. */
+    load: Number(loadavg()[0]!.toFixed(2)),
     commit,
   };
 }
@@ -149,7 +151,7 @@ async function main(): Promise<number> {
       const report = await suite.run(ctx);
       const seconds = (Date.now() - t0) / 1000;
       results.push({ suite: suite.name, report, seconds });
-      print(`${formatReport(suite.name, report)}  (${seconds.toFixed(1)} s)\n\n`);
+      print(`${formatReport(suite.name, report)}  (${seconds.toFixed(1)} s; load average now ${loadavg()[0]!.toFixed(2)})\n\n`);
     } catch (e) {
       const error = e instanceof Error ? (e.stack ?? e.message) : String(e);
       results.push({ suite: suite.name, error, seconds: (Date.now() - t0) / 1000 });
