@@ -361,7 +361,7 @@ function egret(...args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-test('egret generate --image: the reference greedy ids; egret logits --image: the prefill logits; an image without a placeholder is refused', async () => {
+test('egret generate --image: the reference greedy ids, and chat the same answer; egret logits --image: the prefill logits; an image without a placeholder is refused', async () => {
   const expected = await readJson(`${DIR}/expected.json`);
   const record = (expected['images'] as Record<string, unknown>[])[0]!;
   const r = egret('generate', '--model', DIR, '--image', `${DIR}/images/wide.png`, '--prompt', record['question'] as string,
@@ -371,6 +371,11 @@ test('egret generate --image: the reference greedy ids; egret logits --image: th
   assert.deepEqual(out.ids, record['generated_ids']);
   assert.equal(out.stats.visual_tokens, 16);
   assert.equal(out.stats.prompt_tokens, 145);
+  // egret chat's one-shot answer (vicuna_v1, greedy) is the same text.
+  const chat = egret('chat', '--model', DIR, '--image', `${DIR}/images/wide.png`, '--prompt', record['question'] as string,
+    '--max-new-tokens', '12', '--ignore-eos', '--threads', '1');
+  assert.equal(chat.code, 0, chat.stderr);
+  assert.equal(chat.stdout.trim(), out.text.trim());
   const question = (expected['images'] as Record<string, unknown>[])[1]!['question'] as string;
   const dir = await mkdtemp(join(tmpdir(), 'egret-llava-hr-'));
   try {

@@ -231,6 +231,8 @@ export async function loadLlavaHr(dir: string, cfg: Json, opts: LoadModelOptions
     lm = await CausalLM.build({ config: config.llm, source, layout: identityLayout }, opts);
     const tokenizer = await loadTokenizer(dir);
     const [vis, decoder] = [vision, lm];
+    // A chat sends its images again with every turn: each decoded image is encoded once while it lives.
+    const encoded = new WeakMap<RGBImage, Float32Array>();
     return {
       family: 'llava-hr',
       lm: decoder,
@@ -240,9 +242,12 @@ export async function loadLlavaHr(dir: string, cfg: Json, opts: LoadModelOptions
       embed: (ids) => decoder.embed(ids),
       async prepare(ids, images) {
         checkImageSlots(ids, images.length);
-        // Each image is encoded once, in the order of its placeholder.
         const tokens: Float32Array[] = [];
-        for (const image of images) tokens.push(await vis.encode(image));
+        for (const image of images) {
+          let rows = encoded.get(image);
+          if (!rows) encoded.set(image, rows = await vis.encode(image));
+          tokens.push(rows);
+        }
         return spliceVisualTokens(ids, (text) => decoder.embed(text), tokens, config.llm.hidden);
       },
       async dispose() {
