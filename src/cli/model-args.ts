@@ -6,6 +6,7 @@ import type { ComputeDtype } from '../models/linear.js';
 import { tokenizeImagePrompt } from '../text/image-prompt.js';
 import { loadImage } from '../vision/decode.js';
 import { readVtwSidecar, withdrawVisualTokens } from '../methods/vtw.js';
+import { applyFastV, parseFastV } from '../methods/fastv.js';
 import { isTemplateName, renderPrompt, TEMPLATE_NAMES, type TemplateName } from '../text/templates.js';
 
 /** Options every command that runs a model shares (CONTRACT.md "Models" and "Inputs"). */
@@ -43,7 +44,6 @@ export function positiveInt(value: string | undefined, name: string, fallback?: 
 /** Loads the model the options name. */
 export async function openModel(values: ModelValues, usage: string): Promise<ChatModel> {
   if (!values.model) throw new InputError(`--model is required; ${usage}`);
-  if (values.fastv !== undefined) throw new InputError('--fastv is not available in this version yet');
   const dtype = values.dtype ?? 'fp32';
   if (!['fp32', 'q8', 'q4'].includes(dtype)) throw new InputError(`--dtype must be fp32, q8 or q4, got '${dtype}'`);
   return loadModel(values.model, { dtype: dtype as ComputeDtype, threads: positiveInt(values.threads, 'threads') });
@@ -74,9 +74,13 @@ export async function promptFromArgs(model: ChatModel, values: ModelValues, usag
 /**
  * The token-reduction methods the options ask for, applied to a prepared prompt. `--vtw-layer K` withdraws visual
  * tokens before layer K; without it the layer calibrated for this model (`egret calibrate vtw --save`) is used;
- * `--vtw-layer off` disables it.
+ * `--vtw-layer off` disables it. `--fastv K:R` prunes the share R of visual tokens from layer K on instead.
  */
 export async function applyMethods(model: ChatModel, prompt: PreparedPrompt, values: ModelValues): Promise<PreparedPrompt> {
+  if (values.fastv !== undefined) {
+    if (values['vtw-layer'] !== undefined && values['vtw-layer'] !== 'off') throw new InputError('--fastv and --vtw-layer are alternatives: give one');
+    return (await applyFastV(model.decoder, [prompt], parseFastV(values.fastv)))[0]!;
+  }
   const layer = await vtwLayerFromArgs(values);
   return layer === undefined ? prompt : withdrawVisualTokens(prompt, layer, model.decoder.config.layers);
 }

@@ -22,6 +22,8 @@ export interface DecoderCall {
   keep?: readonly (readonly (readonly number[] | undefined)[] | undefined)[];
   /** Per row, indices into the last layer's tokens whose logits are wanted. */
   logitRows: readonly (readonly number[])[];
+  /** attnRow[layer][row]: the query row (in that layer's tokens) whose head-mean attention `forward` returns; default 0. */
+  attnRow?: readonly (readonly number[] | undefined)[];
 }
 
 /** The tokens one layer computes in a call: per row, their count and positions; `index` selects them from the previous layer's. */
@@ -30,6 +32,12 @@ export interface LayerLayout {
   counts: number[];
   positions: number[][];
   index: number[][];
+}
+
+/** A layer's head-mean attention of one query row per sequence: [batch, past + seq] (`past` cache slots first, then the call's tokens). */
+export interface LayerAttention {
+  past: number;
+  scores: Float32Array;
 }
 
 export class Decoder {
@@ -67,7 +75,7 @@ export class Decoder {
   }
 
   /** Runs one call, appends its keys and values to `cache`, and returns logits [batch, n, vocab] (n = max wanted). */
-  async forward(cache: KVCache, call: DecoderCall): Promise<{ logits: Float32Array; n: number; layouts: LayerLayout[] }> {
+  async forward(cache: KVCache, call: DecoderCall): Promise<{ logits: Float32Array; n: number; layouts: LayerLayout[]; attention: LayerAttention[] }> {
     const batch = call.counts.length;
     const { hidden, kvHeads, headDim, vocab, layers } = this.config;
     if (call.embeds.length !== batch * call.seq * hidden) throw new RangeError(`embeds hold ${call.embeds.length} values, expected ${batch}×${call.seq}×${hidden}`);
@@ -75,6 +83,8 @@ export class Decoder {
     const feeds: Record<string, ort.Tensor> = { inputs_embeds: new ort.Tensor('float32', call.embeds, [batch, call.seq, hidden]) };
     // Layers with the same layout and cache state share their position and mask tensors.
     let shared: { layout: LayerLayout; lengths: string; positions: ort.Tensor; mask: ort.Tensor; capacity: number } | undefined;
+    const zeroRows = new ort.Tensor('int64', new BigInt64Array(batch), [batch]);
+    const capacities: number[] = [];
     for (let i = 0; i < layers; i++) {
       const layout = layouts[i]!;
       cache.reserve(i, layout.seq);
@@ -89,6 +99,9 @@ export class Decoder {
       }
       if (i > 0) feeds[`keep.${i}`] = new ort.Tensor('int64', padded(layout.index, layout.seq), [batch, layout.seq]);
       feeds[`positions.${i}`] = shared.positions;
+      const attnRow = call.attnRow?.[i];
+      feeds[`attn_row.${i}`] = attnRow ? new ort.Tensor('int64', BigInt64Array.from(attnRow, BigInt), [batch]) : zeroRows;
+      capacities.push(capacity);
       feeds[`mask.${i}`] = shared.mask;
       const past = cache.past(i);
       feeds[`past_k.${i}`] = new ort.Tensor('float32', past.k, [batch, kvHeads, past.capacity, headDim]);
@@ -104,7 +117,8 @@ export class Decoder {
     }
     const logits = out['logits']!.data as Float32Array;
     if (logits.length !== batch * n * vocab) throw new RangeError(`logits hold ${logits.length} values, expected ${batch}×${n}×${vocab}`);
-    return { logits, n, layouts };
+    const attention = capacities.map((past, i) => ({ past, scores: out[`attn.${i}`]!.data as Float32Array }));
+    return { logits, n, layouts, attention };
   }
 }
 

@@ -16,6 +16,9 @@ import type { LlamaConfig } from './config.js';
  * same tensors; keeping every row costs one gather of the hidden states.
  * inputs_embeds float32 [batch, seq_0, hidden]; logit_index int64 [batch, n] (rows of the last layer's tokens)
  * → logits float32 [batch, n, vocab].
+ * attn_row.i int64 [batch] → attn.i float32 [batch, past_i + seq_i]: the head-mean attention of that query row of
+ * layer i over its keys (FastV ranks visual tokens by it, as the released code does). Layers sharing a layout
+ * share the row tensor; the cost is one row of probabilities per layer.
  */
 export interface DecoderGraphOptions {
   dtype: ComputeDtype;
@@ -49,7 +52,8 @@ export function buildDecoderGraph(config: LlamaConfig, scope: WeightScope, opts:
     const v = splitHeads(linear(attn, 'v_proj.weight', x, opts.dtype), kvHeads, headDim);
     g.output(k, `new_k.${i}`);
     g.output(v, `new_v.${i}`);
-    const o = cachedAttention(q, k, v, past, mask, heads / kvHeads);
+    const { out: o, rowAttention } = cachedAttention(q, k, v, past, mask, heads / kvHeads, g.input(`attn_row.${i}`, 'int64', ['batch']));
+    g.output(rowAttention, `attn.${i}`);
     h = op.add(h, linear(attn, 'o_proj.weight', mergeHeads(o, heads * headDim), opts.dtype));
     const y = op.rmsNorm(h, layer.weight('post_attention_layernorm.weight'), rmsEps);
     const mlp = layer.at('mlp');
@@ -86,7 +90,7 @@ function mergeHeads(x: Value, width: number): Value {
  * output is P_past · V_past + P_new · V_new. Grouped-query attention shares each KV head among `rep` query heads
  * (transformers repeat_kv) by folding those heads into the rows of the product instead of repeating K and V.
  */
-function cachedAttention(q: Value, kNew: Value, vNew: Value, past: { k: Value; v: Value }, mask: Value, rep: number): Value {
+function cachedAttention(q: Value, kNew: Value, vNew: Value, past: { k: Value; v: Value }, mask: Value, rep: number, row: Value): { out: Value; rowAttention: Value } {
   const [, heads, , headDim] = q.shape as [unknown, number, unknown, number];
   const kvHeads = heads / rep;
   // [batch, heads, seq, d] → [batch, kv_heads, rep·seq, d]: heads h = j·rep + r are consecutive.
@@ -98,11 +102,23 @@ function cachedAttention(q: Value, kNew: Value, vNew: Value, past: { k: Value; v
   ], -1);
   // Back to one row per (head, query) to add the [batch, 1, seq, total] mask, as transformers' eager attention does.
   const perHead = op.add(op.mul(op.reshape(scores, [0, heads, -1, 0]), scale), mask);
-  const probs = op.reshape(op.softmax(perHead, -1), [0, kvHeads, -1, 0]);
+  const perHeadProbs = op.softmax(perHead, -1);
+  const probs = op.reshape(perHeadProbs, [0, kvHeads, -1, 0]);
   const pastLen = op.slice(op.shapeOf(past.k), [0], [2], [3]);
   const out = op.add(
     op.matmul(op.slice(probs, [-1], [0], pastLen), past.v),
     op.matmul(op.slice(probs, [-1], pastLen, [undefined]), vNew),
   );
-  return op.reshape(out, [0, heads, -1, headDim]);
+  return { out: op.reshape(out, [0, heads, -1, headDim]), rowAttention: headMeanRow(perHeadProbs, row) };
+}
+
+/** probs [batch, heads, seq, total] → the mean over heads of query row `row[b]` of each sequence, [batch, total]. */
+function headMeanRow(probs: Value, row: Value): Value {
+  const g = probs.graph;
+  const heads = probs.dim(1) as number;
+  // GatherND indices [batch, heads, 2] = (h, row[b]) pick probs[b, h, row[b], :].
+  const head = g.constant('int64', [1, heads, 1], Array.from({ length: heads }, (_, h) => BigInt(h)), 'head_index');
+  const rowIndex = op.unsqueeze(row, [1, 2]);
+  const index = op.concat([op.add(head, op.mul(rowIndex, 0)), op.add(rowIndex, op.mul(head, 0))], -1);
+  return op.reduceMean(op.gatherND(probs, index, 1), [1], false);
 }
