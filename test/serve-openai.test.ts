@@ -16,6 +16,7 @@ before(async () => {
 after(async () => {
   assert.equal(await text?.stop(), 0, text?.log());
   assert.equal(await vision?.stop(), 0, vision?.log());
+  assert.doesNotMatch(text.log() + vision.log(), /internal failure/);
 });
 
 const client = (server: RunningServer) => new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });

@@ -128,8 +128,9 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     };
     req.on('data', onData);
     req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-    req.on('close', () => reject(new Error('the client closed the connection before the body was complete'))); // no-op once resolved
+    // A client that leaves mid-body is its own fault, not a server failure (and is not answered: it is gone).
+    req.on('error', (err) => reject(new RequestError(`reading the request body failed: ${err.message}`)));
+    req.on('close', () => reject(new RequestError('the client closed the connection before the body was complete'))); // no-op once resolved
   });
 }
 
