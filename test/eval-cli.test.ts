@@ -85,7 +85,7 @@ test('bad input exits 2 with one error line: missing file, malformed line, unkno
     assertInputError(await egret('score', 'vqav2', ...TEXTVQA), /unknown task 'vqav2'/);
     assertInputError(await egret('score', 'pope', '--data', fixture('pope', 'coco'), '--predictions', fixture('pope', 'answers.jsonl')), /--questions/);
     assertInputError(await egret('score', 'textvqa', ...TEXTVQA, '--extract', 'lavin'), /--extract does not apply to textvqa/);
-    assertInputError(await egret('run', 'textvqa'), /not available yet/);
+    assertInputError(await egret('run', 'textvqa'), /--model, --data and --out are required/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

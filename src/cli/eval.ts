@@ -1,7 +1,7 @@
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { InputError } from '../errors.js';
 import { readAnswers, type Answer } from '../eval/answers.js';
+import { writeAtomically } from '../eval/files.js';
 import { scoreGqa } from '../eval/gqa.js';
 import { MME_COGNITION, MME_PERCEPTION, scoreMme } from '../eval/mme.js';
 import { scorePope } from '../eval/pope.js';
@@ -129,26 +129,11 @@ async function scoreCommand(args: string[]): Promise<void> {
   }
 }
 
-/** Writes beside the target, then renames: a reader never sees half a file. */
-function writeAtomically(path: string, text: string): void {
-  const temporary = `${path}.${process.pid}.tmp`;
-  try {
-    writeFileSync(temporary, text);
-    renameSync(temporary, path);
-  } catch (err) {
-    rmSync(temporary, { force: true });
-    throw new InputError(`cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
-}
-
-const notYet = (name: string) => async (): Promise<void> => {
-  throw new InputError(`'egret eval ${name}' is not available yet`);
-};
-
 const SUBCOMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   score: scoreCommand,
-  run: notYet('run'),
-  merge: notYet('merge'),
+  // Imported when used: scoring does not load ONNX Runtime.
+  run: async (args) => (await import('./eval-run.js')).runCommand(args),
+  merge: async (args) => (await import('./eval-run.js')).mergeCommand(args),
 };
 
 /** `egret eval score|run|merge ...`. */

@@ -1,5 +1,5 @@
-/** Reading benchmark files: every failure is an InputError that names the file (and line). */
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+/** Reading benchmark files (and writing results): every failure is an InputError that names the file (and line). */
+import { readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { InputError } from '../errors.js';
 import { pyLines } from './pytext.js';
 
@@ -83,4 +83,16 @@ export function idField(record: Record<string, unknown>, key: string, where: str
   if (typeof value === 'string') return value;
   if (typeof value === 'number' && Number.isFinite(value)) return String(value);
   throw new InputError(`${where}: '${key}' must be a string or a number`);
+}
+
+/** Writes beside the target, flushed, then renames: a reader never sees half a file, a crash never leaves one. */
+export function writeAtomically(path: string, text: string): void {
+  const temporary = `${path}.${process.pid}.tmp`;
+  try {
+    writeFileSync(temporary, text, { flush: true });
+    renameSync(temporary, path);
+  } catch (err) {
+    rmSync(temporary, { force: true });
+    throw new InputError(`cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
 }
