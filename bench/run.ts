@@ -16,9 +16,12 @@ import { formatReport, type Report, type Suite, type SuiteContext } from './harn
 import { ort } from '../src/runtime/session.js';
 import { matmulSuite } from './matmul.js';
 import { largeGraphSuite } from './large-graph.js';
+import { llamaSuite } from './llama.js';
+import { quantSuite } from './quant.js';
+import { vtwSuite } from './vtw.js';
 
 /** The registry: every suite, in the order they run. */
-const SUITES: readonly Suite[] = [matmulSuite, largeGraphSuite];
+const SUITES: readonly Suite[] = [matmulSuite, largeGraphSuite, llamaSuite, quantSuite, vtwSuite];
 
 const USAGE = `usage: node dist/bench/run.js [suite ...] [options]
 

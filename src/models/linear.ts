@@ -8,6 +8,13 @@ export type ComputeDtype = 'fp32' | 'q8' | 'q4';
 
 const BLOCK_SIZE = 32;
 
+/** Bytes of weights `linear` stores (and a product reads) for an [n, k] weight: fp32, or codes plus a float32 scale per block. */
+export function linearWeightBytes(n: number, k: number, dtype: ComputeDtype): number {
+  if (dtype === 'fp32' || k % BLOCK_SIZE !== 0) return 4 * n * k;
+  const bits = dtype === 'q4' ? 4 : 8;
+  return (n * k * bits) / 8 + 4 * n * (k / BLOCK_SIZE);
+}
+
 /**
  * y = x · Wᵀ (+ b) for an nn.Linear weight W [out, in] named `leaf` in `scope`. In fp32 the weight is stored
  * transposed for MatMul; quantised, it keeps its [out, in] layout, which is MatMulNBits' own.
