@@ -41,7 +41,14 @@ const ROUTES: Record<string, { method: string; handler: Handler }> = {
   '/': { method: 'GET', handler: (_req, res, ctx) => send(res, 200, 'text/html; charset=utf-8', ctx.page) },
   '/health': {
     method: 'GET',
-    handler: (_req, res, ctx) => sendJson(res, 200, { status: 'ok', model: ctx.opts.modelName, active: ctx.scheduler.active, queued: ctx.scheduler.queued }),
+    handler: (_req, res, ctx) => sendJson(res, 200, {
+      status: 'ok',
+      model: ctx.opts.modelName,
+      layers: ctx.engine.info.layers,
+      vtw_layer: ctx.opts.defaultVtwLayer ?? null,
+      active: ctx.scheduler.active,
+      queued: ctx.scheduler.queued,
+    }),
   },
   '/metrics': {
     method: 'GET',

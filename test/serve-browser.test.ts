@@ -1,0 +1,79 @@
+// The web UI end to end: Debian's chromium (headless, no GPU) driven by playwright-core against a real egret serve
+// process with tiny-llava15. Upload an image, ask, watch the answer stream in, turn VTW on; a screenshot is saved.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext } from 'playwright-core';
+import { dataUrl, startServer, type RunningServer } from './helpers/serve.js';
+
+const MODEL = 'test/fixtures/tiny-llava15';
+const IMAGE = 'test/fixtures/images/rgba.png';
+let server: RunningServer;
+let browser: BrowserContext;
+let profile: string;
+
+before(async () => {
+  profile = await mkdtemp(join(tmpdir(), 'egret-chromium-'));
+  server = await startServer(MODEL);
+  // A persistent context on a fresh profile directory: playwright passes it as --user-data-dir.
+  browser = await chromium.launchPersistentContext(profile, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    viewport: { width: 1100, height: 720 },
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  assert.equal(await server?.stop(), 0, server?.log());
+  await rm(profile, { recursive: true, force: true });
+});
+
+test('upload an image, ask, get a streamed answer with statistics; VTW withdraws the visual tokens', async () => {
+  const page = await browser.newPage();
+  const failures: string[] = [];
+  page.on('pageerror', (err) => failures.push(err.message));
+  await page.goto(server.url);
+  await page.locator('#model', { hasText: 'tiny-llava15' }).waitFor();
+  await page.fill('#temperature', '0');
+  await page.fill('#max-tokens', '16');
+  await page.setInputFiles('#file', IMAGE);
+  await page.locator('#drop-view img').waitFor();
+  // Count how often the answer's text changes while it streams.
+  await page.evaluate(`window.updates = 0;
+    new MutationObserver(() => window.updates++).observe(document.getElementById('log'), { subtree: true, childList: true, characterData: true });`);
+  await page.fill('#prompt', 'What is in the picture?');
+  await page.click('#send');
+  const first = page.locator('.message.assistant').nth(0);
+  await first.locator('.stats').waitFor({ timeout: 30_000 });
+  const answer = await first.locator('.text').textContent();
+  const stats = await first.locator('.stats').textContent();
+  assert.match(stats!, /[\d.]+ tokens\/s/);
+  assert.match(stats!, /visual tokens kept 16 of 16/);
+  assert.ok((await page.evaluate('window.updates')) as number > 3, 'the answer arrived in pieces');
+  assert.ok(await page.locator('.message.user img').count() === 1, 'the question shows its image');
+
+  // The page's answer is the API's answer to the same request.
+  const api = await fetch(`${server.url}/v1/chat/completions`, {
+    method: 'POST',
+    body: JSON.stringify({ messages: [{ role: 'user', content: [{ type: 'text', text: 'What is in the picture?' }, { type: 'image_url', image_url: { url: await dataUrl(IMAGE) } }] }], max_tokens: 16, temperature: 0 }),
+  });
+  assert.equal(answer, ((await api.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content);
+
+  await page.check('#vtw');
+  await page.fill('#vtw-layer', '1');
+  await page.fill('#prompt', 'And without looking?');
+  await page.press('#prompt', 'Enter');
+  const second = page.locator('.message.assistant').nth(1);
+  await second.locator('.stats').waitFor({ timeout: 30_000 });
+  assert.match((await second.locator('.stats').textContent())!, /visual tokens kept 0 of 16 \(VTW before layer 1\)/);
+  assert.deepEqual(failures, []);
+
+  const dir = await mkdtemp(join(tmpdir(), 'egret-ui-'));
+  const screenshot = join(dir, 'chat.png');
+  await page.screenshot({ path: screenshot, fullPage: true });
+  console.log(`web UI screenshot: ${screenshot}`);
+});
