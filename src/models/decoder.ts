@@ -87,7 +87,8 @@ export class Decoder {
     const capacities: number[] = [];
     for (let i = 0; i < layers; i++) {
       const layout = layouts[i]!;
-      cache.reserve(i, layout.seq);
+      // The past input is the cache as it is now (a fresh cache: no slots at all); room for this call's keys is
+      // made after the run, when they are written.
       const capacity = cache.capacityOf(i);
       const lengths = cache.lengths[i]!.join(',');
       if (!shared || shared.layout.positions !== layout.positions || shared.lengths !== lengths || shared.capacity !== capacity) {
@@ -112,6 +113,7 @@ export class Decoder {
     const out = await this.session.run(feeds);
     for (let i = 0; i < layers; i++) {
       const layout = layouts[i]!;
+      cache.reserve(i, Math.max(...layout.counts));
       cache.write(i, out[`new_k.${i}`]!.data as Float32Array, out[`new_v.${i}`]!.data as Float32Array, layout.seq, layout.counts);
       cache.advance(i, layout.counts);
     }

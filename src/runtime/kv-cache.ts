@@ -1,9 +1,14 @@
+/** Capacity steps, in tokens (see KVCache). */
+
 /**
  * Key/value caches of a batch, one buffer pair per layer, laid out [batch, kv_heads, capacity, head_dim] so
  * that the whole buffer is the `past` input of the next call without copies. Each layer group (layers sharing a
  * token layout; VTW's withdrawn layers form a second group) has its own capacity and per-row lengths. Capacity
- * grows by doubling: a step copies only its new keys, and a growth copies the cache once per doubling.
+ * grows in steps of GROWTH tokens: a decode step copies only its new keys, a growth copies the cache once every
+ * GROWTH tokens, and attention never runs over more than GROWTH − 1 empty (masked) slots.
  */
+const GROWTH = 256;
+
 export class KVCache {
   private readonly keys: Float32Array[] = [];
   private readonly values: Float32Array[] = [];
@@ -45,7 +50,7 @@ export class KVCache {
     const needed = Math.max(...this.lengths[group]!) + extra;
     const old = this.capacity[group]!;
     if (needed <= old) return;
-    const cap = Math.max(needed, old * 2, 64);
+    const cap = Math.ceil(needed / GROWTH) * GROWTH;
     const { batch, kvHeads, headDim } = this;
     for (let layer = 0; layer < this.layers; layer++) {
       if (this.layerGroups[layer] !== group) continue;
