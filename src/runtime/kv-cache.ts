@@ -1,14 +1,13 @@
 /** Capacity steps, in tokens (see KVCache). */
+const GROWTH = 256;
 
 /**
  * Key/value caches of a batch, one buffer pair per layer, laid out [batch, kv_heads, capacity, head_dim] so
- * that the whole buffer is the `past` input of the next call without copies. Each layer group (layers sharing a
- * token layout; VTW's withdrawn layers form a second group) has its own capacity and per-row lengths. Capacity
- * grows in steps of GROWTH tokens: a decode step copies only its new keys, a growth copies the cache once every
- * GROWTH tokens, and attention never runs over more than GROWTH − 1 empty (masked) slots.
+ * that the whole buffer is the `past` input of the next call without copies. Each group of layers (the decoder
+ * makes every layer its own group, so that a method can drop tokens before any layer) has its own capacity and
+ * per-row lengths. Capacity grows in steps of GROWTH tokens: a decode step copies only its new keys, a growth
+ * copies the cache once every GROWTH tokens, and attention never runs over more than GROWTH − 1 empty (masked) slots.
  */
-const GROWTH = 256;
-
 export class KVCache {
   private readonly keys: Float32Array[] = [];
   private readonly values: Float32Array[] = [];
