@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { crc32 } from 'node:zlib';
-import { startServer, type RunningServer } from './helpers/serve.js';
+import { metric, startServer, type RunningServer } from './helpers/serve.js';
 
 const MODEL = 'test/fixtures/tiny-llama';
 let server: RunningServer;
@@ -198,6 +198,16 @@ test('a full queue answers 429 with Retry-After; the server keeps serving after 
   });
   const ok = await post(chat('The cat'));
   assert.equal(ok.status, 200);
+});
+
+test('a non-streaming client that leaves cancels its generation', async () => {
+  const metricsText = async () => (await fetch(`${server.url}/metrics`)).text();
+  const cancelled = async () => metric(await metricsText(), 'egret_cancelled_generations_total');
+  const before = await cancelled();
+  const gone = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(chat('The cat', { max_tokens: 2000, ignore_eos: true })), signal: AbortSignal.timeout(300) }).catch((err: Error) => err);
+  assert.ok(gone instanceof Error);
+  await waitFor(async () => (await cancelled()) === before + 1);
+  assert.ok(metric(await metricsText(), 'egret_completion_tokens_total') < 2000, 'it stopped long before max_tokens');
 });
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {

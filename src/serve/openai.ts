@@ -110,7 +110,7 @@ function readMessages(messages: Json, maxImages: number): { turns: ChatTurn[]; i
     if (imageUrls.length > maxImages) fail(`${param}.content`, `too many images: at most ${maxImages} per request`);
     const last = turns.at(-1);
     if (last?.role === role) {
-      last.text += `\n${text}`;
+      last.text = [last.text, text].filter((t) => t !== '').join('\n');
       last.images = (last.images ?? 0) + images.length;
     } else {
       turns.push(role === 'user' ? { role, text, images: images.length } : { role: 'assistant', text });
