@@ -61,7 +61,9 @@ export const vtwSuite: Suite = {
     const hidden = Number(ctx.options['hidden'] ?? 512);
     const intermediate = Math.round((hidden * 2.6875) / 32) * 32;
     const dir = await randomLlamaDir({ hidden, intermediate, heads: hidden / 64, layers: LAYERS, vocab: VOCAB }, ctx.log);
-    const lm = await CausalLM.build(await openLlama(dir), { threads: ctx.threads });
+    const weights = await openLlama(dir);
+    const lm = await CausalLM.build(weights, { threads: ctx.threads });
+    await weights.source.close();
     const k = Number(ctx.options['layer'] ?? LAYERS / 2);
     const base = prompt(lm);
     const vtw = withdrawVisualTokens(base, k, LAYERS);
