@@ -31,6 +31,13 @@ export class StreamDecoder {
 
   constructor(private readonly rules: DecodeRules) {}
 
+  /** The whole text of `ids` (a fresh decoder run to the end). */
+  decodeAll(ids: readonly number[]): string {
+    let text = '';
+    for (const id of ids) text += this.push(id);
+    return text + this.flush();
+  }
+
   /** Adds one id; returns the text that is final now (possibly ''): never half of a UTF-8 character. */
   push(id: number): string {
     const surface = this.rules.surfaceOf(id);

@@ -141,10 +141,7 @@ export class TokenizerJson implements Tokenizer {
   }
 
   decode(ids: readonly number[]): string {
-    const decoder = this.streamDecoder();
-    let text = '';
-    for (const id of ids) text += decoder.push(id);
-    return text + decoder.flush();
+    return this.streamDecoder().decodeAll(ids);
   }
 
   streamDecoder(): StreamDecoder {
