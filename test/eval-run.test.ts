@@ -152,6 +152,19 @@ test('eval run refuses bad input with one error line', async () => {
     // Problem 1 has an image: its folder is needed, and a text-only model cannot take it.
     assertInputError(await egret(...sqaRun(data, out)), /question "1" has an image \(1\/image\.png\); give its folder with --images/);
     assert.equal(existsSync(out) ? readFileSync(out, 'utf8') : '', '');
+    // Another program's answer file is refused and left as it was, even without its last newline.
+    const foreign = readFileSync(fixture('scienceqa', 'answers_llava.jsonl'), 'utf8');
+    writeFileSync(out, foreign);
+    assertInputError(await egret(...sqaRun(data, out)), /out\.jsonl:1: no run settings in 'metadata' \(not written by egret eval run\)/);
+    assertInputError(await egret('merge', '--out', join(dir, 'merged.jsonl'), out), /out\.jsonl:1: no run settings in 'metadata'/);
+    for (const [text, error] of [
+      [foreign.trimEnd(), /out\.jsonl:1: no run settings in 'metadata'/],
+      [foreign.split('\n')[0]!, /out\.jsonl: its last line is incomplete and not an answer egret writes/],
+    ] as const) {
+      writeFileSync(out, text);
+      assertInputError(await egret(...sqaRun(data, out)), error);
+      assert.equal(readFileSync(out, 'utf8'), text);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -28,8 +28,13 @@ export interface JsonLine {
 
 /** A JSON-lines file; blank lines (a trailing newline, spacing) are skipped. */
 export function readJsonLines(path: string): JsonLine[] {
+  return parseJsonLines(readText(path), path);
+}
+
+/** JSON lines already read from `path` (named in messages). */
+export function parseJsonLines(text: string, path: string): JsonLine[] {
   const rows: JsonLine[] = [];
-  pyLines(readText(path)).forEach((line, index) => {
+  pyLines(text).forEach((line, index) => {
     if (line.trim() === '') return;
     const where = `${path}:${index + 1}`;
     try {

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { InputError } from '../errors.js';
-import { asRecord, readJsonLines, writeAtomically } from './files.js';
+import { asRecord, parseJsonLines, readText, writeAtomically } from './files.js';
 import type { EvalQuestion } from './questions.js';
 
 /** What decides the answers: lines written under other settings cannot be mixed with this run's. */
@@ -80,7 +80,11 @@ interface WrittenLine {
 }
 
 function readWrittenLines(path: string): WrittenLine[] {
-  return readJsonLines(path).map(({ value, where }) => {
+  return parseWrittenLines(readText(path), path);
+}
+
+function parseWrittenLines(text: string, path: string): WrittenLine[] {
+  return parseJsonLines(text, path).map(({ value, where }) => {
     const record = asRecord(value, where);
     const metadata = record['metadata'];
     const { index, questions } = (typeof metadata === 'object' && metadata !== null ? metadata : {}) as Record<string, unknown>;
@@ -116,8 +120,10 @@ export class AnswerWriter {
       throw new InputError(`cannot open ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }
     try {
-      dropTornLine(fd, path);
-      const written = readWrittenLines(path);
+      // Every line ends with '\n' (JSON escapes newlines inside strings): anything after the last one is torn.
+      const bytes = readFileSync(path);
+      const complete = bytes.lastIndexOf(0x0a) + 1;
+      const written = parseWrittenLines(bytes.subarray(0, complete).toString('utf8'), path);
       written.forEach((line, i) => {
         const difference = settingsDifference(line.metadata, settings);
         if (difference) throw new InputError(`${line.where} was written with other settings (${difference} in this run); use another --out or the same settings`);
@@ -127,6 +133,7 @@ export class AnswerWriter {
           throw new InputError(`${line.where} does not answer this run's question ${indices[i]} (question_id ${JSON.stringify(question.id)}): another benchmark, shard or limit; use another --out`);
         }
       });
+      if (complete < bytes.length) dropTornLine(fd, path, bytes.subarray(complete), complete);
       return new AnswerWriter(fd, written.length);
     } catch (err) {
       closeSync(fd);
@@ -145,12 +152,17 @@ export class AnswerWriter {
   }
 }
 
-/** Every line ends with '\n' (JSON escapes newlines inside strings): anything after the last one is a torn write. */
-function dropTornLine(fd: number, path: string): void {
-  const bytes = readFileSync(path);
-  const end = bytes.lastIndexOf(0x0a) + 1;
-  if (end === bytes.length) return;
-  ftruncateSync(fd, end);
+/**
+ * Cuts a write that an interrupt left unfinished (its question runs again), once the lines before it have proved
+ * the file egret's; a tail that does not begin as answerLine's lines do (`{"question_id":` then the id, no space)
+ * is another program's file, refused rather than cut.
+ */
+function dropTornLine(fd: number, path: string, tail: Buffer, complete: number): void {
+  const head = tail.subarray(0, 16).toString('utf8');
+  if (!('{"question_id":'.startsWith(head) || /^\{"question_id":["\d-]/.test(head))) {
+    throw new InputError(`${path}: its last line is incomplete and not an answer egret writes; use another --out`);
+  }
+  ftruncateSync(fd, complete);
   fsyncSync(fd);
 }
 
