@@ -21,7 +21,7 @@ import { interleave, pairedRatio, spread, summarize, type Report, type Stats, ty
 
 const { onnx } = onnxProto;
 
-interface Shape3 { m: number; k: number; n: number }
+export interface Shape3 { m: number; k: number; n: number }
 
 const DEFAULT_SHAPES: Shape3[] = [
   { m: 1, k: 4096, n: 11008 }, // LLaMA-7B MLP up-projection at decode (memory-bound)
@@ -47,7 +47,7 @@ function parseShapes(spec: string | true | undefined): Shape3[] {
 }
 
 /** Deterministic values in [-1, 1) (xorshift32), so every run measures the same data. */
-function randomFloats(count: number, seed: number): Float32Array {
+export function randomFloats(count: number, seed: number): Float32Array {
   const out = new Float32Array(count);
   let s = seed >>> 0 || 1;
   for (let i = 0; i < count; i++) {
@@ -74,7 +74,7 @@ async function egretSession({ m, k, n }: Shape3, w: Float32Array, threads: numbe
  * The baseline: a ModelProto written with onnx-proto (protobufjs) and an InferenceSession with ORT's defaults
  * except the thread count. MatMul has had the same definition since opset 13, the newest this onnx-proto knows.
  */
-async function baselineSession({ m, k, n }: Shape3, w: Float32Array, threads: number): Promise<ort.InferenceSession> {
+export async function baselineSession({ m, k, n }: Shape3, w: Float32Array, threads: number): Promise<ort.InferenceSession> {
   const FLOAT = onnx.TensorProto.DataType.FLOAT;
   const tensorType = (dims: number[]) => ({ tensorType: { elemType: FLOAT, shape: { dim: dims.map((d) => ({ dimValue: d })) } } });
   const model = onnx.ModelProto.create({

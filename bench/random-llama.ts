@@ -20,10 +20,11 @@ export interface RandomLlamaShape {
 export const LLAMA_7B_LAYER = { hidden: 4096, intermediate: 11008, heads: 32 } as const;
 
 const SEED = 20231;
-const STD = 0.02;
+/** HF's initializer_range: the standard deviation of every random matrix. */
+export const INIT_STD = 0.02;
 
 /** Normal values (Box–Muller over xorshift32): deterministic for a seed. */
-function normals(count: number, seed: number, std: number): Float32Array {
+export function normals(count: number, seed: number, std: number): Float32Array {
   const out = new Float32Array(count);
   let x = (Math.imul(seed, 0x9e3779b1) >>> 0) || 1;
   const uniform = () => {
@@ -49,13 +50,26 @@ export async function randomLlamaDir(shape: RandomLlamaShape, log: (message: str
   if (await stat(config).then(() => true, () => false)) return dir;
   await mkdir(dir, { recursive: true });
   log(`writing a random LLaMA (${layers} layers, hidden ${hidden}, vocab ${vocab}) to ${dir}`);
+  await writeSafetensors(join(dir, 'model.safetensors'), randomLlamaTensors(shape));
+  // config.json last: its presence says the directory is complete.
+  await writeFile(config, JSON.stringify({ model_type: 'llama', architectures: ['LlamaForCausalLM'], ...llamaConfigKeys(shape) }, null, 2));
+  return dir;
+}
+
+/**
+ * The weights of a random LLaMA in HF names, each name prefixed with `prefix` (llava-hf keeps the LLM under
+ * 'language_model.'). The same shape gives the same weights, whatever the prefix: multimodal models built on it
+ * share their LLM.
+ */
+export function randomLlamaTensors(shape: RandomLlamaShape, prefix = ''): Record<string, TensorToWrite> {
+  const { hidden, intermediate, layers, vocab } = shape;
   const tensors: Record<string, TensorToWrite> = {};
   let seed = SEED;
-  const matrix = (rows: number, cols: number): TensorToWrite => ({ dtype: 'F32', shape: [rows, cols], data: normals(rows * cols, seed++, STD) });
+  const matrix = (rows: number, cols: number): TensorToWrite => ({ dtype: 'F32', shape: [rows, cols], data: normals(rows * cols, seed++, INIT_STD) });
   const ones = (n: number): TensorToWrite => ({ dtype: 'F32', shape: [n], data: new Float32Array(n).fill(1) });
-  tensors['model.embed_tokens.weight'] = matrix(vocab, hidden);
+  tensors[`${prefix}model.embed_tokens.weight`] = matrix(vocab, hidden);
   for (let i = 0; i < layers; i++) {
-    const p = `model.layers.${i}`;
+    const p = `${prefix}model.layers.${i}`;
     for (const proj of ['q', 'k', 'v', 'o']) tensors[`${p}.self_attn.${proj}_proj.weight`] = matrix(hidden, hidden);
     tensors[`${p}.mlp.gate_proj.weight`] = matrix(intermediate, hidden);
     tensors[`${p}.mlp.up_proj.weight`] = matrix(intermediate, hidden);
@@ -63,15 +77,17 @@ export async function randomLlamaDir(shape: RandomLlamaShape, log: (message: str
     tensors[`${p}.input_layernorm.weight`] = ones(hidden);
     tensors[`${p}.post_attention_layernorm.weight`] = ones(hidden);
   }
-  tensors['model.norm.weight'] = ones(hidden);
-  tensors['lm_head.weight'] = matrix(vocab, hidden);
-  await writeSafetensors(join(dir, 'model.safetensors'), tensors);
-  // config.json last: its presence says the directory is complete.
-  await writeFile(config, JSON.stringify({
-    model_type: 'llama', architectures: ['LlamaForCausalLM'], hidden_size: hidden, intermediate_size: intermediate,
-    num_attention_heads: heads, num_key_value_heads: heads, num_hidden_layers: layers, vocab_size: vocab,
-    rms_norm_eps: 1e-5, rope_theta: 10000, max_position_embeddings: 4096, hidden_act: 'silu',
-    tie_word_embeddings: false, torch_dtype: 'float32', bos_token_id: 1, eos_token_id: 2,
-  }, null, 2));
-  return dir;
+  tensors[`${prefix}model.norm.weight`] = ones(hidden);
+  tensors[`${prefix}lm_head.weight`] = matrix(vocab, hidden);
+  return tensors;
+}
+
+/** transformers LlamaConfig keys of a random LLaMA (a config.json, or a llava-hf text_config). */
+export function llamaConfigKeys(shape: RandomLlamaShape): Record<string, unknown> {
+  const { hidden, intermediate, heads, layers, vocab } = shape;
+  return {
+    hidden_size: hidden, intermediate_size: intermediate, num_attention_heads: heads, num_key_value_heads: heads,
+    num_hidden_layers: layers, vocab_size: vocab, rms_norm_eps: 1e-5, rope_theta: 10000, max_position_embeddings: 4096,
+    hidden_act: 'silu', tie_word_embeddings: false, torch_dtype: 'float32', bos_token_id: 1, eos_token_id: 2,
+  };
 }

@@ -19,9 +19,10 @@ import { largeGraphSuite } from './large-graph.js';
 import { llamaSuite } from './llama.js';
 import { quantSuite } from './quant.js';
 import { vtwSuite } from './vtw.js';
+import { mraSuite } from './mra.js';
 
 /** The registry: every suite, in the order they run. */
-const SUITES: readonly Suite[] = [matmulSuite, largeGraphSuite, llamaSuite, quantSuite, vtwSuite];
+const SUITES: readonly Suite[] = [matmulSuite, largeGraphSuite, llamaSuite, quantSuite, vtwSuite, mraSuite];
 
 const USAGE = `usage: node dist/bench/run.js [suite ...] [options]
 

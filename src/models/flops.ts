@@ -1,4 +1,8 @@
+import type { ClipVisionConfig } from './clip.js';
+import { convnextGrid, type ConvNextConfig } from './convnext.js';
 import type { LlamaConfig } from './llama/config.js';
+import { visualTokenCount, type LlavaHrConfig } from './llava-hr.js';
+import type { LlavaConfig } from './llava.js';
 
 /**
  * Matrix-product FLOPs (2 per multiply-add) of a decoder call: linear layers, attention scores and weighted
@@ -18,4 +22,63 @@ export function decoderFlops(config: LlamaConfig, layerTokens: readonly number[]
     flops += 4 * heads * headDim * (n * past + (n * (n + 1)) / 2);
   }
   return flops + 2 * logitRows * d * vocab;
+}
+
+/**
+ * Matrix-product FLOPs of a CLIP ViT run: the patch convolution over `patches` cells and `layers` encoder layers
+ * over `tokens` tokens (patches, plus the class token where a model keeps it): q, k, v, out and the MLP (`mlp`:
+ * fc1's width, which ClipVisionConfig does not record), attention scores and weighted sums over all tokens.
+ */
+export function vitFlops(config: ClipVisionConfig, mlp: number, patches: number, tokens: number, layers: number): number {
+  const d = config.hidden;
+  const patchConv = 2 * patches * d * 3 * config.patchSize ** 2;
+  return patchConv + layers * (2 * tokens * (4 * d * d + 2 * d * mlp) + 4 * tokens * tokens * d);
+}
+
+/**
+ * Multiply-add FLOPs (2 each) of a ConvNeXt over a size×size image: stem, downsampling convs, and per block the
+ * depthwise conv and the two MLP linears (ratio `mlpRatio`).
+ */
+export function convnextFlops(config: ConvNextConfig, size: number, mlpRatio = 4): number {
+  const { depths, dims, patchSize, kernelSize } = config;
+  let grid = Math.floor(size / patchSize);
+  let flops = 2 * grid * grid * dims[0]! * 3 * patchSize ** 2;
+  dims.forEach((c, s) => {
+    if (s > 0) {
+      grid = Math.floor(grid / 2);
+      flops += 2 * grid * grid * c * dims[s - 1]! * 4;
+    }
+    flops += depths[s]! * 2 * grid * grid * (c * kernelSize ** 2 + 2 * c * mlpRatio * c);
+  });
+  return flops;
+}
+
+/** FLOPs of the 2-layer MLP projector (in → hidden → hidden) over `tokens`. */
+function projectorFlops(tokens: number, width: number, hidden: number): number {
+  return 2 * tokens * (width * hidden + hidden * hidden);
+}
+
+/**
+ * LLaVA-HR's vision half for one image (LlavaHrVision): the ViT on the low-resolution copy, the ConvNeXt on the
+ * full image, the three MR-Adapters (1×1 convs on the map, depthwise 7×7 and 1×1 on the ViT grid, the gate), the
+ * fusion's two linears and the projector. Resizes and pooling are left out.
+ */
+export function llavaHrVisionFlops(config: LlavaHrConfig, vitMlp: number): number {
+  const tokens = visualTokenCount(config);
+  const S = config.inputImageSize;
+  const cells = convnextGrid(config.convnext, S) ** 2;
+  const [cf, cs] = [config.vit.hidden, config.convnext.dims.at(-1)!];
+  const adapter = 2 * cells * (cs * cs + cs * cf) + 2 * tokens * (cf * 7 * 7 + cf * cf) + 2 * (2 * cf * (cf / 2) + cf / 2);
+  const fusion = 2 * tokens * (cf * cf + cs * cf);
+  return vitFlops(config.vit, vitMlp, tokens, tokens, config.vit.layers) + convnextFlops(config.convnext, S) +
+    (config.adapters ? 3 * adapter : 0) + fusion + projectorFlops(tokens, cf, config.llm.hidden);
+}
+
+/** LLaVA-1.5's vision half for one image: the CLIP layers up to the selected one (class token included), the projector. */
+export function llavaVisionFlops(config: LlavaConfig, vitMlp: number): number {
+  const { vision } = config;
+  const patches = (vision.imageSize / vision.patchSize) ** 2;
+  const layers = config.featureLayer < 0 ? vision.layers + 1 + config.featureLayer : config.featureLayer;
+  const selected = config.keepClassToken ? patches + 1 : patches;
+  return vitFlops(vision, vitMlp, patches, patches + 1, layers) + projectorFlops(selected, vision.hidden, config.text.hidden);
 }

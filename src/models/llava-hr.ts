@@ -210,8 +210,13 @@ export class LlavaHrVision {
 
   /** Visual tokens of one image, [count, hidden]. */
   async encode(image: RGBImage): Promise<Float32Array> {
+    return this.encodePixels(this.preprocess(image));
+  }
+
+  /** Visual tokens of one preprocessed image (float32 [3, S, S], see preprocess), [count, hidden]. */
+  async encodePixels(pixels: Float32Array): Promise<Float32Array> {
     const S = this.config.inputImageSize;
-    const out = await this.session.run({ pixel_values: new ort.Tensor('float32', this.preprocess(image), [1, 3, S, S]) });
+    const out = await this.session.run({ pixel_values: new ort.Tensor('float32', pixels, [1, 3, S, S]) });
     return out['visual_tokens']!.data as Float32Array;
   }
 
