@@ -18,7 +18,7 @@ import { EGRET_VERSION } from './version.js';
 
 export const RUN_USAGE =
   'usage: egret eval run TASK --model DIR --data QUESTIONS [--images DIR] --out preds.jsonl [--split test] [--shard i/n] [--limit N] ' +
-  '[--batch B] [--max-new-tokens N] [--dtype fp32|q8|q4] [--template T] [--vtw-layer K|off] [--threads N]';
+  '[--batch B] [--max-new-tokens N] [--dtype fp32|q8|q4] [--template T] [--vtw-layer K|off | --fastv K:R] [--threads N]';
 export const MERGE_USAGE = 'usage: egret eval merge --out preds.jsonl SHARD_FILE...';
 
 const RUN_OPTIONS = {
@@ -107,6 +107,7 @@ export async function runCommand(args: string[]): Promise<void> {
       max_new_tokens: maxNewTokens,
       questions: questions.length,
       ...(vtwLayer === undefined ? {} : { vtw_layer: vtwLayer }),
+      ...(typeof values.fastv === 'string' ? { fastv: values.fastv } : {}),
     };
     const record = { model: values.model, egret: EGRET_VERSION };
     const writer = AnswerWriter.open(out, mine, indices, settings);

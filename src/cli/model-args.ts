@@ -77,17 +77,21 @@ export async function promptFromArgs(model: ChatModel, values: ModelValues, usag
  * `--vtw-layer off` disables it. `--fastv K:R` prunes the share R of visual tokens from layer K on instead.
  */
 export async function applyMethods(model: ChatModel, prompt: PreparedPrompt, values: ModelValues): Promise<PreparedPrompt> {
-  if (values.fastv !== undefined) {
-    if (values['vtw-layer'] !== undefined && values['vtw-layer'] !== 'off') throw new InputError('--fastv and --vtw-layer are alternatives: give one');
-    return (await applyFastV(model.decoder, [prompt], parseFastV(values.fastv)))[0]!;
-  }
   const layer = await vtwLayerFromArgs(values);
+  if (values.fastv !== undefined) return (await applyFastV(model.decoder, [prompt], parseFastV(values.fastv)))[0]!;
   return layer === undefined ? prompt : withdrawVisualTokens(prompt, layer, model.decoder.config.layers);
 }
 
-/** The VTW layer K the options select (see applyMethods), or undefined for none; `egret eval run` records it. */
+/**
+ * The VTW layer K the options select (see applyMethods), or undefined for none; `egret eval run` records it.
+ * With --fastv there is none: the calibrated layer is not used, and an explicit --vtw-layer K is refused.
+ */
 export async function vtwLayerFromArgs(values: ModelValues): Promise<number | undefined> {
   const option = values['vtw-layer'];
+  if (values.fastv !== undefined) {
+    if (option !== undefined && option !== 'off') throw new InputError('--fastv and --vtw-layer are alternatives: give one');
+    return undefined;
+  }
   if (option === 'off') return undefined;
   if (option !== undefined) return positiveInt(option, 'vtw-layer');
   return (await readVtwSidecar(values.model!))?.layer;

@@ -23,6 +23,8 @@ export type RunSettings = {
   questions: number;
   /** VTW's K, when visual tokens are withdrawn. */
   vtw_layer?: number;
+  /** FastV's K:R, when visual tokens are pruned. */
+  fastv?: string;
 };
 
 /** Recorded for people, not compared: the same model may sit at another path, a release may fix a typo. */
@@ -34,7 +36,7 @@ export interface RunRecord {
 /** Metadata of one answer line; `index` is the question's place in the run's question list. */
 type LineMetadata = RunSettings & RunRecord & { index: number };
 
-const SETTING_KEYS = ['task', 'model_id', 'dtype', 'template', 'max_new_tokens', 'questions', 'vtw_layer'] as const;
+const SETTING_KEYS = ['task', 'model_id', 'dtype', 'template', 'max_new_tokens', 'questions', 'vtw_layer', 'fastv'] as const;
 
 /** llava/mm_utils.py get_model_name_from_path: the folder's name, with its parent's for `checkpoint-*` folders. */
 export function modelIdFromPath(path: string): string {
