@@ -11,6 +11,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
+import { pathToFileURL } from 'node:url';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { formatReport, type Report, type Suite, type SuiteContext } from './harness.js';
 import { ort } from '../src/runtime/session.js';
@@ -52,7 +53,7 @@ interface Args {
   options: Record<string, string | true>;
 }
 
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
 function parseArgs(argv: readonly string[]): Args | 'list' | 'help' {
   const names: string[] = [];
@@ -126,15 +127,9 @@ function environment(threads: number): Record<string, string | number> {
   };
 }
 
-async function main(): Promise<number> {
-  let args: ReturnType<typeof parseArgs>;
-  try {
-    args = parseArgs(process.argv.slice(2));
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    process.stderr.write(`${e.message}\n\n${USAGE}`);
-    return 2;
-  }
+/** Runs the suites `argv` names; UsageError for bad arguments. Returns the exit code (1 when a suite failed). */
+export async function runBench(argv: readonly string[]): Promise<number> {
+  const args = parseArgs(argv);
   if (args === 'help' || args === 'list') {
     process.stdout.write(USAGE);
     return 0;
@@ -168,4 +163,11 @@ async function main(): Promise<number> {
   return results.some((r) => r.error) ? 1 : 0;
 }
 
-process.exitCode = await main();
+// As a script (npm run bench): usage errors print the usage. `egret bench` calls runBench itself.
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  process.exitCode = await runBench(process.argv.slice(2)).catch((e: unknown) => {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`${e.message}\n\n${USAGE}`);
+    return 2;
+  });
+}

@@ -13,6 +13,7 @@ const commands: Record<string, () => Promise<Command>> = {
   chat: async () => (await import('./chat.js')).chatCommand,
   serve: async () => (await import('./serve.js')).serveCommand,
   calibrate: async () => (await import('./calibrate.js')).calibrateCommand,
+  bench: async () => (await import('./bench.js')).benchCommand,
 };
 
 const usage = `usage: egret <command> [options]
