@@ -16,7 +16,8 @@
  * Each phase runs the graph (1 warm-up + reps) and verifies the output.
  *
  * Options: --m=4 --k=16384 --n=33000 (default W = 2.16 GB), --split (W as two weights of N/2 columns, MatMuls
- * joined by Concat: no single weight ≥ 2 GB), --skip-phases (only phase 2).
+ * joined by Concat: no single weight ≥ 2 GB), --skip-phases (only phase 2), --cache (phase 3: Session.fromGraph
+ * with a cache, a miss then a hit).
  */
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -185,6 +186,35 @@ async function run(ctx: SuiteContext): Promise<Report> {
       await session.dispose();
     }
   }
+  if (ctx.options.cache === true) {
+    // Session.fromGraph with a cache: a miss builds, lets ORT optimise and save the model (its initializers
+    // external), a hit loads the saved model without calling the weight functions.
+    const cacheDir = await mkdtemp(join(tmpdir(), 'egret-bench-cache-'));
+    try {
+      for (const expect of ['file', 'cache'] as const) {
+        const timing = { ms: 0 };
+        ctx.log(`phase 3: Session.fromGraph with cache (expect ${expect})`);
+        const t0 = performance.now();
+        const session = await Session.fromGraph(() => buildGraph(dims, split, timing), { threads: ctx.threads, cache: { dir: cacheDir, key: 'large-graph' } });
+        const totalMs = performance.now() - t0;
+        const rssLoaded = residentAfterGc();
+        try {
+          if (session.origin !== expect) throw new Error(`cached Session.fromGraph: origin '${session.origin}', expected '${expect}'`);
+          const r = await runAndVerify(ctx, dims, (f) => session.run(f));
+          rows.push({
+            path: `fromGraph, cache ${expect === 'file' ? 'miss' : 'hit'}`, gen_s: timing.ms / 1000, build_s: null, load_s: null,
+            total_s: totalMs / 1000, first_ms: r.firstMs, run_ms: r.times.median, run_min: r.times.min, run_max: r.times.max,
+            verified: r.verified, rss_gb: gb(rssLoaded), peak_rss_gb: gb(peakRss()),
+          });
+          details[`phase3_${expect}`] = { genMs: timing.ms, totalMs, run: r };
+        } finally {
+          await session.dispose();
+        }
+      }
+    } finally {
+      await rm(cacheDir, { recursive: true, force: true });
+    }
+  }
   const leftovers = (await readdir(tmpdir())).filter((f) => f.startsWith('egret-model-') && !tmpBefore.has(f));
 
   return {
@@ -227,6 +257,7 @@ export const largeGraphSuite: Suite = {
     n: '=N columns of W (default 33000: W = 2.16 GB)',
     split: 'W as two weights of N/2 columns joined by Concat (no single weight ≥ 2 GB)',
     'skip-phases': 'only the Session.fromGraph phase (skip writeOnnxModel + create timed apart)',
+    cache: 'also Session.fromGraph with a cache dir: a miss (ORT saves the optimised model) then a hit',
   },
   run,
 };
