@@ -222,7 +222,7 @@ export const mraSuite: Suite = {
     const part = (key: 'hr' | 'llava15', p: keyof Split) => timed[key].map((s) => s[p]);
     const rounds = (key: 'hr' | 'llava15' | 'rawVit' | 'rawConvnext') => m.rounds.map((r) => r[key]);
     const flops = { hr: hrFlops(hr.config, VIT.mlp), llava15: llava15Flops(l15.config, VIT.mlp) };
-    const rawGflops = { rawVit: raw.vit.flops, rawConvnext: raw.convnext.flops };
+    const rawFlops = { rawVit: raw.vit.flops, rawConvnext: raw.convnext.flops };
     const reference = { hr: 'rawConvnext', llava15: 'rawVit' } as const;
 
     const modelRow = (key: 'hr' | 'llava15', name: string) => {
@@ -230,7 +230,7 @@ export const mraSuite: Suite = {
       const gflops = (f: number, ms: readonly number[]) => f / 1e6 / summarize(ms).median;
       // Per round: the tower's GFLOP/s over its reference MatMul's, both timed in that round.
       const ref = reference[key];
-      const vsRaw = summarize(tower.map((t, i) => (flops[key].tower / t) / (rawGflops[ref] / rounds(ref)[i]!)));
+      const vsRaw = summarize(tower.map((t, i) => (flops[key].tower / t) / (rawFlops[ref] / rounds(ref)[i]!)));
       return {
         row: name, visual: { hr, llava15: l15 }[key].model.visualTokens,
         preprocess_ms: summarize(part(key, 'preprocess')).median, tower_ms: summarize(tower).median,
@@ -244,7 +244,7 @@ export const mraSuite: Suite = {
     const rawRow = (key: 'rawVit' | 'rawConvnext', what: string) => {
       const { m: rows, k, n } = raw[key === 'rawVit' ? 'vit' : 'convnext'].shape;
       const perProduct = m.times[key].median / RAW_PRODUCTS;
-      return { row: `raw MatMul ${rows}×${k}·${k}×${n} (${what})`, tower_ms: perProduct, tower_gflops: rawGflops[key] / 1e6 / m.times[key].median };
+      return { row: `raw MatMul ${rows}×${k}·${k}×${n} (${what})`, tower_ms: perProduct, tower_gflops: rawFlops[key] / 1e6 / m.times[key].median };
     };
     const totalFlops = (f: { tower: number; prefill: number }) => f.tower + f.prefill;
     const benchFlopRatio = totalFlops(flops.llava15) / totalFlops(flops.hr);
