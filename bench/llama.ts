@@ -10,6 +10,8 @@
  *              step, so every step is the same), tokens/s against the roofline: bytes a step must read (every
  *              linear weight, the LM head included, and the cached keys and values) ÷ memory bandwidth, measured
  *              in the same rounds by an fp32 ORT MatMul streaming a 512 MiB weight; goal ≥ 0.7 in q4
+ *              quantised, also against the bare MatMulNBits products of the same weights at M=1 (one ORT session,
+ *              nothing else): what the kernel alone reaches, so that egret's own overhead shows apart
  *   torch      where /usr/bin/python3 (--python) has torch: the same weights in PyTorch (bench/torch_llama.py,
  *              fp32, same threads), prefill and both decode steps in the same rounds as egret's fp32
  *
@@ -46,7 +48,7 @@ export function decodeWeightBytes(c: LlamaConfig, dtype: ComputeDtype): number {
   return c.layers * layer + linearWeightBytes(c.vocab, d, dtype);
 }
 
-/** Bytes of cached keys and values a step reads over a cache of `capacity` tokens (fp32). */
+/** Bytes of cached keys and values a step reads over a cache of `capacity` slots (fp32). */
 const cacheBytes = (c: LlamaConfig, capacity: number) => c.layers * 2 * c.kvHeads * capacity * c.headDim * 4;
 
 /** A fresh-cache prefill of `ids`, logits of the last token only (as generation does). */
@@ -57,34 +59,56 @@ function prefiller(lm: CausalLM, ids: readonly number[]): () => Promise<unknown>
 }
 
 /**
- * One decode step over a cache holding `context` tokens, rewound after each call so that every call is the same
- * step. The cached values are zeros (a step's time does not depend on them); capacity is context + 1, as tight
- * as the cache can be.
+ * One decode step over a cache holding `context` tokens in every layer, rewound after each call so that every
+ * call is the same step. The cached values are zeros (a step's time does not depend on them). `capacity` is the
+ * cache's own for context + 1 tokens: attention reads every slot, masked ones included.
  */
-function stepper(lm: CausalLM, context: number): () => Promise<unknown> {
+function stepper(lm: CausalLM, context: number): { step: () => Promise<unknown>; capacity: number } {
   const cache = lm.decoder.newCache(1);
-  cache.reserve(0, context + 1);
-  cache.advance(0, [context]);
+  const groups = [...new Set(cache.layerGroups)];
+  for (const group of groups) {
+    cache.reserve(group, context + 1);
+    cache.advance(group, [context]);
+  }
   const embeds = lm.embed([context % lm.config.vocab]);
-  return async () => {
+  const step = async () => {
     await lm.decoder.forward(cache, { embeds, seq: 1, counts: [1], positions: [[context]], logitRows: [[0]] });
-    cache.lengths[0]![0] = context;
+    for (const group of groups) cache.lengths[group]![0] = context;
   };
+  return { step, capacity: cache.capacityOf(groups[0]!) };
 }
 
-/** One ORT product of the MLP's shape: the prefill's ceiling. */
-async function rawProduct(c: LlamaConfig, dtype: ComputeDtype, threads: number): Promise<() => Promise<unknown>> {
-  const [m, k, n] = [PROMPT, c.hidden, c.intermediate];
-  const g = new Graph('raw-product');
-  const x = g.input('x', 'float32', [m, k]);
-  const w = new Float32Array(n * k).map((_, i) => ((i * 7919) % 1000) / 25000 - 0.02);
-  const y = dtype === 'fp32'
-    ? op.matmul(x, g.weight('w', 'float32', [k, n], new Uint8Array(w.buffer)))
-    : op.matmulNBits(x, quantizedWeight(g, 'w', quantizeBlockwise(w, n, k, dtype === 'q4' ? 4 : 8)));
-  g.output(y, 'y');
+/** A contender with ORT resources to release. */
+interface Contender {
+  run(): Promise<unknown>;
+  dispose(): Promise<void>;
+}
+
+/** Shapes [out, in] of the decoder's linear layers, in the order a call runs them, the LM head last. */
+function linearShapes(c: LlamaConfig): [number, number][] {
+  const { hidden: d, heads, kvHeads, headDim, intermediate: i } = c;
+  const layer: [number, number][] = [[heads * headDim, d], [kvHeads * headDim, d], [kvHeads * headDim, d], [d, heads * headDim], [i, d], [i, d], [d, i]];
+  return [...Array.from({ length: c.layers }, () => layer).flat(), [c.vocab, d]];
+}
+
+/**
+ * Bare ORT products x_j[m, in_j] · W_jᵀ for weights of the given shapes, one session, nothing else in the graph:
+ * MatMul in fp32, MatMulNBits (egret's block size and accuracy level) when quantised — the kernels' own speed.
+ */
+async function rawProducts(shapes: readonly [number, number][], m: number, dtype: ComputeDtype, threads: number): Promise<Contender> {
+  const g = new Graph('raw-products');
+  const feeds: Record<string, ort.Tensor> = {};
+  shapes.forEach(([n, k], j) => {
+    const x = g.input(`x${j}`, 'float32', [m, k]);
+    feeds[`x${j}`] = new ort.Tensor('float32', new Float32Array(m * k).fill(0.01), [m, k]);
+    const w = new Float32Array(n * k).map((_, i) => (((i + j) * 7919) % 1000) / 25000 - 0.02);
+    const y = dtype === 'fp32'
+      ? op.matmul(x, g.weight(`w${j}`, 'float32', [k, n], new Uint8Array(w.buffer)))
+      : op.matmulNBits(x, quantizedWeight(g, `w${j}`, quantizeBlockwise(w, n, k, dtype === 'q4' ? 4 : 8)));
+    g.output(y, `y${j}`);
+  });
   const session = await Session.fromGraph(g, { threads });
-  const feed = { x: new ort.Tensor('float32', new Float32Array(m * k).fill(0.01), [m, k]) };
-  return () => session.run(feed);
+  return { run: () => session.run(feeds), dispose: () => session.dispose() };
 }
 
 /**
@@ -92,7 +116,7 @@ async function rawProduct(c: LlamaConfig, dtype: ComputeDtype, threads: number):
  * than the caches. MLAS's SGEMV streams it at the memory's pace (an ORT ReduceSum of the same bytes measured
  * no faster here), so bytes ÷ time is the bandwidth a decode step can hope for.
  */
-async function bandwidthProbe(threads: number): Promise<() => Promise<unknown>> {
+async function bandwidthProbe(threads: number): Promise<Contender> {
   const k = 8192;
   const n = BANDWIDTH_BYTES / 4 / k;
   const g = new Graph('stream');
@@ -100,7 +124,7 @@ async function bandwidthProbe(threads: number): Promise<() => Promise<unknown>> 
   g.output(op.matmul(x, g.weight('w', 'float32', [k, n], new Uint8Array(new Float32Array(k * n).fill(1e-3).buffer))), 'y');
   const session = await Session.fromGraph(g, { threads });
   const feed = { x: new ort.Tensor('float32', new Float32Array(k).fill(1), [1, k]) };
-  return () => session.run(feed);
+  return { run: () => session.run(feed), dispose: () => session.dispose() };
 }
 
 const median = <K extends string>(m: Interleaved<K>, k: K) => m.times[k].median;
@@ -124,6 +148,8 @@ async function run(ctx: SuiteContext): Promise<Report> {
     const buildS = (performance.now() - t0) / 1000;
     const c = lm.config;
     let torch: TorchBaseline | undefined;
+    const sessions: Contender[] = [];
+    const own = (contender: Contender) => (sessions.push(contender), () => contender.run());
     if (dtype === 'fp32' && ctx.options['no-torch'] !== true) {
       ctx.log(`starting PyTorch (${python})`);
       const started = await TorchBaseline.start(python, dir, ctx.threads);
@@ -144,7 +170,7 @@ async function run(ctx: SuiteContext): Promise<Report> {
       }
 
       ctx.log(`${dtype}: prefill ${PROMPT} vs the raw product${torch ? ' and PyTorch' : ''}`);
-      const raw = await rawProduct(c, dtype, ctx.threads);
+      const raw = own(await rawProducts([[c.intermediate, c.hidden]], PROMPT, dtype, ctx.threads));
       const prefill: Record<string, () => unknown> = { egret: prefiller(lm, ids), raw };
       if (torch) prefill.torch = () => torch!.request(`prefill ${PROMPT}`);
       const p = await interleave(prefill, { warmup: ctx.warmup ?? 1, reps: ctx.reps ?? 5, pauseMs });
@@ -157,35 +183,45 @@ async function run(ctx: SuiteContext): Promise<Report> {
       if (torch) rows.push({ case: `prefill ${PROMPT}: ms vs PyTorch`, dtype, egret: median(p, 'egret'), baseline: median(p, 'torch'), ratio: pairedRatio(p, 'torch', 'egret').median, goal: 'speed-up', ok: '' });
 
       ctx.log(`${dtype}: decode steps at contexts ${CONTEXTS.join(', ')} vs memory bandwidth${torch ? ' and PyTorch' : ''}`);
-      const decode: Record<string, () => unknown> = { bandwidth: await bandwidthProbe(ctx.threads) };
-      for (const n of CONTEXTS) decode[`egret${n}`] = stepper(lm, n);
+      const decode: Record<string, () => unknown> = { bandwidth: own(await bandwidthProbe(ctx.threads)) };
+      const capacity: Record<number, number> = {};
+      for (const n of CONTEXTS) {
+        const s = stepper(lm, n);
+        decode[`egret${n}`] = s.step;
+        capacity[n] = s.capacity;
+      }
+      // Quantised, the products' kernel is not the bandwidth probe's: its own speed on the same weight shapes.
+      if (dtype !== 'fp32') decode.products = own(await rawProducts(linearShapes(c), 1, dtype, ctx.threads));
       if (torch) for (const n of CONTEXTS) decode[`torch${n}`] = () => torch!.request(`decode ${n}`);
       const d = await interleave(decode, { warmup: ctx.warmup ?? 3, reps: ctx.reps ?? 30, pauseMs });
       const bytesPerMs = BANDWIDTH_BYTES / median(d, 'bandwidth');
       const weights = decodeWeightBytes(c, dtype);
       for (const n of CONTEXTS) {
         const ms = median(d, `egret${n}`);
-        const bytes = weights + cacheBytes(c, n + 1);
+        const bytes = weights + cacheBytes(c, capacity[n]!);
         const rooflineMs = bytes / bytesPerMs;
         const ratio = pairedRatio(d, 'bandwidth', `egret${n}`).median * (bytes / BANDWIDTH_BYTES);
         rows.push({
           case: `decode @${n}: tokens/s vs roofline`, dtype, egret: 1000 / ms, baseline: 1000 / rooflineMs, ratio,
           goal: dtype === 'q4' ? `≥ ${DECODE_GOAL_Q4}` : '', ok: dtype === 'q4' ? (ratio >= DECODE_GOAL_Q4 ? 'yes' : 'NO') : '',
         });
+        if (dtype !== 'fp32') rows.push({ case: `decode @${n}: ms vs bare products`, dtype, egret: ms, baseline: median(d, 'products'), ratio: pairedRatio(d, 'products', `egret${n}`).median, goal: '', ok: '' });
         if (torch) rows.push({ case: `decode @${n}: ms vs PyTorch`, dtype, egret: ms, baseline: median(d, `torch${n}`), ratio: pairedRatio(d, `torch${n}`, `egret${n}`).median, goal: 'speed-up', ok: '' });
       }
       const [short, long] = CONTEXTS;
-      const expected = (weights + cacheBytes(c, long + 1)) / (weights + cacheBytes(c, short + 1));
+      const [capShort, capLong] = [capacity[short]!, capacity[long]!];
+      const expected = (weights + cacheBytes(c, capLong)) / (weights + cacheBytes(c, capShort));
       // A step that copied the cache (torch.cat) would also read and write it once more.
-      const copying = (weights + 3 * cacheBytes(c, long + 1)) / (weights + 3 * cacheBytes(c, short + 1));
+      const copying = (weights + 3 * cacheBytes(c, capLong)) / (weights + 3 * cacheBytes(c, capShort));
       notes.push(`${dtype}: @${long} / @${short} step-time ratio if each step copied the cache: ${copying.toFixed(2)}`);
       const timeRatio = pairedRatio(d, `egret${long}`, `egret${short}`).median;
       rows.push({ case: `decode step ms @${long} / @${short}`, dtype, egret: timeRatio, baseline: expected, ratio: expected / timeRatio, goal: 'bytes ratio', ok: '' });
       notes.push(`${dtype}: built in ${buildS.toFixed(1)} s; decode reads ${(weights / 1e6).toFixed(0)} MB of weights per token (LM head ${(linearWeightBytes(c.vocab, c.hidden, dtype) / 1e6).toFixed(0)} MB of it) ` +
-        `+ ${(cacheBytes(c, short + 1) / 1e6).toFixed(1)} / ${(cacheBytes(c, long + 1) / 1e6).toFixed(1)} MB of cache at ${short} / ${long}; bandwidth ${(bytesPerMs / 1e6).toFixed(1)} GB/s`);
+        `+ ${(cacheBytes(c, capShort) / 1e6).toFixed(1)} / ${(cacheBytes(c, capLong) / 1e6).toFixed(1)} MB of cache at ${short} / ${long} (capacity ${capShort} / ${capLong}); bandwidth ${(bytesPerMs / 1e6).toFixed(1)} GB/s`);
       details[dtype] = { buildS, prefill: p.times, decode: d.times, flops, rawFlops, weightBytes: weights, bandwidthGBs: bytesPerMs / 1e6 };
     } finally {
       await torch?.stop();
+      for (const s of sessions) await s.dispose();
       await lm.dispose();
     }
   }
@@ -205,6 +241,7 @@ async function run(ctx: SuiteContext): Promise<Report> {
       `threads ${ctx.threads} (cores ${availableParallelism()}); medians of interleaved rounds, ${pauseMs} ms idle before each call; model in ${dir}`,
       'prefill: GFLOP/s = decoderFlops (linear layers, attention, LM head of 1 row) / median; raw product = one [512×4096]·[4096×11008] ORT op (MatMul fp32, MatMulNBits q4/q8); ratio = egret / raw',
       'decode: roofline = (weight bytes + cache bytes read) / bandwidth (fp32 ORT MatMul [1×8192]·[8192×16384], 512 MiB of weight, same rounds); ratio = egret tokens/s / roofline tokens/s',
+      'bare products (q4/q8): the decoder\'s linear-layer and LM-head MatMulNBits at M=1 in one ORT session and nothing else; ratio = their ms / egret ms',
       'ratios are medians of per-round ratios (each round runs every contender once), so load changes between rounds cancel',
       '@2000 / @100: egret = step-time ratio; baseline = the ratio of bytes read (what a step that copies nothing costs); ratio = bytes ratio / time ratio',
       'vs PyTorch: ratio = PyTorch ms / egret ms (> 1: egret faster); PyTorch grows its cache with torch.cat as transformers does',
