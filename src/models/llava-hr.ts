@@ -25,7 +25,7 @@ import type { ChatModel, LoadModelOptions } from './index.js';
 import { linear } from './linear.js';
 import { llamaConfigFromHf, type LlamaConfig } from './llama/config.js';
 import { CausalLM } from './llama/load.js';
-import { checkImageSlots, spliceVisualTokens } from './visual-prompt.js';
+import { visualChatModel } from './visual-prompt.js';
 
 export interface LlavaHrConfig {
   /** S: the side of the preprocessed square image, which the ConvNeXt sees whole. */
@@ -236,29 +236,17 @@ export async function loadLlavaHr(dir: string, cfg: Json, opts: LoadModelOptions
     lm = await CausalLM.build({ config: config.llm, source, layout: identityLayout }, opts);
     const tokenizer = await loadTokenizer(dir);
     const [vis, decoder] = [vision, lm];
-    // A chat sends its images again with every turn: each decoded image is encoded once while it lives.
-    const encoded = new WeakMap<RGBImage, Float32Array>();
-    return {
+    return visualChatModel({
       family: 'llava-hr',
       lm: decoder,
-      decoder: decoder.decoder,
       tokenizer,
-      defaultTemplate: 'vicuna_v1',
-      embed: (ids) => decoder.embed(ids),
-      async prepare(ids, images) {
-        checkImageSlots(ids, images.length);
+      encode: async (images) => {
         const tokens: Float32Array[] = [];
-        for (const image of images) {
-          let rows = encoded.get(image);
-          if (!rows) encoded.set(image, rows = await vis.encode(image));
-          tokens.push(rows);
-        }
-        return spliceVisualTokens(ids, (text) => decoder.embed(text), tokens, config.llm.hidden);
+        for (const image of images) tokens.push(await vis.encode(image));
+        return tokens;
       },
-      async dispose() {
-        await Promise.all([vis.dispose(), decoder.dispose()]);
-      },
-    };
+      disposeVision: () => vis.dispose(),
+    });
   } catch (err) {
     await Promise.all([vision?.dispose(), lm?.dispose()]);
     throw err;

@@ -17,7 +17,7 @@ import { linear } from './linear.js';
 import { llamaConfigFromHf, type LlamaConfig } from './llama/config.js';
 import { prefixedLayout } from './llama/layout.js';
 import { CausalLM } from './llama/load.js';
-import { checkImageSlots, spliceVisualTokens } from './visual-prompt.js';
+import { visualChatModel } from './visual-prompt.js';
 
 export interface LlavaConfig {
   text: LlamaConfig;
@@ -100,47 +100,35 @@ export async function loadLlava(dir: string, cfg: Json, opts: LoadModelOptions):
     Session.fromGraph(buildLlavaVisionGraph(config, source), { threads: opts.threads }),
     loadTokenizer(dir),
   ]);
+  // Both sessions and the embedding table hold their own copies of the weights now.
+  await source.close();
   const size = config.vision.imageSize;
 
-  // A chat re-sends its images with every turn: each decoded image is encoded once, for as long as it is alive.
-  const encoded = new WeakMap<RGBImage, Float32Array>();
-
   /**
-   * Visual tokens of each image; the images not encoded yet go through the tower in one run. LLaVA-1.5 pads to
-   * a square before the CLIP processor (image_aspect_ratio 'pad' in its released configs, llava/mm_utils.py
-   * process_images); llava-hf's own processor would crop instead, and the fixture follows the original.
+   * Visual tokens of new images, all through the tower in one run. LLaVA-1.5 pads to a square before the CLIP
+   * processor (image_aspect_ratio 'pad' in its released configs, llava/mm_utils.py process_images); llava-hf's own
+   * processor would crop instead, and the fixture follows the original.
    */
   async function encode(images: readonly RGBImage[]): Promise<Float32Array[]> {
-    const fresh = [...new Set(images.filter((img) => !encoded.has(img)))];
-    if (fresh.length > 0) {
-      const per = 3 * size * size;
-      const pixels = new Float32Array(fresh.length * per);
-      fresh.forEach((img, i) => pixels.set(preprocessLlavaPad(img, size).pixelValues, i * per));
-      const out = await vision.run({ pixel_values: new ort.Tensor('float32', pixels, [fresh.length, 3, size, size]) });
-      const features = out['image_features']!.data as Float32Array;
-      const stride = features.length / fresh.length;
-      fresh.forEach((img, i) => encoded.set(img, features.subarray(i * stride, (i + 1) * stride)));
-    }
-    return images.map((img) => encoded.get(img)!);
+    const per = 3 * size * size;
+    const pixels = new Float32Array(images.length * per);
+    images.forEach((img, i) => pixels.set(preprocessLlavaPad(img, size).pixelValues, i * per));
+    const out = await vision.run({ pixel_values: new ort.Tensor('float32', pixels, [images.length, 3, size, size]) });
+    const features = out['image_features']!.data as Float32Array;
+    const stride = features.length / images.length;
+    return images.map((_, i) => features.subarray(i * stride, (i + 1) * stride));
   }
 
-  return {
+  return visualChatModel({
     family: 'llava',
     lm,
-    decoder: lm.decoder,
     tokenizer,
-    defaultTemplate: 'vicuna_v1',
-    embed: (ids) => lm.embed(ids),
-    async prepare(ids, images) {
-      checkImageSlots(ids, images.length);
+    encode,
+    checkIds(ids) {
       if (ids.includes(config.imageTokenIndex)) {
         throw new InputError(`token id ${config.imageTokenIndex} is llava-hf's <image> placeholder: mark each image with one -200 instead`);
       }
-      return spliceVisualTokens(ids, (text) => lm.embed(text), await encode(images), config.text.hidden);
     },
-    async dispose() {
-      await Promise.all([lm.dispose(), vision.dispose()]);
-      await source.close();
-    },
-  };
+    disposeVision: () => vision.dispose(),
+  });
 }

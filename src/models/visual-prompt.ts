@@ -1,6 +1,50 @@
 import { InputError } from '../errors.js';
 import type { PreparedPrompt } from './prompt.js';
 import { IMAGE_TOKEN_INDEX } from '../text/image-prompt.js';
+import type { Tokenizer } from '../text/tokenizer.js';
+import type { RGBImage } from '../vision/image.js';
+import type { ChatModel } from './index.js';
+import type { CausalLM } from './llama/load.js';
+
+/** What a LLaVA-style model (a vision tower whose tokens replace each image placeholder) brings to its ChatModel. */
+export interface VisualModelParts {
+  family: string;
+  lm: CausalLM;
+  tokenizer: Tokenizer;
+  /** Visual tokens ([tokens, hidden]) of each image, in order; called only with images not encoded before. */
+  encode(images: readonly RGBImage[]): Promise<Float32Array[]>;
+  /** Further checks of a prompt's ids (e.g. a layout's own placeholder id). */
+  checkIds?(ids: readonly number[]): void;
+  /** Releases the vision tower (the language model is released by the ChatModel). */
+  disposeVision(): Promise<void>;
+}
+
+/**
+ * The ChatModel of a LLaVA-style model: vicuna_v1 prompts whose -200 placeholders take each image's visual
+ * tokens. A chat re-sends its images with every turn: each decoded image is encoded once, for as long as it lives.
+ */
+export function visualChatModel(parts: VisualModelParts): ChatModel {
+  const { lm } = parts;
+  const encoded = new WeakMap<RGBImage, Float32Array>();
+  return {
+    family: parts.family,
+    lm,
+    decoder: lm.decoder,
+    tokenizer: parts.tokenizer,
+    defaultTemplate: 'vicuna_v1',
+    embed: (ids) => lm.embed(ids),
+    async prepare(ids, images) {
+      checkImageSlots(ids, images.length);
+      parts.checkIds?.(ids);
+      const fresh = [...new Set(images.filter((img) => !encoded.has(img)))];
+      if (fresh.length > 0) (await parts.encode(fresh)).forEach((tokens, i) => encoded.set(fresh[i]!, tokens));
+      return spliceVisualTokens(ids, (text) => lm.embed(text), images.map((img) => encoded.get(img)!), lm.config.hidden);
+    },
+    async dispose() {
+      await Promise.all([lm.dispose(), parts.disposeVision()]);
+    },
+  };
+}
 
 /** Refuses a prompt whose image placeholders (IMAGE_TOKEN_INDEX) do not match the images given, one each. */
 export function checkImageSlots(ids: readonly number[], images: number): void {
