@@ -2,7 +2,7 @@
 // process with tiny-llava15. Upload an image, ask, watch the answer stream in, turn VTW on; a screenshot is saved.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
@@ -70,10 +70,25 @@ test('upload an image, ask, get a streamed answer with statistics; VTW withdraws
   const second = page.locator('.message.assistant').nth(1);
   await second.locator('.stats').waitFor({ timeout: 30_000 });
   assert.match((await second.locator('.stats').textContent())!, /visual tokens kept 0 of 16 \(VTW before layer 1\)/);
-  assert.deepEqual(failures, []);
 
+  // The conversation so far, with and without VTW (the drop and paste checks below clear it).
   const dir = await mkdtemp(join(tmpdir(), 'egret-ui-'));
   const screenshot = join(dir, 'chat.png');
   await page.screenshot({ path: screenshot, fullPage: true });
   console.log(`web UI screenshot: ${screenshot}`);
+
+  // Dropping and pasting attach an image too.
+  const png = (await readFile(IMAGE)).toString('base64');
+  for (const how of ['drop', 'paste']) {
+    await page.click('#clear');
+    assert.equal(await page.locator('#drop-view img').count(), 0);
+    await page.evaluate(`(() => {
+      const bytes = Uint8Array.from(atob('${png}'), (c) => c.charCodeAt(0));
+      const data = new DataTransfer();
+      data.items.add(new File([bytes], 'rgba.png', { type: 'image/png' }));
+      document.dispatchEvent('${how}' === 'drop' ? new DragEvent('drop', { dataTransfer: data, bubbles: true }) : new ClipboardEvent('paste', { clipboardData: data, bubbles: true }));
+    })()`);
+    await page.locator('#drop-view img').waitFor({ timeout: 5_000 });
+  }
+  assert.deepEqual(failures, []);
 });
