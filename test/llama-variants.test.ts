@@ -1,0 +1,94 @@
+// Grouped-query attention and tied embeddings (issue #3), each checked against an equivalent model that computes
+// the same function the plain way: GQA against the same weights with every KV head repeated for its query heads
+// (transformers repeat_kv), tied embeddings against an untied head holding a copy of the embedding table.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFile, mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openCheckpoint } from '../src/io/checkpoint.js';
+import { writeSafetensors, type TensorToWrite } from '../src/io/safetensors-write.js';
+import { CausalLM, openLlama } from '../src/models/llama/load.js';
+
+const DIR = 'test/fixtures/tiny-llama';
+const HEAD_DIM = 16;
+
+/** Writes an HF LLaMA dir from tiny-llama's weights, `edit` changing tensors and config. */
+async function variant(root: string, name: string, edit: (t: Record<string, TensorToWrite>, cfg: Record<string, unknown>) => void): Promise<string> {
+  const src = await openCheckpoint(`${DIR}/model.safetensors`);
+  const tensors: Record<string, TensorToWrite> = {};
+  for (const { name: n, shape } of src.list()) tensors[n] = { dtype: 'F32', shape, data: await src.readFloat32(n) };
+  await src.close();
+  const cfg = JSON.parse(await readFile(`${DIR}/config.json`, 'utf8')) as Record<string, unknown>;
+  edit(tensors, cfg);
+  const dir = join(root, name);
+  await mkdir(dir);
+  await writeSafetensors(join(dir, 'model.safetensors'), tensors);
+  await writeFile(join(dir, 'config.json'), JSON.stringify(cfg));
+  await copyFile(`${DIR}/tokenizer.model`, join(dir, 'tokenizer.model'));
+  return dir;
+}
+
+/** Rows of the given heads of a [heads·HEAD_DIM, hidden] projection, in that order. */
+function headRows(t: TensorToWrite, heads: readonly number[]): TensorToWrite {
+  const cols = t.shape[1]!;
+  const src = t.data as Float32Array;
+  const out = new Float32Array(heads.length * HEAD_DIM * cols);
+  heads.forEach((h, i) => out.set(src.subarray(h * HEAD_DIM * cols, (h + 1) * HEAD_DIM * cols), i * HEAD_DIM * cols));
+  return { dtype: 'F32', shape: [heads.length * HEAD_DIM, cols], data: out };
+}
+
+async function logits(dir: string, ids: number[]): Promise<Float32Array> {
+  const weights = await openLlama(dir);
+  const lm = await CausalLM.build(weights, { threads: 1 });
+  await weights.source.close();
+  try {
+    const positions = ids.map((_, i) => i);
+    return (await lm.decoder.forward(lm.decoder.newCache(1), { embeds: lm.embed(ids), seq: ids.length, counts: [ids.length], positions: [positions], logitRows: [positions] })).logits;
+  } finally {
+    await lm.dispose();
+  }
+}
+
+function assertClose(a: Float32Array, b: Float32Array): void {
+  assert.equal(a.length, b.length);
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+  assert.ok(worst <= 1e-5, `max abs difference ${worst}`);
+}
+
+test('grouped-query attention (2 KV heads for 4 query heads) equals repeating each KV head for its query heads', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'egret-gqa-'));
+  try {
+    const kvHeadsKept = [0, 2];
+    const gqa = await variant(root, 'gqa', (t, cfg) => {
+      for (let i = 0; i < 4; i++) for (const p of ['k', 'v']) t[`model.layers.${i}.self_attn.${p}_proj.weight`] = headRows(t[`model.layers.${i}.self_attn.${p}_proj.weight`]!, kvHeadsKept);
+      cfg['num_key_value_heads'] = 2;
+    });
+    // repeat_kv: query heads 0, 1 read KV head 0 (stored head 0); query heads 2, 3 read KV head 1 (stored head 2).
+    const repeated = await variant(root, 'mha', (t) => {
+      for (let i = 0; i < 4; i++) for (const p of ['k', 'v']) t[`model.layers.${i}.self_attn.${p}_proj.weight`] = headRows(t[`model.layers.${i}.self_attn.${p}_proj.weight`]!, [0, 0, 2, 2]);
+    });
+    const ids = [1, 273, 271, 289, 279, 276, 331, 323];
+    assertClose(await logits(gqa, ids), await logits(repeated, ids));
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('tied word embeddings (no lm_head tensor) equal an untied head that copies the embedding table', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'egret-tied-'));
+  try {
+    const tied = await variant(root, 'tied', (t, cfg) => {
+      delete t['lm_head.weight'];
+      cfg['tie_word_embeddings'] = true;
+    });
+    const untied = await variant(root, 'untied', (t) => {
+      t['lm_head.weight'] = t['model.embed_tokens.weight']!;
+    });
+    const ids = [1, 13, 300, 198, 178];
+    assertClose(await logits(tied, ids), await logits(untied, ids));
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
