@@ -130,6 +130,34 @@ test('a body over the limit: 413, without reading it', async () => {
   }
 });
 
+test('bodies in flight are bounded: a body that does not fit is refused (503) until others leave', async () => {
+  // This server (--concurrency 1 --max-queue 1) holds two bodies of the largest size at once. Two clients declare
+  // 80 MB and send nothing yet; a third declaring as much is refused at once.
+  const hold = () => {
+    const req = httpRequest(`${server.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-length': '80000000' } });
+    req.on('error', () => {});
+    req.write('{');
+    return req;
+  };
+  const holders = [hold(), hold()];
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const refused = await new Promise<{ status: number; retryAfter: string | undefined; body: string }>((resolve, reject) => {
+    const req = httpRequest(`${server.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-length': '80000000' } }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode!, retryAfter: res.headers['retry-after'], body }));
+    });
+    req.on('error', reject);
+    req.write('{');
+  });
+  assert.equal(refused.status, 503);
+  assert.equal(refused.retryAfter, '1');
+  assert.match(JSON.parse(refused.body).error.message, /too much data at once/);
+  for (const req of holders) req.destroy();
+  // Their bytes are given back when they leave.
+  await waitFor(async () => (await post(chat('The cat'))).status === 200);
+});
+
 test('unknown routes and methods', async () => {
   assert.equal((await post({}, '/v1/completions')).status, 404);
   const r = await post({}, '/v1/chat/completions', 'PUT');

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isForbiddenAddress } from '../src/serve/images.js';
 import { parseChatRequest, RequestError } from '../src/serve/openai.js';
-import { QueueFullError, Scheduler } from '../src/serve/scheduler.js';
+import { ByteBudget, QueueFullError, Scheduler } from '../src/serve/scheduler.js';
 
 const LIMITS = { maxImages: 4, defaultMaxTokens: 512 };
 
@@ -53,6 +53,12 @@ test('the scheduler runs `concurrency` at once, queues `maxQueue`, refuses the r
   assert.deepEqual([s.active, s.queued], [1, 0]);
   release3();
   assert.equal(s.active, 0);
+  const budget = new ByteBudget(100);
+  assert.equal(budget.take(60), true);
+  assert.equal(budget.take(41), false);
+  budget.give(60);
+  assert.equal(budget.take(100), true);
+  assert.equal(budget.inUse, 100);
 });
 
 test('the remote-image guard refuses loopback, private, link-local and reserved addresses, v4 and v6', () => {

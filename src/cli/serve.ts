@@ -45,6 +45,8 @@ export async function serveCommand(args: string[]): Promise<void> {
   const maxImageBytes = 16 * MiB;
   const dtype = values.dtype ?? 'fp32';
   if (!['fp32', 'q8', 'q4'].includes(dtype)) throw new InputError(`--dtype must be fp32, q8 or q4, got '${dtype}'`);
+  // Room for the largest images base64-encoded (4 characters per 3 bytes), and the text around them.
+  const maxBodyBytes = 4 * Math.ceil((4 / 3) * maxImageBytes) + MiB;
   const vtw = await readVtwSidecar(values.model);
   const engine = await Engine.start(values.model, { dtype: dtype as ComputeDtype, threads: positiveInt(values.threads, 'threads') }, { maxPixels, maxBytes: maxImageBytes });
   try {
@@ -52,8 +54,9 @@ export async function serveCommand(args: string[]): Promise<void> {
       modelName: basename(resolve(values.model)),
       concurrency,
       maxQueue,
-      // Room for the largest images base64-encoded (4 characters per 3 bytes), and the text around them.
-      maxBodyBytes: 4 * Math.ceil((4 / 3) * maxImageBytes) + MiB,
+      maxBodyBytes,
+      // Enough for the requests that can run and wait to hold large images, bounded so uploads cannot exhaust memory.
+      maxBodyBytesInFlight: Math.min(concurrency + maxQueue, 8) * maxBodyBytes,
       request: { maxImages: 4, defaultMaxTokens: 512 },
       images: { allowRemote: values['allow-remote-images'], maxBytes: maxImageBytes, fetchTimeoutMs: 10_000 },
       ...(vtw ? { defaultVtwLayer: vtw.layer } : {}),

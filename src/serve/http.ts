@@ -10,7 +10,7 @@ import type { Engine } from './engine.js';
 import { imageBytes, type ImagePolicy } from './images.js';
 import { Metrics } from './metrics.js';
 import { chunk, completion, egretStats, errorBody, parseChatRequest, RequestError, usageChunk, type RequestLimits } from './openai.js';
-import { QueueFullError, Scheduler } from './scheduler.js';
+import { ByteBudget, QueueFullError, Scheduler } from './scheduler.js';
 
 export interface ServerOptions {
   /** The model's id in /v1/models and in responses. */
@@ -18,6 +18,8 @@ export interface ServerOptions {
   concurrency: number;
   maxQueue: number;
   maxBodyBytes: number;
+  /** Most bytes of request bodies held at once, all requests together. */
+  maxBodyBytesInFlight: number;
   request: RequestLimits;
   images: ImagePolicy;
   /** VTW layer for requests that do not choose (the model's calibrated one), if any. */
@@ -30,6 +32,7 @@ interface Context {
   engine: Engine;
   opts: ServerOptions;
   scheduler: Scheduler;
+  bodies: ByteBudget;
   metrics: Metrics;
   page: Buffer;
   started: number;
@@ -66,6 +69,7 @@ export async function createChatServer(engine: Engine, opts: ServerOptions): Pro
     engine,
     opts,
     scheduler: new Scheduler(opts.concurrency, opts.maxQueue),
+    bodies: new ByteBudget(opts.maxBodyBytesInFlight),
     metrics: new Metrics(),
     page: await readFile(UI_PAGE),
     started: Math.floor(Date.now() / 1000),
@@ -111,27 +115,37 @@ function answerError(res: ServerResponse, err: unknown): void {
   }
   if (err instanceof QueueFullError) return sendJson(res, 429, errorBody(429, message, null, 'rate_limit_exceeded'), { 'Retry-After': '1' });
   if (err instanceof RequestError) {
-    // An unread body (413) is not drained: the connection closes instead.
-    return sendJson(res, err.status, errorBody(err.status, message, err.param, err.code), err.status === 413 ? { Connection: 'close' } : {});
+    // An unread body (413, 503) is not drained: the connection closes instead.
+    const headers: Record<string, string> = err.status === 413 || err.status === 503 ? { Connection: 'close' } : {};
+    if (err.status === 503) headers['Retry-After'] = '1';
+    return sendJson(res, err.status, errorBody(err.status, message, err.param, err.code), headers);
   }
   if (err instanceof InputError) return sendJson(res, 400, errorBody(400, message, null, 'invalid_request'));
   sendJson(res, 500, errorBody(500, 'internal server error'));
 }
 
-/** The body, refused (413) as soon as it is known to be longer than `limit`. */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/**
+ * The body, refused (413) as soon as it is known to be longer than `limit`, or (503) when it does not fit in the
+ * server's budget for bodies in flight; `held` counts what it took from the budget, for the caller to give back.
+ */
+function readBody(req: IncomingMessage, limit: number, budget: ByteBudget, held: { bytes: number }): Promise<Buffer> {
   const tooLarge = (size: number) => new RequestError(`the request body has ${size} bytes or more, above the limit of ${limit} bytes`, 413, null, 'request_too_large');
+  const busy = () => new RequestError('the server is receiving too much data at once; retry later', 503, null, 'server_busy');
+  const take = (bytes: number) => budget.take(bytes) && ((held.bytes += bytes), true);
   const declared = Number(req.headers['content-length']);
   if (declared > limit) return Promise.reject(tooLarge(declared));
+  // A declared length is reserved up front; a chunked body as it arrives.
+  if (declared > 0 && !take(declared)) return Promise.reject(busy());
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     const onData = (data: Buffer) => {
       size += data.length;
-      if (size <= limit) return void chunks.push(data);
+      const error = size > limit ? tooLarge(size) : size > held.bytes && !take(size - held.bytes) ? busy() : undefined;
+      if (!error) return void chunks.push(data);
       req.off('data', onData);
       req.pause();
-      reject(tooLarge(size));
+      reject(error);
     };
     req.on('data', onData);
     req.on('end', () => resolve(Buffer.concat(chunks)));
@@ -152,13 +166,23 @@ function parseJson(body: Buffer): unknown {
 const SSE_HEADERS = { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' };
 
 async function chatCompletions(req: IncomingMessage, res: ServerResponse, ctx: Context): Promise<void> {
+  // The body's bytes stay counted until the answer is complete: its images live on as long.
+  const held = { bytes: 0 };
+  try {
+    await answerChat(req, res, ctx, held);
+  } finally {
+    ctx.bodies.give(held.bytes);
+  }
+}
+
+async function answerChat(req: IncomingMessage, res: ServerResponse, ctx: Context, held: { bytes: number }): Promise<void> {
   const arrived = performance.now();
   // The client going away (before or during generation) aborts: it leaves the queue or its generation stops.
   const gone = new AbortController();
   res.on('close', () => {
     if (!res.writableFinished) gone.abort(new Error('the client disconnected'));
   });
-  const request = parseChatRequest(parseJson(await readBody(req, ctx.opts.maxBodyBytes)), ctx.opts.request);
+  const request = parseChatRequest(parseJson(await readBody(req, ctx.opts.maxBodyBytes, ctx.bodies, held)), ctx.opts.request);
   const images = await Promise.all(request.imageUrls.map((url, i) => imageBytes(url, i, ctx.opts.images)));
   let release: () => void;
   try {

@@ -63,3 +63,28 @@ export class Scheduler {
     };
   }
 }
+
+/**
+ * Bytes of request bodies held at once (read, decoded, waiting for their turn), so that many large uploads
+ * together cannot exhaust memory: a request that does not fit is refused (503) instead.
+ */
+export class ByteBudget {
+  private used = 0;
+
+  constructor(readonly limit: number) {}
+
+  get inUse(): number {
+    return this.used;
+  }
+
+  /** Takes `bytes` if they fit in what is left; says whether they did. */
+  take(bytes: number): boolean {
+    if (this.used + bytes > this.limit) return false;
+    this.used += bytes;
+    return true;
+  }
+
+  give(bytes: number): void {
+    this.used -= bytes;
+  }
+}
