@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { InputError } from '../errors.js';
 import type { Engine } from './engine.js';
-import { imageBytes, type ImagePolicy } from './images.js';
+import { imageBytes, isFetched, type ImagePolicy } from './images.js';
 import { Metrics } from './metrics.js';
 import { chunk, completion, egretStats, errorBody, parseChatRequest, RequestError, usageChunk, type RequestLimits } from './openai.js';
 import { ByteBudget, QueueFullError, Scheduler } from './scheduler.js';
@@ -74,7 +74,7 @@ export async function createChatServer(engine: Engine, opts: ServerOptions): Pro
     page: await readFile(UI_PAGE),
     started: Math.floor(Date.now() / 1000),
   };
-  return createServer((req, res) => {
+  const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const route = ROUTES[path];
     const arrived = performance.now();
@@ -92,6 +92,10 @@ export async function createChatServer(engine: Engine, opts: ServerOptions): Pro
     };
     run().catch((err: unknown) => answerError(res, err));
   });
+  // A request must arrive whole within this time (Node's default is 300 s), so that a client that declares a large
+  // body and stalls does not hold its share of the body budget for long.
+  server.requestTimeout = 120_000;
+  return server;
 }
 
 function send(res: ServerResponse, status: number, type: string, body: string | Buffer, headers: Record<string, string> = {}): void {
@@ -124,24 +128,25 @@ function answerError(res: ServerResponse, err: unknown): void {
   sendJson(res, 500, errorBody(500, 'internal server error'));
 }
 
+const serverBusy = () => new RequestError('the server is receiving too much data at once; retry later', 503, null, 'server_busy');
+
 /**
  * The body, refused (413) as soon as it is known to be longer than `limit`, or (503) when it does not fit in the
  * server's budget for bodies in flight; `held` counts what it took from the budget, for the caller to give back.
  */
 function readBody(req: IncomingMessage, limit: number, budget: ByteBudget, held: { bytes: number }): Promise<Buffer> {
   const tooLarge = (size: number) => new RequestError(`the request body has ${size} bytes or more, above the limit of ${limit} bytes`, 413, null, 'request_too_large');
-  const busy = () => new RequestError('the server is receiving too much data at once; retry later', 503, null, 'server_busy');
   const take = (bytes: number) => budget.take(bytes) && ((held.bytes += bytes), true);
   const declared = Number(req.headers['content-length']);
   if (declared > limit) return Promise.reject(tooLarge(declared));
   // A declared length is reserved up front; a chunked body as it arrives.
-  if (declared > 0 && !take(declared)) return Promise.reject(busy());
+  if (declared > 0 && !take(declared)) return Promise.reject(serverBusy());
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     const onData = (data: Buffer) => {
       size += data.length;
-      const error = size > limit ? tooLarge(size) : size > held.bytes && !take(size - held.bytes) ? busy() : undefined;
+      const error = size > limit ? tooLarge(size) : size > held.bytes && !take(size - held.bytes) ? serverBusy() : undefined;
       if (!error) return void chunks.push(data);
       req.off('data', onData);
       req.pause();
@@ -183,6 +188,10 @@ async function answerChat(req: IncomingMessage, res: ServerResponse, ctx: Contex
     if (!res.writableFinished) gone.abort(new Error('the client disconnected'));
   });
   const request = parseChatRequest(parseJson(await readBody(req, ctx.opts.maxBodyBytes, ctx.bodies, held)), ctx.opts.request);
+  // Fetched images count against the budget for bodies too, at their largest allowed size.
+  const fetchBytes = request.imageUrls.filter((url) => isFetched(url, ctx.opts.images)).length * ctx.opts.images.maxBytes;
+  if (!ctx.bodies.take(fetchBytes)) throw serverBusy();
+  held.bytes += fetchBytes;
   const images = await Promise.all(request.imageUrls.map((url, i) => imageBytes(url, i, ctx.opts.images)));
   let release: () => void;
   try {

@@ -17,11 +17,19 @@ export interface ImagePolicy {
   fetchTimeoutMs: number;
 }
 
+const schemeOf = (url: string) => /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
+
+/** Whether the policy lets this URL be fetched from the network. */
+export function isFetched(url: string, policy: ImagePolicy): boolean {
+  const scheme = schemeOf(url);
+  return policy.allowRemote && (scheme === 'http' || scheme === 'https');
+}
+
 export async function imageBytes(url: string, index: number, policy: ImagePolicy): Promise<Uint8Array> {
   const param = `image ${index + 1}`;
-  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
+  const scheme = schemeOf(url);
   if (scheme === 'data') return dataUrlBytes(url, param, policy.maxBytes);
-  if ((scheme === 'http' || scheme === 'https') && policy.allowRemote) return fetchImage(url, param, policy);
+  if (isFetched(url, policy)) return fetchImage(url, param, policy);
   const why = scheme === 'http' || scheme === 'https'
     ? 'remote image URLs are refused (start the server with --allow-remote-images to allow http and https)'
     : `${scheme ? `'${scheme}:' URLs are` : 'this URL is'} not accepted; send the image as a data: URL (data:image/png;base64,...)`;
