@@ -54,3 +54,17 @@ test('an error thrown after some events reaches both the loop and result, keepin
     await host.close();
   }
 });
+
+test('a worker that dies fails its calls and streams, and says why', async () => {
+  const host = new WorkerHost(MODULE);
+  try {
+    assert.equal(host.failed, undefined);
+    const stream = host.stream<{ i: number }, unknown>('count', 1000, 50);
+    await assert.rejects(host.call('exitWorker'), /exited \(code 3\)/);
+    await assert.rejects(stream.result, /exited/);
+    assert.match(host.failed!.message, /exited \(code 3\)/);
+    await assert.rejects(host.stream('count', 1, 1).result, /exited/);
+  } finally {
+    await host.close();
+  }
+});

@@ -31,6 +31,11 @@ export class WorkerHost {
     this.worker.on('exit', (code) => failAll(new Error(`inference worker exited (code ${code})`)));
   }
 
+  /** Why the worker stopped working (it exited or threw outside a call), or undefined while it works. */
+  get failed(): Error | undefined {
+    return this.failure;
+  }
+
   call<T>(method: string, ...args: unknown[]): Promise<T> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;

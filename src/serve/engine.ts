@@ -18,6 +18,11 @@ export class Engine {
     }
   }
 
+  /** Why the engine stopped working (its worker died), or undefined while it works. */
+  get failed(): Error | undefined {
+    return this.host.failed;
+  }
+
   /** A generation: a `prompt` event once the prompt is ready, then its text; cancel() ends it early. */
   chat(request: EngineRequest): WorkerStream<EngineEvent, EngineResult> {
     return this.host.stream('chat', request);

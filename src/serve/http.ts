@@ -44,8 +44,10 @@ const ROUTES: Record<string, { method: string; handler: Handler }> = {
   '/': { method: 'GET', handler: (_req, res, ctx) => send(res, 200, 'text/html; charset=utf-8', ctx.page) },
   '/health': {
     method: 'GET',
-    handler: (_req, res, ctx) => sendJson(res, 200, {
-      status: 'ok',
+    // 503 once the engine is gone, so that a supervisor or load balancer replaces this process.
+    handler: (_req, res, ctx) => sendJson(res, ctx.engine.failed ? 503 : 200, {
+      status: ctx.engine.failed ? 'failed' : 'ok',
+      ...(ctx.engine.failed ? { error: ctx.engine.failed.message } : {}),
       model: ctx.opts.modelName,
       layers: ctx.engine.info.layers,
       vtw_layer: ctx.opts.defaultVtwLayer ?? null,
@@ -182,6 +184,7 @@ async function chatCompletions(req: IncomingMessage, res: ServerResponse, ctx: C
 
 async function answerChat(req: IncomingMessage, res: ServerResponse, ctx: Context, held: { bytes: number }): Promise<void> {
   const arrived = performance.now();
+  if (ctx.engine.failed) throw new RequestError(`the inference engine has stopped (${ctx.engine.failed.message}); restart the server`, 503, null, 'engine_failed');
   // The client going away (before or during generation) aborts: it leaves the queue or its generation stops.
   const gone = new AbortController();
   res.on('close', () => {

@@ -19,3 +19,8 @@ export async function* failAfter(n: number): AsyncGenerator<number, void> {
 export function notAGenerator(): number {
   return 1;
 }
+
+/** Ends the worker thread itself, as a crash would. */
+export function exitWorker(): void {
+  process.exit(3);
+}
