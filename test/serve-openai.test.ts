@@ -2,9 +2,10 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import OpenAI from 'openai';
 import type { ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
-import { dataUrl, metric, startServer, type RunningServer } from './helpers/serve.js';
+import { dataUrl, metric, sseData, startServer, type RunningServer } from './helpers/serve.js';
 
 let text: RunningServer;
 let vision: RunningServer;
@@ -95,4 +96,15 @@ test('models, health and metrics', async () => {
   assert.equal(metric(body, 'egret_queue_length'), 0);
   assert.ok(metric(body, 'egret_request_duration_seconds_count') >= 3);
   assert.ok(metric(body, 'process_resident_memory_bytes') > 0);
+});
+
+test('curl, as the OpenAI docs use it: a streamed answer ending with [DONE]', { skip: !existsSync('/usr/bin/curl') && 'no curl here' }, () => {
+  const body = JSON.stringify({ model: 'tiny-llama', messages: [{ role: 'user', content: 'The cat' }], max_tokens: 6, stream: true });
+  const r = spawnSync('curl', ['-sS', '-N', `${text.url}/v1/chat/completions`, '-H', 'Content-Type: application/json', '-H', 'Authorization: Bearer unused', '-d', body], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const events = sseData(r.stdout);
+  assert.equal(events.at(-1), '[DONE]');
+  const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+  assert.deepEqual(chunks[0].choices[0].delta, { role: 'assistant', content: '' });
+  assert.ok(['stop', 'length'].includes(chunks.at(-1).choices[0].finish_reason));
 });
