@@ -73,6 +73,7 @@ test('wrong types and values name the field', async () => {
   await assertError(chat('hi', { egret: { vtw: { layer: 0 } } }), 400, /egret\.vtw: .*layer|layer: must be a positive integer/);
   await assertError({ messages: [{ role: 'assistant', content: [png(pngHeader(1, 1))] }, { role: 'user', content: 'hi' }] }, 400, /images are accepted in user messages only/);
   await assertError({ messages: [{ role: 'assistant', content: 'hello' }] }, 400, /chat turn 0 is from 'assistant'/);
+  await assertError(chat([{ type: 'text', text: 'look: <image>' }]), 400, /content\[0\]\.text: text may not contain '<image>'/);
 });
 
 test('unknown roles', async () => {

@@ -6,6 +6,7 @@
 import { randomInt } from 'node:crypto';
 import { InputError } from '../errors.js';
 import type { GenerateOptions } from '../generate/generate.js';
+import { IMAGE_PLACEHOLDER } from '../text/image-prompt.js';
 import type { ChatTurn } from '../text/templates.js';
 import type { EngineResult } from './engine-worker.js';
 
@@ -56,11 +57,17 @@ function optionalBoolean(body: Record<string, Json>, key: string, param = key): 
   return v;
 }
 
+/** The prompt's image placeholder may only come from image parts: as text it would claim an image that is not there. */
+function checkText(text: string, param: string): string {
+  if (text.includes(IMAGE_PLACEHOLDER)) fail(param, `text may not contain '${IMAGE_PLACEHOLDER}'; send images as image_url parts`);
+  return text;
+}
+
 const ROLES = ['system', 'developer', 'user', 'assistant'] as const;
 
 /** A message's content as text and image URLs (images only where `imagesAllowed`). */
 function readContent(content: Json, param: string, imagesAllowed: boolean): { text: string; images: string[] } {
-  if (typeof content === 'string') return { text: content, images: [] };
+  if (typeof content === 'string') return { text: checkText(content, param), images: [] };
   if (!Array.isArray(content)) fail(param, `must be a string or an array of content parts, got ${describe(content)}`);
   const texts: string[] = [];
   const images: string[] = [];
@@ -69,7 +76,7 @@ function readContent(content: Json, param: string, imagesAllowed: boolean): { te
     if (!isObject(part)) fail(p, `must be a content part object, got ${describe(part)}`);
     if (part['type'] === 'text') {
       if (typeof part['text'] !== 'string') fail(`${p}.text`, `must be a string, got ${describe(part['text'])}`);
-      texts.push(part['text']);
+      texts.push(checkText(part['text'], `${p}.text`));
     } else if (part['type'] === 'image_url') {
       if (!imagesAllowed) fail(p, 'images are accepted in user messages only');
       // OpenAI's shape is {url}; Ollama's examples pass the URL as a bare string.
