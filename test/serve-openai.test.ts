@@ -9,15 +9,17 @@ import { dataUrl, metric, sseData, startServer, type RunningServer } from './hel
 
 let text: RunningServer;
 let vision: RunningServer;
+let hr: RunningServer;
 
 before(async () => {
-  [text, vision] = await Promise.all([startServer('test/fixtures/tiny-llama'), startServer('test/fixtures/tiny-llava15')]);
+  [text, vision, hr] = await Promise.all([startServer('test/fixtures/tiny-llama'), startServer('test/fixtures/tiny-llava15'), startServer('test/fixtures/tiny-llava-hr')]);
 });
 
 after(async () => {
   assert.equal(await text?.stop(), 0, text?.log());
   assert.equal(await vision?.stop(), 0, vision?.log());
-  assert.doesNotMatch(text.log() + vision.log(), /internal failure/);
+  assert.equal(await hr?.stop(), 0, hr?.log());
+  assert.doesNotMatch(text.log() + vision.log() + hr.log(), /internal failure/);
 });
 
 const client = (server: RunningServer) => new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
@@ -107,4 +109,19 @@ test('curl, as the OpenAI docs use it: a streamed answer ending with [DONE]', { 
   const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
   assert.deepEqual(chunks[0].choices[0].delta, { role: 'assistant', content: '' });
   assert.ok(['stop', 'length'].includes(chunks.at(-1).choices[0].finish_reason));
+});
+
+test('LLaVA-HR serves images the same way, with the answer `egret generate` gives', async () => {
+  const image = 'test/fixtures/tiny-llava-hr/images/wide.png';
+  const r = await client(hr).chat.completions.create({
+    model: 'tiny-llava-hr',
+    messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: await dataUrl(image) } }, { type: 'text', text: 'Describe it.' }] }],
+    max_tokens: 6,
+    temperature: 0,
+  });
+  const cli = spawnSync(process.execPath, ['bin/egret', 'generate', '--model', 'test/fixtures/tiny-llava-hr', '--prompt', 'Describe it.', '--image', image, '--max-new-tokens', '6', '--json'], { encoding: 'utf8' });
+  const expected = JSON.parse(cli.stdout);
+  assert.equal(r.choices[0]!.message.content, expected.text);
+  assert.equal(r.usage!.prompt_tokens, expected.stats.prompt_tokens);
+  assert.equal((r as unknown as { egret: { visual_tokens: number } }).egret.visual_tokens, expected.stats.visual_tokens);
 });
