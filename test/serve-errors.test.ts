@@ -3,7 +3,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
-import { createServer, type Server } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
 import { crc32 } from 'node:zlib';
 import { metric, startServer, type RunningServer } from './helpers/serve.js';
 
@@ -159,7 +159,15 @@ test('bodies in flight are bounded: a body that does not fit is refused (503) un
   await waitFor(async () => (await post(chat('The cat'))).status === 200);
 });
 
-test('unknown routes and methods', async () => {
+test('unknown routes and methods; a request target that is not a URL', async () => {
+  const answer = await new Promise<string>((resolve, reject) => {
+    const socket = connect(server.port, '127.0.0.1', () => socket.write('GET http://[ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+    let data = '';
+    socket.on('data', (d: Buffer) => (data += d.toString()));
+    socket.on('end', () => resolve(data));
+    socket.on('error', reject);
+  });
+  assert.match(answer, /^HTTP\/1\.1 404/);
   assert.equal((await post({}, '/v1/completions')).status, 404);
   const r = await post({}, '/v1/chat/completions', 'PUT');
   assert.equal(r.status, 405);

@@ -77,7 +77,8 @@ export async function createChatServer(engine: Engine, opts: ServerOptions): Pro
     started: Math.floor(Date.now() / 1000),
   };
   const server = createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    // Not `new URL()`: it throws on request targets the HTTP parser lets through (`GET http://[`).
+    const path = (req.url ?? '/').split('?')[0]!;
     const route = ROUTES[path];
     const arrived = performance.now();
     res.on('close', () => {
