@@ -79,7 +79,7 @@ export async function createChatServer(engine: Engine, opts: ServerOptions): Pro
   const server = createServer((req, res) => {
     // Not `new URL()`: it throws on request targets the HTTP parser lets through (`GET http://[`).
     const path = (req.url ?? '/').split('?')[0]!;
-    const route = ROUTES[path];
+    const route = Object.hasOwn(ROUTES, path) ? ROUTES[path] : undefined; // inherited names are not routes
     const arrived = performance.now();
     res.on('close', () => {
       ctx.metrics.requests.inc({ path: route ? path : 'other', status: res.writableFinished ? String(res.statusCode) : 'disconnected' });

@@ -81,6 +81,7 @@ export function isForbiddenAddress(address: string): boolean {
 function vettedLookup(hostname: string, options: object, callback: (err: Error | null, address: string | LookupAddress[], family?: number) => void): void {
   dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
     if (err) return callback(err, []);
+    if (addresses.length === 0) return callback(new Error(`${hostname} has no address`), []);
     const bad = addresses.find((a) => isForbiddenAddress(a.address));
     if (bad) return callback(new Error(`${hostname} resolves to ${bad.address}, a loopback, private or reserved address`), []);
     if ((options as { all?: boolean }).all) return callback(null, addresses);
