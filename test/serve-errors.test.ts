@@ -239,12 +239,17 @@ test('a full queue answers 429 with Retry-After; the server keeps serving after 
 
 test('a non-streaming client that leaves cancels its generation', async () => {
   const metricsText = async () => (await fetch(`${server.url}/metrics`)).text();
-  const cancelled = async () => metric(await metricsText(), 'egret_cancelled_generations_total');
-  const before = await cancelled();
-  const gone = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(chat('The cat', { max_tokens: 2000, ignore_eos: true })), signal: AbortSignal.timeout(300) }).catch((err: Error) => err);
-  assert.ok(gone instanceof Error);
-  await waitFor(async () => (await cancelled()) === before + 1);
-  assert.ok(metric(await metricsText(), 'egret_completion_tokens_total') < 2000, 'it stopped long before max_tokens');
+  const before = await metricsText();
+  const leaving = new AbortController();
+  const gone = fetch(`${server.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(chat('The cat', { max_tokens: 2000, ignore_eos: true })), signal: leaving.signal }).catch((err: Error) => err);
+  await waitFor(async () => ((await (await fetch(`${server.url}/health`)).json()) as { active: number }).active === 1);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  leaving.abort();
+  assert.ok((await gone) instanceof Error);
+  const cancelled = 'egret_cancelled_generations_total';
+  await waitFor(async () => metric(await metricsText(), cancelled) === metric(before, cancelled) + 1);
+  const tokens = metric(await metricsText(), 'egret_completion_tokens_total') - metric(before, 'egret_completion_tokens_total');
+  assert.ok(tokens < 2000, `it stopped after ${tokens} of 2000 tokens`);
 });
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
