@@ -143,7 +143,7 @@ async function run(ctx: SuiteContext): Promise<Report> {
 
   for (const dtype of dtypes) {
     ctx.log(`${dtype}: building the model`);
-    let t0 = performance.now();
+    const t0 = performance.now();
     const lm = await CausalLM.build(await openLlama(dir), { dtype, threads: ctx.threads });
     const buildS = (performance.now() - t0) / 1000;
     const c = lm.config;
