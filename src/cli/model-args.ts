@@ -41,12 +41,17 @@ export function positiveInt(value: string | undefined, name: string, fallback?: 
   return Number(value);
 }
 
+/** --dtype and --threads, checked. */
+export function loadOptionsFromArgs(values: { dtype?: string; threads?: string }): { dtype: ComputeDtype; threads: number | undefined } {
+  const dtype = values.dtype ?? 'fp32';
+  if (!['fp32', 'q8', 'q4'].includes(dtype)) throw new InputError(`--dtype must be fp32, q8 or q4, got '${dtype}'`);
+  return { dtype: dtype as ComputeDtype, threads: positiveInt(values.threads, 'threads') };
+}
+
 /** Loads the model the options name. */
 export async function openModel(values: ModelValues, usage: string): Promise<ChatModel> {
   if (!values.model) throw new InputError(`--model is required; ${usage}`);
-  const dtype = values.dtype ?? 'fp32';
-  if (!['fp32', 'q8', 'q4'].includes(dtype)) throw new InputError(`--dtype must be fp32, q8 or q4, got '${dtype}'`);
-  return loadModel(values.model, { dtype: dtype as ComputeDtype, threads: positiveInt(values.threads, 'threads') });
+  return loadModel(values.model, loadOptionsFromArgs(values));
 }
 
 /** The prompt the options describe: --ids as given, or --prompt rendered with the template and tokenised. */

@@ -4,8 +4,7 @@ import { InputError } from '../errors.js';
 import { readVtwSidecar } from '../methods/vtw.js';
 import { Engine } from '../serve/engine.js';
 import { createChatServer } from '../serve/http.js';
-import type { ComputeDtype } from '../models/linear.js';
-import { positiveInt } from './model-args.js';
+import { loadOptionsFromArgs, positiveInt } from './model-args.js';
 
 const USAGE = 'usage: egret serve --model PATH [--host 127.0.0.1] [--port 8080] [--dtype fp32|q8|q4] [--threads N] ' +
   '[--concurrency N] [--max-queue N] [--allow-remote-images]';
@@ -43,12 +42,10 @@ export async function serveCommand(args: string[]): Promise<void> {
   const maxQueue = positiveInt(values['max-queue'], 'max-queue', 64)!;
   const maxPixels = 36_000_000; // 6000 x 6000: a decoded image is 3 bytes a pixel, per request in flight
   const maxImageBytes = 16 * MiB;
-  const dtype = values.dtype ?? 'fp32';
-  if (!['fp32', 'q8', 'q4'].includes(dtype)) throw new InputError(`--dtype must be fp32, q8 or q4, got '${dtype}'`);
   // Room for the largest images base64-encoded (4 characters per 3 bytes), and the text around them.
   const maxBodyBytes = 4 * Math.ceil((4 / 3) * maxImageBytes) + MiB;
   const vtw = await readVtwSidecar(values.model);
-  const engine = await Engine.start(values.model, { dtype: dtype as ComputeDtype, threads: positiveInt(values.threads, 'threads') }, { maxPixels, maxBytes: maxImageBytes });
+  const engine = await Engine.start(values.model, loadOptionsFromArgs(values), { maxPixels, maxBytes: maxImageBytes });
   try {
     const server = await createChatServer(engine, {
       modelName: basename(resolve(values.model)),
