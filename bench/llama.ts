@@ -22,7 +22,7 @@ import { Graph } from '../src/graph/ir.js';
 import * as op from '../src/graph/ops/index.js';
 import { quantizeBlockwise, quantizedWeight } from '../src/graph/quantize.js';
 import { decoderFlops } from '../src/models/flops.js';
-import { linearWeightBytes, quantBlockSize, type ComputeDtype } from '../src/models/linear.js';
+import { linearWeightBytes, type ComputeDtype } from '../src/models/linear.js';
 import type { LlamaConfig } from '../src/models/llama/config.js';
 import { CausalLM, openLlama } from '../src/models/llama/load.js';
 import { Session, ort } from '../src/runtime/session.js';
@@ -104,7 +104,7 @@ async function rawProducts(shapes: readonly [number, number][], m: number, dtype
     const w = new Float32Array(n * k).map((_, i) => (((i + j) * 7919) % 1000) / 25000 - 0.02);
     const y = dtype === 'fp32'
       ? op.matmul(x, g.weight(`w${j}`, 'float32', [k, n], new Uint8Array(w.buffer)))
-      : op.matmulNBits(x, quantizedWeight(g, `w${j}`, quantizeBlockwise(w, n, k, dtype === 'q4' ? 4 : 8, quantBlockSize(k))));
+      : op.matmulNBits(x, quantizedWeight(g, `w${j}`, quantizeBlockwise(w, n, k, dtype === 'q4' ? 4 : 8)));
     g.output(y, `y${j}`);
   });
   const session = await Session.fromGraph(g, { threads });

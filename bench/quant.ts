@@ -114,7 +114,7 @@ async function run(ctx: SuiteContext): Promise<Report> {
     rows.push(...await measureModel(ctx, `random 7B-shaped, ${layers} layers`, dir));
   }
   return {
-    title: 'logit error and perplexity of q8 / q4 (MatMulNBits, symmetric, blocks of 128 values, or 64/32 where the width requires) against fp32',
+    title: 'logit error and perplexity of q8 / q4 (MatMulNBits, block 32, symmetric) against fp32',
     columns: [
       { key: 'model', label: 'model' },
       { key: 'dtype', label: 'dtype' },
