@@ -126,7 +126,7 @@ async function run(ctx: SuiteContext): Promise<Report> {
     const xData = randomFloats(m * k, 0x85ebca6b ^ m);
     const x = new ort.Tensor('float32', xData, [m, k]);
     // Each trial builds fresh sessions: a session's speed can depend on where its weights land in memory (seen
-    // here as a persistent 30 % gap between two identical sessions on memory-bound shapes), so one pair of
+    // here as a persistent gap of up to 40 % between two identical sessions on a memory-bound shape), so one pair of
     // sessions is not enough. Creation order alternates between trials too.
     const rounds: Record<string, number>[] = [];
     const trialRatios: number[] = [];
@@ -220,7 +220,7 @@ async function run(ctx: SuiteContext): Promise<Report> {
     rows,
     notes: [
       `threads ${ctx.threads} (cores ${availableParallelism()}); ms = median per call; GFLOP/s = 2·M·K·N / median; ${pauseMs} ms idle before each call`,
-      'egret/base = median over rounds of (baseline time / egret time); each round runs every session once, order rotating;',
+      'egret/base = median over rounds of (baseline time / egret time); each round runs every session once, order shuffled;',
       'p25/p75 = quartiles of those per-round ratios; trials min/max = extremes of the per-trial medians (fresh sessions each trial);',
       ...(control ? ['A/A = the same statistic for a second hand-made session against the first: the noise floor of the method;'] : []),
       'IQR % = interquartile range of each side\'s times / median',
