@@ -174,6 +174,13 @@ test('CLI: --vtw-layer, egret calibrate vtw (curve, --json, --save sidecar used 
     const badK = egret(...args, '--vtw-layer', '0');
     assert.equal(badK.code, 2);
     assert.match(badK.stderr.trim(), /^error: --vtw-layer/);
+    // A layer beyond the model, or a prompt ending with its image (no text token to answer from), is refused.
+    const tooDeep = egret(...args, '--vtw-layer', '5');
+    assert.equal(tooDeep.code, 2);
+    assert.match(tooDeep.stderr.trim(), /^error: VTW layer must be an integer in 1\.\.4/);
+    const imageLast = egret('generate', '--model', model, '--image', IMAGES[0]!, '--ids=1,-200', '--vtw-layer', '1', '--json');
+    assert.equal(imageLast.code, 2);
+    assert.match(imageLast.stderr.trim(), /^error: VTW needs a text token after the last image/);
     // Quantised weights work with VTW too.
     const q4 = egret(...args, '--vtw-layer', '2', '--dtype', 'q4');
     assert.equal(q4.code, 0, q4.stderr);

@@ -1,5 +1,4 @@
 import { InputError } from '../errors.js';
-import { checkContext } from '../generate/generate.js';
 import { writeSafetensors } from '../io/safetensors-write.js';
 import { prefillCall } from '../models/prompt.js';
 import { openModel, parseCommandArgs, promptFromArgs } from './model-args.js';
@@ -13,7 +12,6 @@ export async function logitsCommand(args: string[]): Promise<void> {
   const model = await openModel(values, USAGE);
   try {
     const { prompt } = await promptFromArgs(model, values, USAGE);
-    checkContext([prompt], model.decoder.config.maxPositions);
     const call = prefillCall(model.decoder, [prompt]);
     // Rows that reach the LM head, as indices of the expanded sequence (a method may have dropped some).
     let rows = prompt.positions.map((_, i) => i);

@@ -1,6 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InputError } from '../errors.js';
-import type { PreparedPrompt } from '../generate/generate.js';
+import { checkContext, type PreparedPrompt } from '../generate/generate.js';
 import { loadModel, type ChatModel } from '../models/index.js';
 import type { ComputeDtype } from '../models/linear.js';
 import { tokenizeImagePrompt } from '../text/image-prompt.js';
@@ -82,6 +82,8 @@ export async function promptFromArgs(model: ChatModel, values: ModelValues, usag
  * `--vtw-layer off` disables it. `--fastv K:R` prunes the share R of visual tokens from layer K on instead.
  */
 export async function applyMethods(model: ChatModel, prompt: PreparedPrompt, values: ModelValues): Promise<PreparedPrompt> {
+  // Before any compute, FastV's ranking pass included.
+  checkContext([prompt], model.decoder.config.maxPositions);
   const layer = await vtwLayerFromArgs(values);
   if (values.fastv !== undefined) return (await applyFastV(model.decoder, [prompt], parseFastV(values.fastv)))[0]!;
   return layer === undefined ? prompt : withdrawVisualTokens(prompt, layer, model.decoder.config.layers);

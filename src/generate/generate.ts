@@ -35,10 +35,18 @@ export interface GenerationEvent {
   text: string;
 }
 
+/** The largest RoPE position of a prompt (a loop: prompts may hold more tokens than a spread can pass). */
+function lastPosition(p: PreparedPrompt): number {
+  let last = -1;
+  for (const x of p.positions) if (x > last) last = x;
+  return last;
+}
+
 /** Refuses prompts that do not fit the context window, before any compute. */
 export function checkContext(prompts: readonly PreparedPrompt[], maxPositions: number): void {
   for (const [i, p] of prompts.entries()) {
-    const last = Math.max(...p.positions);
+    if (p.positions.length === 0) throw new InputError(`prompt${prompts.length > 1 ? ` ${i}` : ''} is empty`);
+    const last = lastPosition(p);
     if (last + 1 > maxPositions) {
       throw new InputError(`prompt${prompts.length > 1 ? ` ${i}` : ''} has ${last + 1} tokens (visual tokens included), more than the context of ${maxPositions}`);
     }
@@ -58,7 +66,7 @@ export async function* generate(target: GenerationTarget, prompts: readonly Prep
   const rows = prompts.map((p) => ({
     ids: [] as number[],
     seen: [...p.textIds],
-    next: Math.max(...p.positions) + 1,
+    next: lastPosition(p) + 1,
     decoder: tokenizer.streamDecoder(),
     stop: new StopMatcher(opts.stop ?? []),
     text: '',

@@ -1,6 +1,7 @@
 import { InputError } from '../errors.js';
 import type { Decoder } from '../models/decoder.js';
 import { prefillCall, type PreparedPrompt } from '../models/prompt.js';
+import { requireTextLast } from './vtw.js';
 
 export interface FastVOptions {
   /** Layer from which the pruned tokens are gone (FastV's K; the scores come from layer K−1). */
@@ -51,6 +52,7 @@ export async function applyFastV(decoder: Decoder, prompts: readonly PreparedPro
   const layers = decoder.config.layers;
   if (opts.layer >= layers) throw new InputError(`--fastv: K=${opts.layer} must be below the model's ${layers} layers`);
   for (const p of prompts) {
+    requireTextLast(p, 'FastV');
     if (p.keep?.slice(1, opts.layer + 1).some((k) => k !== undefined)) throw new InputError('FastV cannot be combined with another method that drops tokens at or before its layer');
   }
   const scores = await fastVScores(decoder, prompts, opts.layer);

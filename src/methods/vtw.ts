@@ -14,15 +14,26 @@ import type { PreparedPrompt } from '../models/prompt.js';
  * family that prepares prompts for the shared decoder.
  */
 export function withdrawVisualTokens(prompt: PreparedPrompt, layer: number, layers: number): PreparedPrompt {
-  if (!Number.isInteger(layer) || layer < 1) throw new InputError(`VTW layer must be an integer ≥ 1, got ${layer}`);
+  if (!Number.isInteger(layer) || layer < 1 || layer > layers) throw new InputError(`VTW layer must be an integer in 1..${layers} (the model's layers), got ${layer}`);
+  requireTextLast(prompt, 'VTW');
   // K = L withdraws after the last layer: the official code's no-op, identical to running without VTW.
-  if (layer >= layers || prompt.visual.length === 0) return prompt;
+  if (layer === layers || prompt.visual.length === 0) return prompt;
   const visual = new Set(prompt.visual);
   const kept = prompt.positions.map((_, i) => i).filter((i) => !visual.has(i));
   const keep: (readonly number[] | undefined)[] = Array.from({ length: layers }, (_, i) => prompt.keep?.[i]);
   if (keep.slice(1, layer + 1).some((k) => k !== undefined)) throw new InputError('VTW cannot be combined with a method that already drops tokens at or before its layer');
   keep[layer] = kept;
   return { ...prompt, keep };
+}
+
+/**
+ * The first answer token's logits come from the prompt's last token: a method that drops visual tokens needs a
+ * text token there (every official template ends with one, e.g. "ASSISTANT:").
+ */
+export function requireTextLast(prompt: PreparedPrompt, method: string): void {
+  if (prompt.visual.length > 0 && prompt.visual[prompt.visual.length - 1] === prompt.positions.length - 1) {
+    throw new InputError(`${method} needs a text token after the last image: the prompt ends with visual tokens`);
+  }
 }
 
 /**

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdtemp, rename, rm, stat } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import type { Graph } from '../graph/ir.js';
@@ -54,12 +54,18 @@ export class Session {
       // model under the key, and concurrent builders of the same key do not see each other's files.
       const work = `${dir}.tmp-${process.pid}-${Date.now()}`;
       const raw = join(work, 'model.onnx');
-      await writeOnnxModel(build(), raw);
-      const session = await ort.InferenceSession.create(raw, {
-        ...base,
-        optimizedModelFilePath: join(work, 'optimized.onnx'),
-        extra: { session: { optimized_model_external_initializers_file_name: 'optimized.onnx.data', optimized_model_external_initializers_min_size_in_bytes: '1024' } },
-      });
+      let session: ort.InferenceSession;
+      try {
+        await writeOnnxModel(build(), raw);
+        session = await ort.InferenceSession.create(raw, {
+          ...base,
+          optimizedModelFilePath: join(work, 'optimized.onnx'),
+          extra: { session: { optimized_model_external_initializers_file_name: 'optimized.onnx.data', optimized_model_external_initializers_min_size_in_bytes: '1024' } },
+        });
+      } catch (err) {
+        await rm(work, { recursive: true, force: true });
+        throw err;
+      }
       await rm(raw, { force: true });
       await rm(`${raw}.data`, { force: true });
       await rename(work, dir).catch(async () => rm(work, { recursive: true, force: true }));
@@ -107,8 +113,10 @@ function baseOptions(opts: SessionOptions): ort.InferenceSession.SessionOptions 
 }
 
 function cacheDirName(opts: SessionOptions): string {
-  // The optimised model depends on the optimisation level as well as on the graph.
-  return createHash('sha256').update(JSON.stringify([opts.cache!.key, opts.optimization ?? 'all', ort.env.versions.node])).digest('hex').slice(0, 32);
+  // The optimised model depends on the optimisation level and on the CPU ORT optimised it for (it may use
+  // kernels and layouts only that CPU has), as well as on the graph.
+  const cpu = [process.arch, cpus()[0]?.model ?? 'unknown', availableParallelism()];
+  return createHash('sha256').update(JSON.stringify([opts.cache!.key, opts.optimization ?? 'all', ort.env.versions.node, cpu])).digest('hex').slice(0, 32);
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -16,7 +16,7 @@ export function tokenizeImagePrompt(tokenizer: Tokenizer, prompt: string): numbe
   const ids = offset === 1 ? [tokenizer.bosId] : [];
   chunks.forEach((chunk, i) => {
     if (i > 0) ids.push(IMAGE_TOKEN_INDEX);
-    ids.push(...chunk.slice(offset));
+    for (let j = offset; j < chunk.length; j++) ids.push(chunk[j]!);
   });
   return ids;
 }
