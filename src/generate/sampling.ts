@@ -43,24 +43,97 @@ export function sampleToken(row: Float32Array, opts: SamplingOptions, seen: Iter
   }
   const temperature = opts.temperature ?? 0;
   if (temperature <= 0) return argmax(logits);
-  let candidates = Array.from(logits.keys()).sort((a, b) => logits[b]! - logits[a]! || a - b);
-  if (opts.topK && opts.topK > 0) candidates = candidates.slice(0, opts.topK);
-  const max = logits[candidates[0]!]!;
-  let probs = candidates.map((i) => Math.exp((logits[i]! - max) / temperature));
-  let total = probs.reduce((a, b) => a + b, 0);
-  if (opts.topP !== undefined && opts.topP < 1) {
-    // Keep the smallest prefix whose mass reaches top_p (always at least one token).
-    let mass = 0;
-    let keep = 0;
-    while (keep < probs.length && (keep === 0 || mass < opts.topP * total)) mass += probs[keep++]!;
-    candidates = candidates.slice(0, keep);
-    probs = probs.slice(0, keep);
-    total = mass;
+  // Softmax weights relative to the largest logit; NaN logits count as impossible.
+  const max = logits[argmax(logits)]!;
+  const weight = (i: number) => {
+    const w = Math.exp((logits[i]! - max) / temperature);
+    return Number.isNaN(w) ? 0 : w;
+  };
+  const topK = opts.topK && opts.topK > 0 ? Math.min(opts.topK, logits.length) : undefined;
+  const topP = opts.topP !== undefined && opts.topP < 1 ? opts.topP : undefined;
+  if (topK === undefined && topP === undefined) {
+    // Plain sampling: one pass over the cumulative weights, no sort.
+    let total = 0;
+    for (let i = 0; i < logits.length; i++) total += weight(i);
+    let r = random() * total;
+    for (let i = 0; i < logits.length; i++) {
+      r -= weight(i);
+      if (r < 0) return i;
+    }
+    return argmax(logits);
   }
-  let r = random() * total;
-  for (let i = 0; i < candidates.length; i++) {
-    r -= probs[i]!;
+  // Candidates in descending order, taken lazily from a heap: top-k needs k of them, top-p only as many as
+  // reach its mass, so the vocabulary is never sorted whole.
+  const heap = new MaxHeap(logits);
+  let total = 0;
+  if (topK === undefined) for (let i = 0; i < logits.length; i++) total += weight(i);
+  const candidates: number[] = [];
+  const weights: number[] = [];
+  let taken = 0;
+  while (heap.size > 0 && (topK === undefined || candidates.length < topK)) {
+    const i = heap.pop();
+    candidates.push(i);
+    weights.push(weight(i));
+    taken += weights[weights.length - 1]!;
+    if (topK === undefined && taken >= topP! * total) break;
+  }
+  let kept = weights.length;
+  if (topP !== undefined && topK !== undefined) {
+    // Top-p within the top-k: the smallest prefix whose mass reaches top_p of theirs (at least one token).
+    const mass = weights.reduce((a, b) => a + b, 0);
+    let acc = 0;
+    kept = 0;
+    while (kept < weights.length && (kept === 0 || acc < topP * mass)) acc += weights[kept++]!;
+  }
+  let r = random() * weights.slice(0, kept).reduce((a, b) => a + b, 0);
+  for (let i = 0; i < kept; i++) {
+    r -= weights[i]!;
     if (r < 0) return candidates[i]!;
   }
-  return candidates[candidates.length - 1]!;
+  return candidates[kept - 1]!;
+}
+
+/** Indices ordered by descending value, the lower index first on ties (torch.topk / a stable sort's order). */
+class MaxHeap {
+  private readonly items: number[];
+
+  constructor(private readonly values: Float32Array) {
+    this.items = Array.from(values.keys());
+    for (let i = (this.items.length >> 1) - 1; i >= 0; i--) this.down(i);
+  }
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  pop(): number {
+    const top = this.items[0]!;
+    const last = this.items.pop()!;
+    if (this.items.length > 0) {
+      this.items[0] = last;
+      this.down(0);
+    }
+    return top;
+  }
+
+  private before(a: number, b: number): boolean {
+    const va = this.values[a]!, vb = this.values[b]!;
+    // NaN sorts last.
+    if (Number.isNaN(va)) return false;
+    if (Number.isNaN(vb)) return true;
+    return va > vb || (va === vb && a < b);
+  }
+
+  private down(i: number): void {
+    const n = this.items.length;
+    for (;;) {
+      const l = 2 * i + 1, r = l + 1;
+      let best = i;
+      if (l < n && this.before(this.items[l]!, this.items[best]!)) best = l;
+      if (r < n && this.before(this.items[r]!, this.items[best]!)) best = r;
+      if (best === i) return;
+      [this.items[i], this.items[best]] = [this.items[best]!, this.items[i]!];
+      i = best;
+    }
+  }
 }
