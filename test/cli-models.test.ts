@@ -115,6 +115,13 @@ test('egret chat --prompt answers one question, streamed', () => {
   assert.ok(r.stdout.length > 0);
 });
 
+test('egret chat answers every question piped on stdin, in order', () => {
+  const r = spawnSync(process.execPath, ['bin/egret', 'chat', '--model', MODEL, '--max-new-tokens', '3', '--ignore-eos'], { input: 'first question\nsecond question\n\nthird\n', encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  // One answer line per question (blank lines are skipped), the same as asking each in turn would give.
+  assert.equal(r.stdout.split('\n').length - 1, 3, JSON.stringify(r.stdout));
+});
+
 test('bad input to model commands: exit 2 and one error line', () => {
   assertInputError(egret('generate', '--model', MODEL, '--ids', '1,2,x'), /--ids/);
   assertInputError(egret('generate', '--model', 'no/such/dir', '--ids', '1'), /no\/such\/dir/);

@@ -18,11 +18,12 @@ const USAGE = 'usage: egret chat --model PATH [--image FILE] [--prompt TEXT] [--
 export async function chatCommand(args: string[]): Promise<void> {
   const values = parseCommandArgs(args, SAMPLING_OPTIONS, USAGE);
   const sampling = samplingFromArgs(values, 512);
-  const template = values.template ?? 'vicuna_v1';
-  if (!isTemplateName(template)) throw new InputError(`--template must be one of ${TEMPLATE_NAMES.join(', ')}, got '${template}'`);
-  const model = await openModel(values, USAGE);
+  // Images first: a bad file fails before the model loads.
   const images = await Promise.all((values.image ?? []).map((file) => loadImage(file)));
+  const model = await openModel(values, USAGE);
   try {
+    const template = values.template ?? model.defaultTemplate;
+    if (!isTemplateName(template)) throw new InputError(`--template must be one of ${TEMPLATE_NAMES.join(', ')}, got '${template}'`);
     const turns: ChatTurn[] = [];
     const ask = async (question: string) => {
       turns.push({ role: 'user', text: question, images: turns.length === 0 ? images.length : 0 });
@@ -33,17 +34,14 @@ export async function chatCommand(args: string[]): Promise<void> {
       await ask(values.prompt);
       return;
     }
-    const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
+    const prompt = () => process.stdout.write(process.stdin.isTTY ? '> ' : '');
+    // Reading lines as an async iterator buffers the ones that arrive while an answer is generated (piped input).
+    const rl = createInterface({ input: process.stdin, terminal: false });
     try {
-      for (;;) {
-        let line: string;
-        try {
-          line = await rl.question(process.stdin.isTTY ? '> ' : '');
-        } catch {
-          break; // stdin closed
-        }
-        if (line.trim() === '') continue;
-        await ask(line);
+      prompt();
+      for await (const line of rl) {
+        if (line.trim() !== '') await ask(line);
+        prompt();
       }
     } finally {
       rl.close();
