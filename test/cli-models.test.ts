@@ -132,5 +132,8 @@ test('bad input to model commands: exit 2 and one error line', () => {
   assertInputError(egret('generate', '--model', MODEL, '--ids', '1,99999'), /outside the vocabulary/);
   assertInputError(egret('generate', '--model', MODEL, '--ids', '1,-200,5'), /text-only/);
   assertInputError(egret('logits', '--model', MODEL, '--ids', '1'), /--out/);
+  assertInputError(egret('logits', '--model', MODEL, '--ids', '1', '--out', '/nonexistent-egret/x.safetensors'), /folder \/nonexistent-egret does not exist/);
+  assertInputError(egret(), /no command given/);
+  assertInputError(egret('constructor'), /unknown command 'constructor'/);
   assertInputError(egret('generate', '--model', MODEL, '--ids', '1', '--bogus'), /bogus/);
 });

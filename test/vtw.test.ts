@@ -168,6 +168,11 @@ test('CLI: --vtw-layer, egret calibrate vtw (curve, --json, --save sidecar used 
     assert.equal(JSON.parse(none.stdout).layer, null);
     assert.match(none.stderr, /no withdrawal layer/);
 
+    const textOnly = join(dir, 'text.jsonl');
+    await writeFile(textOnly, `${JSON.stringify({ prompt: 'no image here' })}\n`);
+    const noVisual = egret('calibrate', 'vtw', '--model', model, '--data', textOnly);
+    assert.equal(noVisual.code, 2);
+    assert.match(noVisual.stderr.trim(), /^error: .*sample 1 has no visual tokens/);
     const bad = egret('calibrate', 'vtw', '--model', model, '--data', join(dir, 'missing.jsonl'));
     assert.equal(bad.code, 2);
     assert.match(bad.stderr.trim(), /^error: cannot read .*missing\.jsonl/);

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { InputError } from '../errors.js';
+import { checkContext } from '../generate/generate.js';
 import { calibrateVtw } from '../methods/vtw-calibrate.js';
 import { writeVtwSidecar } from '../methods/vtw.js';
 import type { ChatModel } from '../models/index.js';
@@ -29,7 +30,12 @@ export async function calibrateCommand(args: string[]): Promise<void> {
     if (minLayer >= model.decoder.config.layers) throw new InputError(`--min-layer ${minLayer} leaves no candidate: the model has ${model.decoder.config.layers} layers (candidates ${minLayer}..L-1)`);
     const bar = new Progress('calibrating VTW', samples.length);
     const prompts: PreparedPrompt[] = [];
-    for (const s of samples) prompts.push(await prepareSample(model, s));
+    for (const [i, s] of samples.entries()) {
+      const prompt = await prepareSample(model, s);
+      checkContext([prompt], model.decoder.config.maxPositions);
+      if (prompt.visual.length === 0) throw new InputError(`${values.data}: sample ${i + 1} has no visual tokens (VTW withdraws them: every sample needs an image and a model that takes images)`);
+      prompts.push(prompt);
+    }
     const result = await calibrateVtw(model.decoder, prompts, { minLayer, eta, onProgress: () => bar.advance() });
     bar.finish();
     const kl = Object.fromEntries([...result.kl].map(([k, v]) => [String(k), v]));

@@ -113,7 +113,7 @@ async function scoreCommand(args: string[]): Promise<void> {
   const values: Values = parsed.values;
   const [name, ...extra] = parsed.positionals;
   if (name === undefined || extra.length > 0) throw new InputError(`expected one TASK (${Object.keys(TASKS).join(', ')}); ${USAGE}`);
-  const task = TASKS[name];
+  const task = Object.hasOwn(TASKS, name) ? TASKS[name] : undefined;
   if (!task) throw new InputError(`unknown task '${name}' (${Object.keys(TASKS).join(', ')})`);
   for (const option of ['questions', 'split', 'extract'] as const) {
     if (values[option] !== undefined && !task.options.includes(option)) throw new InputError(`--${option} does not apply to ${name}`);
@@ -139,7 +139,7 @@ const SUBCOMMANDS: Record<string, (args: string[]) => Promise<void>> = {
 /** `egret eval score|run|merge ...`. */
 export async function evalCommand(args: string[]): Promise<void> {
   const [sub, ...rest] = args;
-  const handler = sub === undefined ? undefined : SUBCOMMANDS[sub];
+  const handler = sub !== undefined && Object.hasOwn(SUBCOMMANDS, sub) ? SUBCOMMANDS[sub] : undefined;
   if (!handler) throw new InputError(`expected 'eval ${Object.keys(SUBCOMMANDS).join('|')}'; ${USAGE}`);
   await handler(rest);
 }

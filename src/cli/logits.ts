@@ -1,3 +1,5 @@
+import { stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { InputError } from '../errors.js';
 import { writeSafetensors } from '../io/safetensors-write.js';
 import { prefillCall } from '../models/prompt.js';
@@ -9,6 +11,10 @@ const USAGE = 'usage: egret logits --model PATH (--prompt TEXT [--template T] | 
 export async function logitsCommand(args: string[]): Promise<void> {
   const values = parseCommandArgs(args, { out: { type: 'string' } }, USAGE);
   if (!values.out) throw new InputError(`--out is required; ${USAGE}`);
+  // Before the model loads: a wrong output folder should not cost a load and a prefill.
+  if (!(await stat(dirname(values.out as string)).then((s) => s.isDirectory(), () => false))) {
+    throw new InputError(`--out ${String(values.out)}: folder ${dirname(values.out as string)} does not exist`);
+  }
   const model = await openModel(values, USAGE);
   try {
     const { prompt } = await promptFromArgs(model, values, USAGE);

@@ -1,7 +1,10 @@
 import { InputError } from '../errors.js';
 
-/** A subcommand: receives the arguments after its name; throws InputError for bad usage or input. */
-export type Command = (args: string[]) => Promise<void>;
+/**
+ * A subcommand: receives the arguments after its name; throws InputError for bad usage or input. It may return
+ * an exit code of its own (e.g. 1 when a benchmark suite failed).
+ */
+export type Command = (args: string[]) => Promise<number | void>;
 
 /** Lazily imported so that `egret inspect` does not load ONNX Runtime. */
 const commands: Record<string, () => Promise<Command>> = {
@@ -22,14 +25,13 @@ commands: ${Object.keys(commands).join(', ')}`;
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   try {
-    if (name === undefined || name === '--help' || name === '-h') {
+    if (name === '--help' || name === '-h') {
       process.stdout.write(usage + '\n');
-      return name === undefined ? 2 : 0;
+      return 0;
     }
-    const load = commands[name];
-    if (!load) throw new InputError(`unknown command '${name}' (${Object.keys(commands).join(', ')})`);
-    await (await load())(rest);
-    return 0;
+    if (name === undefined) throw new InputError(`no command given (${Object.keys(commands).join(', ')})`);
+    if (!Object.hasOwn(commands, name)) throw new InputError(`unknown command '${name}' (${Object.keys(commands).join(', ')})`);
+    return (await (await commands[name]!())(rest)) ?? 0;
   } catch (err) {
     if (err instanceof InputError) {
       process.stderr.write(`error: ${oneLine(err.message)}\n`);

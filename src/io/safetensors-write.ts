@@ -1,4 +1,5 @@
 import { open, rename, rm } from 'node:fs/promises';
+import { InputError } from '../errors.js';
 import { DTYPE_SIZE, type DType } from './dtype.js';
 
 export interface TensorToWrite {
@@ -26,7 +27,9 @@ export async function writeSafetensors(path: string, tensors: Record<string, Ten
   const prefix = new Uint8Array(8);
   new DataView(prefix.buffer).setBigUint64(0, BigInt(headerBytes.byteLength), true);
   const tmp = `${path}.tmp-${process.pid}`;
-  const file = await open(tmp, 'w');
+  const file = await open(tmp, 'w').catch((err: NodeJS.ErrnoException) => {
+    throw new InputError(`cannot write ${path}: ${err.code ?? String(err)}`);
+  });
   try {
     await file.write(prefix);
     await file.write(headerBytes);

@@ -76,8 +76,9 @@ export async function readVtwSidecar(modelDir: string): Promise<VtwSidecar | und
   let text: string;
   try {
     text = await readFile(path, 'utf8');
-  } catch {
-    return undefined;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new InputError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
   let value: unknown;
   try {
@@ -85,7 +86,7 @@ export async function readVtwSidecar(modelDir: string): Promise<VtwSidecar | und
   } catch {
     throw new InputError(`${path}: invalid JSON (delete it or run egret calibrate vtw --save again)`);
   }
-  const layer = (value as { layer?: unknown }).layer;
+  const layer = value !== null && typeof value === 'object' ? (value as { layer?: unknown }).layer : undefined;
   if (typeof layer !== 'number' || !Number.isInteger(layer) || layer < 1) throw new InputError(`${path}: 'layer' must be an integer ≥ 1`);
   return value as VtwSidecar;
 }
