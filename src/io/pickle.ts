@@ -63,6 +63,20 @@ const BASE_FUNCTIONS = new Map<string, (args: PyValue[]) => PyValue>([
   ['builtins.frozenset', ([items]) => Object.freeze(items === undefined ? [] : Array.isArray(items) ? [...items] : failArgs('frozenset'))],
 ]);
 
+/** Allowed callables may build at most this factor times the pickle's size, plus the base, in all. */
+const CALL_BUDGET_FACTOR = 16;
+const CALL_BUDGET_BASE = 64 << 20;
+/** Text fields beyond this are refused (V8 strings stop near 512 MiB; names and settings are tiny). */
+const MAX_TEXT_BYTES = 64 << 20;
+
+/** Approximate bytes a value built by a callable holds (its own storage, not what it shares). */
+function sizeOf(value: PyValue): number {
+  if (value instanceof Uint8Array) return value.byteLength;
+  if (Array.isArray(value)) return 8 * value.length + 64;
+  if (value instanceof PyDict) return 16 * value.entries.size + 64;
+  return 64;
+}
+
 function failArgs(name: string): never {
   throw new BadData(`unexpected arguments for ${name}`);
 }
@@ -77,6 +91,8 @@ class Unpickler {
   private readonly marks: number[] = [];
   private readonly memo = new Map<number, PyValue>();
   private readonly view: DataView;
+  /** Size of what allowed callables have built so far (see call). */
+  private produced = 0;
 
   constructor(private readonly data: Uint8Array, private readonly options: UnpickleOptions) {
     this.view = new DataView(data.buffer, data.byteOffset, data.byteLength);
@@ -227,12 +243,15 @@ class Unpickler {
   }
 
   private utf8(n: number): string {
-    return new TextDecoder('utf-8').decode(this.take(n));
+    const bytes = this.take(n);
+    if (n > MAX_TEXT_BYTES) this.fail(`a text field of ${n} bytes is larger than any checkpoint needs`);
+    return new TextDecoder('utf-8').decode(bytes);
   }
 
   private line(): string {
     const end = this.data.indexOf(0x0a, this.pos);
     if (end < 0) this.fail('a text field has no end of line (truncated?)');
+    if (end - this.pos > MAX_TEXT_BYTES) this.fail(`a text field of ${end - this.pos} bytes is larger than any checkpoint needs`);
     const text = Buffer.from(this.data.buffer, this.data.byteOffset + this.pos, end - this.pos).toString('latin1');
     this.pos = end + 1;
     return text;
@@ -319,7 +338,17 @@ class Unpickler {
     if (!Array.isArray(args)) this.fail(`arguments of ${callable.qualifiedName} are not a tuple`);
     const name = callable.qualifiedName;
     const fn = this.options.functions.get(name) ?? BASE_FUNCTIONS.get(name);
-    if (fn) return fn([...args]);
+    if (fn) {
+      // Each call copies its arguments, and memoised arguments can be passed again and again at a few bytes of
+      // pickle each: a budget keeps a small hostile pickle from building gigabytes. Real checkpoints build a
+      // fraction of their own size.
+      const result = fn([...args]);
+      this.produced += sizeOf(result);
+      if (this.produced > CALL_BUDGET_FACTOR * this.data.byteLength + CALL_BUDGET_BASE) {
+        this.fail(`the pickle builds far more data than it holds (over ${this.produced} bytes from ${this.data.byteLength}): refusing it`);
+      }
+      return result;
+    }
     if (this.options.isOpaqueClass(name)) return new PyObject(name, args);
     this.fail(`refusing to call ${name}: not a function or class allowed in a checkpoint`);
   }
