@@ -161,7 +161,7 @@ test('bodies in flight are bounded: a body that does not fit is refused (503) un
 
 test('unknown routes and methods; a request target that is not a URL', async () => {
   const answer = await new Promise<string>((resolve, reject) => {
-    const socket = connect(server.port, '127.0.0.1', () => socket.write('GET http://[ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+    const socket = connect(server.port, '127.0.0.1', () => socket.write('GET http://[ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'));
     let data = '';
     socket.on('data', (d: Buffer) => (data += d.toString()));
     socket.on('end', () => resolve(data));

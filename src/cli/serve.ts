@@ -11,6 +11,11 @@ const USAGE = 'usage: egret serve --model PATH [--host 127.0.0.1] [--port 8080] 
 
 const MiB = 1024 * 1024;
 
+/** Whether an address to listen on is loopback-only (127.0.0.0/8, ::1, localhost). */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
 /**
  * `egret serve`: the OpenAI-compatible server and web UI. Prints `listening on http://HOST:PORT` on stderr once
  * the model is loaded (with --port 0, the port the system chose); runs until SIGINT or SIGTERM.
@@ -57,6 +62,7 @@ export async function serveCommand(args: string[]): Promise<void> {
       request: { maxImages: 4, defaultMaxTokens: 512 },
       images: { allowRemote: values['allow-remote-images'], maxBytes: maxImageBytes, fetchTimeoutMs: 10_000 },
       ...(vtw ? { defaultVtwLayer: vtw.layer } : {}),
+      loopback: isLoopback(values.host),
     });
     await new Promise<void>((ready, failed) => {
       server.once('error', (err: NodeJS.ErrnoException) => failed(new InputError(`cannot listen on ${values.host}:${values.port}: ${err.code ?? err.message}`)));

@@ -24,6 +24,36 @@ export interface ServerOptions {
   images: ImagePolicy;
   /** VTW layer for requests that do not choose (the model's calibrated one), if any. */
   defaultVtwLayer?: number;
+  /** The server listens on a loopback address: only loopback Host names are answered (DNS-rebinding guard). */
+  loopback?: boolean;
+}
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * Web pages of other sites must not drive the server through the user's browser: a cross-origin request (its
+ * Origin differs from the Host it was sent to) is refused, and on loopback so is any Host that is not a loopback
+ * name — a page whose own name resolves to 127.0.0.1 (DNS rebinding) would otherwise pass as same-origin.
+ * Clients that are not browsers (curl, the openai package) send no Origin.
+ */
+function refuseForeignPages(req: IncomingMessage, opts: ServerOptions): void {
+  const host = req.headers.host ?? '';
+  if (opts.loopback) {
+    const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0]!;
+    if (!LOOPBACK_HOSTS.has(name.toLowerCase())) throw new RequestError(`Host '${host}' is not a loopback name: this server listens on loopback only`, 403, null, 'forbidden');
+  }
+  const origin = req.headers.origin;
+  if (origin !== undefined && origin !== 'null') {
+    let originHost: string;
+    try {
+      originHost = new URL(origin).host;
+    } catch {
+      throw new RequestError(`malformed Origin '${origin}'`, 400, null, 'invalid_request');
+    }
+    if (originHost !== host) throw new RequestError(`cross-origin request from ${origin} refused`, 403, null, 'forbidden');
+  } else if (origin === 'null') {
+    throw new RequestError('requests from opaque origins are refused', 403, null, 'forbidden');
+  }
 }
 
 const UI_PAGE = new URL('../../../src/serve/ui/index.html', import.meta.url);
@@ -86,6 +116,7 @@ export async function createChatServer(engine: Engine, opts: ServerOptions): Pro
       if (path === '/v1/chat/completions') ctx.metrics.latency.observe((performance.now() - arrived) / 1000);
     });
     const run = async () => {
+      refuseForeignPages(req, ctx.opts);
       if (!route) throw new RequestError(`no route ${path}`, 404, null, 'not_found');
       if (req.method !== route.method) {
         res.setHeader('Allow', route.method);
