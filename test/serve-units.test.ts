@@ -5,7 +5,7 @@ import { isForbiddenAddress } from '../src/serve/images.js';
 import { parseChatRequest, RequestError } from '../src/serve/openai.js';
 import { ByteBudget, QueueFullError, Scheduler } from '../src/serve/scheduler.js';
 
-const LIMITS = { maxImages: 4, defaultMaxTokens: 512 };
+const LIMITS = { maxImages: 4, defaultMaxTokens: 512, maxTextChars: 1000 };
 
 test('messages become template turns: system text before the first question, images counted per turn', () => {
   const r = parseChatRequest({
@@ -33,6 +33,9 @@ test('messages become template turns: system text before the first question, ima
   assert.equal(parseChatRequest({ messages: [{ role: 'user', content: 'x' }], egret: { vtw: false } }, LIMITS).vtw, false);
   assert.equal(parseChatRequest({ messages: [{ role: 'user', content: 'x' }], egret: { vtw: { layer: 3 } } }, LIMITS).vtw, 3);
   assert.throws(() => parseChatRequest({ messages: [{ role: 'user', content: 'x' }], egret: { vtw: {} } }, LIMITS), (e: unknown) => e instanceof RequestError && e.param === 'egret.vtw.layer');
+  // Text beyond any context is refused before it reaches the tokenizer (in the inference worker).
+  assert.throws(() => parseChatRequest({ messages: [{ role: 'system', content: 'x'.repeat(600) }, { role: 'user', content: 'y'.repeat(401) }] }, LIMITS),
+    (e: unknown) => e instanceof RequestError && e.status === 400 && e.param === 'messages' && /1003 characters of text/.test(e.message));
 });
 
 test('the scheduler runs `concurrency` at once, queues `maxQueue`, refuses the rest, and lets waiting clients leave', async () => {

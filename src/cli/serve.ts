@@ -59,7 +59,7 @@ export async function serveCommand(args: string[]): Promise<void> {
       maxBodyBytes,
       // Enough for the requests that can run and wait to hold large images, bounded so uploads cannot exhaust memory.
       maxBodyBytesInFlight: Math.min(concurrency + maxQueue, 8) * maxBodyBytes,
-      request: { maxImages: 4, defaultMaxTokens: 512 },
+      request: { maxImages: 4, defaultMaxTokens: 512, maxTextChars: 1_000_000 },
       images: { allowRemote: values['allow-remote-images'], maxBytes: maxImageBytes, fetchTimeoutMs: 10_000 },
       ...(vtw ? { defaultVtwLayer: vtw.layer } : {}),
       loopback: isLoopback(values.host),

@@ -31,6 +31,11 @@ export interface ChatCompletionRequest {
 
 export interface RequestLimits {
   maxImages: number;
+  /**
+   * Most characters of message text. Tokenising runs in the inference worker: a 90 MB body of text would hold
+   * every generation for a minute before the context check could refuse it.
+   */
+  maxTextChars: number;
   /** Default for max_tokens. */
   defaultMaxTokens: number;
 }
@@ -167,6 +172,8 @@ export function parseChatRequest(body: Json, limits: RequestLimits): ChatComplet
   if (!isObject(body)) throw new RequestError(`the request body must be a JSON object, got ${describe(body)}`);
   refuseUnsupported(body);
   const { turns, imageUrls } = readMessages(body['messages'], limits.maxImages);
+  const chars = turns.reduce((n, t) => n + t.text.length, 0);
+  if (chars > limits.maxTextChars) fail('messages', `the messages hold ${chars} characters of text, more than any context takes (at most ${limits.maxTextChars})`);
   const positiveInt = (x: number) => Number.isInteger(x) && x >= 1;
   const maxTokens = optionalNumber(body, 'max_completion_tokens', positiveInt, 'a positive integer') ??
     optionalNumber(body, 'max_tokens', positiveInt, 'a positive integer') ?? limits.defaultMaxTokens;
