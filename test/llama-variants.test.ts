@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { openCheckpoint } from '../src/io/checkpoint.js';
 import { writeSafetensors, type TensorToWrite } from '../src/io/safetensors-write.js';
 import { CausalLM, openLlama } from '../src/models/llama/load.js';
+import { InputError } from '../src/errors.js';
 
 const DIR = 'test/fixtures/tiny-llama';
 const HEAD_DIM = 16;
@@ -88,6 +89,20 @@ test('tied word embeddings (no lm_head tensor) equal an untied head that copies 
     });
     const ids = [1, 13, 300, 198, 178];
     assertClose(await logits(tied, ids), await logits(untied, ids));
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('inconsistent geometry in config.json is an input error, not a failure inside the graph', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'egret-badcfg-'));
+  try {
+    const noLayers = await variant(root, 'no-layers', (_, cfg) => { cfg['num_hidden_layers'] = 0; });
+    await assert.rejects(openLlama(noLayers), (e: Error) => e instanceof InputError && /'num_hidden_layers' must be a positive integer, got 0/.test(e.message));
+    const oddHeads = await variant(root, 'odd-heads', (_, cfg) => { cfg['num_attention_heads'] = 3; cfg['num_key_value_heads'] = 3; });
+    await assert.rejects(openLlama(oddHeads), (e: Error) => e instanceof InputError && /head dim .* must be an even integer/.test(e.message));
+    const uneven = await variant(root, 'uneven-kv', (_, cfg) => { cfg['num_key_value_heads'] = 3; });
+    await assert.rejects(openLlama(uneven), (e: Error) => e instanceof InputError && /4 attention heads cannot share 3 key\/value heads/.test(e.message));
   } finally {
     await rm(root, { recursive: true, force: true });
   }

@@ -283,7 +283,7 @@ test('egret logits --ids with -200: logits and positions over the expanded seque
 });
 
 test('egret with images: a placeholder count mismatch and a corrupt image file exit 2 with one line', async () => {
-  assertInputError(egret('logits', '--model', DIR, '--image', IMAGES[0]!, '--image', IMAGES[1]!, '--ids', '1,-200,13', '--out', '/nonexistent/x.safetensors'),
+  assertInputError(egret('logits', '--model', DIR, '--image', IMAGES[0]!, '--image', IMAGES[1]!, '--ids', '1,-200,13', '--out', join(tmpdir(), 'egret-never-written.safetensors')),
     /1 image placeholder .* but 2 images were given/);
   const dir = await mkdtemp(join(tmpdir(), 'egret-llava-'));
   try {

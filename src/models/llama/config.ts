@@ -26,28 +26,42 @@ function num(obj: Json, key: string, where: string, fallback?: number): number {
   return v;
 }
 
+/** A count (layers, heads, widths): a positive integer. */
+function count(obj: Json, key: string, where: string, fallback?: number): number {
+  const v = num(obj, key, where, fallback);
+  if (!Number.isInteger(v) || v < 1) throw new InputError(`${where}: '${key}' must be a positive integer, got ${v}`);
+  return v;
+}
+
+/** The geometry's own consistency, so that a bad config is an input error rather than a failure deep in the graph. */
+function checkGeometry(c: LlamaConfig, where: string): LlamaConfig {
+  if (c.heads % c.kvHeads !== 0) throw new InputError(`${where}: ${c.heads} attention heads cannot share ${c.kvHeads} key/value heads evenly`);
+  if (!Number.isInteger(c.headDim) || c.headDim % 2 !== 0) throw new InputError(`${where}: head dim ${c.headDim} must be an even integer (hidden ${c.hidden} / ${c.heads} heads)`);
+  return c;
+}
+
 /** transformers' LlamaConfig (config.json, or the text_config of a llava-hf config). */
 export function llamaConfigFromHf(cfg: Json, where: string): LlamaConfig {
-  const hidden = num(cfg, 'hidden_size', where);
-  const heads = num(cfg, 'num_attention_heads', where);
+  const hidden = count(cfg, 'hidden_size', where);
+  const heads = count(cfg, 'num_attention_heads', where);
   if (cfg['rope_scaling'] != null) throw new InputError(`${where}: rope_scaling is not supported`);
   if (cfg['hidden_act'] !== undefined && cfg['hidden_act'] !== 'silu') throw new InputError(`${where}: hidden_act '${String(cfg['hidden_act'])}' is not supported (silu only)`);
   if (cfg['attention_bias'] === true || cfg['mlp_bias'] === true) throw new InputError(`${where}: attention/MLP biases are not supported`);
-  return {
+  return checkGeometry({
     hidden,
-    layers: num(cfg, 'num_hidden_layers', where),
+    layers: count(cfg, 'num_hidden_layers', where),
     heads,
-    kvHeads: num(cfg, 'num_key_value_heads', where, heads),
+    kvHeads: count(cfg, 'num_key_value_heads', where, heads),
     headDim: num(cfg, 'head_dim', where, hidden / heads),
-    intermediate: num(cfg, 'intermediate_size', where),
-    vocab: num(cfg, 'vocab_size', where),
+    intermediate: count(cfg, 'intermediate_size', where),
+    vocab: count(cfg, 'vocab_size', where),
     rmsEps: num(cfg, 'rms_norm_eps', where, 1e-6),
     ropeTheta: num(cfg, 'rope_theta', where, 10000),
-    maxPositions: num(cfg, 'max_position_embeddings', where, 2048),
+    maxPositions: count(cfg, 'max_position_embeddings', where, 2048),
     tiedEmbeddings: cfg['tie_word_embeddings'] === true,
     bosId: num(cfg, 'bos_token_id', where, 1),
     eosId: num(cfg, 'eos_token_id', where, 2),
-  };
+  }, where);
 }
 
 /**
@@ -56,13 +70,13 @@ export function llamaConfigFromHf(cfg: Json, where: string): LlamaConfig {
  * re-derived from multiple_of / ffn_dim_multiplier.
  */
 export function llamaConfigFromMeta(params: Json, where: string, fromWeights: { vocab: number; intermediate: number }): LlamaConfig {
-  const hidden = num(params, 'dim', where);
-  const heads = num(params, 'n_heads', where);
-  return {
+  const hidden = count(params, 'dim', where);
+  const heads = count(params, 'n_heads', where);
+  return checkGeometry({
     hidden,
-    layers: num(params, 'n_layers', where),
+    layers: count(params, 'n_layers', where),
     heads,
-    kvHeads: num(params, 'n_kv_heads', where, heads),
+    kvHeads: count(params, 'n_kv_heads', where, heads),
     headDim: hidden / heads,
     intermediate: fromWeights.intermediate,
     vocab: fromWeights.vocab,
@@ -72,7 +86,7 @@ export function llamaConfigFromMeta(params: Json, where: string, fromWeights: { 
     tiedEmbeddings: false,
     bosId: 1,
     eosId: 2,
-  };
+  }, where);
 }
 
 export async function readJson(path: string): Promise<Json> {
