@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InputError } from '../errors.js';
 import { checkContext, type PreparedPrompt } from '../generate/generate.js';
@@ -45,7 +46,11 @@ export function positiveInt(value: string | undefined, name: string, fallback?: 
 export function loadOptionsFromArgs(values: { dtype?: string; threads?: string }): { dtype: ComputeDtype; threads: number | undefined } {
   const dtype = values.dtype ?? 'fp32';
   if (!['fp32', 'q8', 'q4'].includes(dtype)) throw new InputError(`--dtype must be fp32, q8 or q4, got '${dtype}'`);
-  return { dtype: dtype as ComputeDtype, threads: positiveInt(values.threads, 'threads') };
+  const threads = positiveInt(values.threads, 'threads');
+  // More threads than this only oversubscribes the cores (and a huge number would exhaust the process).
+  const most = 4 * availableParallelism();
+  if (threads !== undefined && threads > most) throw new InputError(`--threads ${threads} is more than 4 × the ${availableParallelism()} cores here`);
+  return { dtype: dtype as ComputeDtype, threads };
 }
 
 /** Loads the model the options name. */

@@ -43,9 +43,15 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
   if (config?.['is_multipath_encoder'] === true) return loadLlavaHr(dir, config, opts);
   if (config?.['model_type'] === 'llava') return loadLlava(dir, config, opts);
   const weights = await openLlama(dir);
-  const [lm, tokenizer] = await Promise.all([CausalLM.build(weights, opts), loadTokenizer(dir)]);
-  // Every weight is in the session (or its cache) now: the checkpoint files can be closed.
-  await weights.source.close();
+  let lm: CausalLM;
+  let tokenizer: Tokenizer;
+  try {
+    tokenizer = await loadTokenizer(dir);
+    lm = await CausalLM.build(weights, opts);
+  } finally {
+    // Every weight is in the session now (or the load failed): the checkpoint files can be closed.
+    await weights.source.close();
+  }
   return {
     family: 'llama',
     lm,

@@ -94,14 +94,20 @@ export function buildLlavaVisionGraph(config: LlavaConfig, source: TensorSource)
 /** Loads a llava-hf LLaVA-1.5 directory whose config.json (already read) is `cfg`. */
 export async function loadLlava(dir: string, cfg: Json, opts: LoadModelOptions): Promise<ChatModel> {
   const config = llavaConfigFromHf(cfg, `${dir}/config.json`);
+  const tokenizer = await loadTokenizer(dir);
   const source = await openCheckpoint(dir);
-  const [lm, vision, tokenizer] = await Promise.all([
-    CausalLM.build({ config: config.text, source, layout: prefixedLayout('language_model.') }, opts),
-    Session.fromGraph(buildLlavaVisionGraph(config, source), { threads: opts.threads }),
-    loadTokenizer(dir),
-  ]);
-  // Both sessions and the embedding table hold their own copies of the weights now.
-  await source.close();
+  let lm: CausalLM | undefined;
+  let vision: Session;
+  try {
+    lm = await CausalLM.build({ config: config.text, source, layout: prefixedLayout('language_model.') }, opts);
+    vision = await Session.fromGraph(buildLlavaVisionGraph(config, source), { threads: opts.threads });
+  } catch (err) {
+    await lm?.dispose();
+    throw err;
+  } finally {
+    // Both sessions and the embedding table hold their own copies of the weights now.
+    await source.close();
+  }
   const size = config.vision.imageSize;
 
   /**
