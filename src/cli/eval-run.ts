@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { InputError } from '../errors.js';
 import { generateAll, type PreparedPrompt } from '../generate/generate.js';
 import { AnswerWriter, answerLine, mergeAnswerFiles, modelIdFromPath, type RunSettings } from '../eval/prediction-file.js';
-import { pyStrip } from '../eval/pytext.js';
+import { pyStrip } from '../text/pytext.js';
 import { loadQuestions, officialMaxNewTokens, RUN_TASKS, type EvalQuestion, type PromptStyle, type RunTask } from '../eval/questions.js';
 import type { ChatModel } from '../models/index.js';
 import { isTemplateName, TEMPLATE_NAMES } from '../text/templates.js';

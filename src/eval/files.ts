@@ -1,7 +1,7 @@
 /** Reading benchmark files (and writing results): every failure is an InputError that names the file (and line). */
 import { readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { InputError } from '../errors.js';
-import { pyLines } from './pytext.js';
+import { pyLines } from '../text/pytext.js';
 
 export function readText(path: string): string {
   try {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import type { Answer } from './answers.js';
 import { isDirectory, listDir, readText } from './files.js';
-import { pyLines, pyPrefix, pyStrip } from './pytext.js';
+import { pyLines, pyPrefix, pyStrip } from '../text/pytext.js';
 
 /** calculation.py eval_type_dict, in its order (the totals are summed in this order). */
 export const MME_PERCEPTION = ['existence', 'count', 'position', 'color', 'posters', 'celebrity', 'scene', 'landmark', 'artwork', 'OCR'];

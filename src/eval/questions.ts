@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import { scienceQaPrompt } from '../text/templates.js';
 import { arrayField, asRecord, isDirectory, readJson, readJsonLines, stringField } from './files.js';
-import { pyStrip } from './pytext.js';
+import { pyStrip } from '../text/pytext.js';
 
 /** Whose official script builds the prompts: LLaVA's (vicuna_v1 conversations) or LaVIN's (lavin_sqa). */
 export type PromptStyle = 'llava' | 'lavin';

@@ -2,7 +2,7 @@
  * The EvalAI answer normalisation of VQA/TextVQA, exactly as EvalAIAnswerProcessor in LLaVA-HR's
  * llava_hr/eval/m4c_evaluator.py applies it (copied there from mmf's pythia/tasks/processors.py).
  */
-import { pySplit, pyStrip } from './pytext.js';
+import { pySplit, pyStrip } from '../text/pytext.js';
 
 // m4c_evaluator.py CONTRACTIONS, including its oddities ("somebody'd" -> "somebodyd"; capitalised keys that
 // can never match lower-cased words).

@@ -4,6 +4,7 @@
  */
 import { InputError } from '../errors.js';
 import { IMAGE_PLACEHOLDER } from './image-prompt.js';
+import { pyStrip } from './pytext.js';
 
 export const TEMPLATE_NAMES = ['raw', 'vicuna_v1', 'lavin_sqa'] as const;
 export type TemplateName = (typeof TEMPLATE_NAMES)[number];
@@ -116,8 +117,3 @@ function tidy(text: string): string {
   return pyStrip(text.replaceAll('  ', ' '));
 }
 
-/** Python str.strip(): removes the characters str.isspace() accepts (not the same set as JS trim). */
-function pyStrip(text: string): string {
-  const space = '[\\t\\n\\v\\f\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]';
-  return text.replace(new RegExp(`^${space}+|${space}+$`, 'g'), '');
-}

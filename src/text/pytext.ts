@@ -1,5 +1,5 @@
 /**
- * Python `str` semantics that the official scorers rely on, so that egret splits, strips and reads lines
+ * Python `str` semantics that the official scripts rely on (scorers, prompt builders), so that egret splits, strips and reads lines
  * exactly as they do (JavaScript's \s and line handling differ at the edges).
  */
 
