@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openCheckpoint } from '../src/io/checkpoint.js';
@@ -106,6 +106,27 @@ test('egret generate --dtype q4 and q8 run block-quantised weights and stay clos
         assert.equal(top(logits.subarray(row * 400, row * 400 + 400)), top(ref.prefill.subarray(row * 400, row * 400 + 400)), `q8 top-1 at ${row}`);
       }
     }
+  }
+});
+
+test('--cache-dir keeps the optimised decoder: a second run loads it and answers the same', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'egret-cache-'));
+  try {
+    const args = ['generate', '--model', MODEL, '--prompt', 'The cat is black.', '--max-new-tokens', '12', '--ignore-eos', '--json', '--cache-dir', dir];
+    const first = egret(...args);
+    assert.equal(first.code, 0, first.stderr);
+    const entries = await readdir(dir);
+    assert.equal(entries.length, 1, `one cached model: ${entries}`);
+    assert.ok((await readdir(join(dir, entries[0]!))).includes('optimized.onnx'));
+    const second = egret(...args);
+    assert.equal(second.code, 0, second.stderr);
+    assert.deepEqual(JSON.parse(second.stdout).ids, JSON.parse(first.stdout).ids);
+    assert.deepEqual(await readdir(dir), entries, 'the same key: no second model');
+    const q8 = egret(...args.slice(0, -2), '--cache-dir', dir, '--dtype', 'q8');
+    assert.equal(q8.code, 0, q8.stderr);
+    assert.equal((await readdir(dir)).length, 2, 'another dtype is another model');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });
 

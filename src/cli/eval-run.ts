@@ -14,7 +14,7 @@ import type { ChatModel } from '../models/index.js';
 import { isTemplateName, TEMPLATE_NAMES } from '../text/templates.js';
 import { openModel, parseCommandArgs, positiveInt, promptFromArgs, vtwLayerFromArgs, type CommandValues } from './model-args.js';
 import { Progress } from './progress.js';
-import { EGRET_VERSION } from './version.js';
+import { EGRET_VERSION } from '../version.js';
 
 export const RUN_USAGE =
   'usage: egret eval run TASK --model DIR --data QUESTIONS [--images DIR] --out preds.jsonl [--split test] [--shard i/n] [--limit N] ' +

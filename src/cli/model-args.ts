@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InputError } from '../errors.js';
 import { checkContext, type PreparedPrompt } from '../generate/generate.js';
-import { loadModel, type ChatModel } from '../models/index.js';
+import { loadModel, type ChatModel, type LoadModelOptions } from '../models/index.js';
 import type { ComputeDtype } from '../models/linear.js';
 import { tokenizeImagePrompt } from '../text/image-prompt.js';
 import { loadImage } from '../vision/decode.js';
@@ -21,6 +21,7 @@ export const MODEL_OPTIONS = {
   image: { type: 'string', multiple: true },
   'vtw-layer': { type: 'string' },
   fastv: { type: 'string' },
+  'cache-dir': { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 /** Parsed options: the model options typed, a command's own ones as parsed. */
@@ -43,14 +44,16 @@ export function positiveInt(value: string | undefined, name: string, fallback?: 
 }
 
 /** --dtype and --threads, checked. */
-export function loadOptionsFromArgs(values: { dtype?: string; threads?: string }): { dtype: ComputeDtype; threads: number | undefined } {
+export function loadOptionsFromArgs(values: { dtype?: string; threads?: string; 'cache-dir'?: string }): LoadModelOptions {
   const dtype = values.dtype ?? 'fp32';
   if (!['fp32', 'q8', 'q4'].includes(dtype)) throw new InputError(`--dtype must be fp32, q8 or q4, got '${dtype}'`);
   const threads = positiveInt(values.threads, 'threads');
   // More threads than this only oversubscribes the cores (and a huge number would exhaust the process).
   const most = 4 * availableParallelism();
   if (threads !== undefined && threads > most) throw new InputError(`--threads ${threads} is more than 4 × the ${availableParallelism()} cores here`);
-  return { dtype: dtype as ComputeDtype, threads };
+  // Optimised models kept between runs: --cache-dir, else $EGRET_CACHE_DIR, else none.
+  const cacheDir = values['cache-dir'] ?? process.env['EGRET_CACHE_DIR'];
+  return { dtype: dtype as ComputeDtype, threads, ...(cacheDir ? { cacheDir } : {}) };
 }
 
 /** Loads the model the options name. */

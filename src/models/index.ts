@@ -1,5 +1,5 @@
-import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdir, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { InputError } from '../errors.js';
 import type { PreparedPrompt } from './prompt.js';
 import type { Tokenizer } from '../text/tokenizer.js';
@@ -9,7 +9,8 @@ import { loadTokenizer } from '../text/load.js';
 import { IMAGE_TOKEN_INDEX } from '../text/image-prompt.js';
 import type { ComputeDtype } from './linear.js';
 import { readJson } from './llama/config.js';
-import { CausalLM, openLlama } from './llama/load.js';
+import { CausalLM, openLlama, type BuildOptions } from './llama/load.js';
+import { EGRET_VERSION } from '../version.js';
 import { loadLlava } from './llava.js';
 import { loadLlavaHr } from './llava-hr.js';
 import type { Decoder } from './decoder.js';
@@ -17,6 +18,21 @@ import type { Decoder } from './decoder.js';
 export interface LoadModelOptions {
   dtype?: ComputeDtype;
   threads?: number;
+  /** A folder where ORT's optimised models are kept between runs (keyed by the checkpoint's files and the options). */
+  cacheDir?: string;
+}
+
+/**
+ * What identifies a model directory's weights for the cache: every file's name, size and modification time,
+ * with egret's version and the compute dtype (a new release or another dtype builds another graph).
+ */
+async function cacheKey(dir: string, opts: LoadModelOptions): Promise<string> {
+  const names = (await readdir(dir)).sort();
+  const files = await Promise.all(names.map(async (name) => {
+    const s = await stat(join(dir, name));
+    return s.isFile() ? [name, s.size, s.mtimeMs] : [name, 'dir'];
+  }));
+  return JSON.stringify([EGRET_VERSION, resolve(dir), opts.dtype ?? 'fp32', files]);
 }
 
 /** A model as commands and the server use it: a tokenizer, a decoder, and prompt preparation. */
@@ -36,7 +52,8 @@ export interface ChatModel {
 }
 
 /** Loads the model in `dir`, detecting its layout from its files (CONTRACT.md, "Models"). */
-export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promise<ChatModel> {
+export async function loadModel(dir: string, loadOpts: LoadModelOptions = {}): Promise<ChatModel> {
+  const opts: LoadModelOptions & BuildOptions = loadOpts.cacheDir ? { ...loadOpts, cache: { dir: loadOpts.cacheDir, key: await cacheKey(dir, loadOpts) } } : loadOpts;
   const configPath = join(dir, 'config.json');
   const config = (await stat(configPath).then((s) => s.isFile(), () => false)) ? await readJson(configPath) : undefined;
   // LLaVA-HR's config also says model_type llava; its multipath vision tower is what sets it apart.

@@ -22,6 +22,8 @@ export interface LanguageModelWeights {
 export interface BuildOptions {
   dtype?: ComputeDtype;
   threads?: number;
+  /** Keep ORT's optimised decoder on disk (see Session.fromGraph): `key` names the checkpoint and the options. */
+  cache?: { dir: string; key: string };
 }
 
 /** Opens a text-only LLaMA: HF layout (config.json model_type llama) or Meta's (params.json + consolidated.*.pth). */
@@ -63,7 +65,8 @@ export class CausalLM {
     const scope = new WeightScope(graph, source, '', layout);
     buildDecoderGraph(config, scope, { dtype: opts.dtype ?? 'fp32' });
     const embedTable = await scope.read('model.embed_tokens.weight');
-    const session = await Session.fromGraph(graph, { threads: opts.threads });
+    // Weights are read lazily: on a cache hit only the embedding table above is read from the checkpoint.
+    const session = await Session.fromGraph(graph, { threads: opts.threads, ...(opts.cache ? { cache: { ...opts.cache, key: `${opts.cache.key}|decoder` } } : {}) });
     return new CausalLM(config, new Decoder(config, session), embedTable);
   }
 
