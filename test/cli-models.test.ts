@@ -6,21 +6,9 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openCheckpoint } from '../src/io/checkpoint.js';
+import { egretSync, assertInputError } from './helpers/cli.js';
 
 const MODEL = 'test/fixtures/tiny-llama';
-
-function egret(...args: string[]) {
-  const r = spawnSync(process.execPath, ['bin/egret', ...args], { encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function assertInputError(r: ReturnType<typeof egret>, pattern: RegExp) {
-  assert.equal(r.code, 2, r.stderr);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, r.stderr);
-  assert.match(lines[0]!, /^error: /);
-  assert.match(lines[0]!, pattern);
-}
 
 async function reference(i: number) {
   const src = await openCheckpoint(`${MODEL}/expected/prompt${i}.safetensors`);
@@ -32,7 +20,7 @@ async function reference(i: number) {
 
 test('egret generate --json: greedy ids of the reference, text, and statistics', async () => {
   const ref = await reference(0);
-  const r = egret('generate', '--model', MODEL, '--ids', ref.inputIds.join(','), '--max-new-tokens', '12', '--ignore-eos', '--json', '--threads', '1');
+  const r = egretSync('generate', '--model', MODEL, '--ids', ref.inputIds.join(','), '--max-new-tokens', '12', '--ignore-eos', '--json', '--threads', '1');
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   assert.deepEqual(out.ids, ref.greedy);
@@ -42,19 +30,19 @@ test('egret generate --json: greedy ids of the reference, text, and statistics',
   assert.equal(out.stats.new_tokens, 12);
   assert.ok(out.stats.flops > 0 && out.stats.prefill_ms >= 0 && out.stats.decode_ms >= 0);
   // The prompt text gives the same ids as the recorded input (raw template, BOS).
-  const text = egret('generate', '--model', MODEL, '--prompt', 'The cat is black.', '--max-new-tokens', '12', '--ignore-eos', '--json');
+  const text = egretSync('generate', '--model', MODEL, '--prompt', 'The cat is black.', '--max-new-tokens', '12', '--ignore-eos', '--json');
   assert.deepEqual(JSON.parse(text.stdout).ids, ref.greedy);
 });
 
 test('egret generate: sampling is reproducible with a seed, and stop strings cut the text', () => {
   const args = ['generate', '--model', MODEL, '--prompt', 'The cat', '--max-new-tokens', '16', '--ignore-eos', '--temperature', '0.8', '--top-p', '0.9', '--top-k', '50', '--json'];
-  const a = JSON.parse(egret(...args, '--seed', '7').stdout);
-  const b = JSON.parse(egret(...args, '--seed', '7').stdout);
+  const a = JSON.parse(egretSync(...args, '--seed', '7').stdout);
+  const b = JSON.parse(egretSync(...args, '--seed', '7').stdout);
   assert.deepEqual(a.ids, b.ids);
   assert.equal(a.ids.length, 16);
-  const greedy = JSON.parse(egret('generate', '--model', MODEL, '--prompt', 'The cat is black.', '--max-new-tokens', '12', '--ignore-eos', '--json').stdout);
+  const greedy = JSON.parse(egretSync('generate', '--model', MODEL, '--prompt', 'The cat is black.', '--max-new-tokens', '12', '--ignore-eos', '--json').stdout);
   const stop = greedy.text.slice(3, 5);
-  const cut = JSON.parse(egret('generate', '--model', MODEL, '--prompt', 'The cat is black.', '--max-new-tokens', '12', '--ignore-eos', '--stop', stop, '--json').stdout);
+  const cut = JSON.parse(egretSync('generate', '--model', MODEL, '--prompt', 'The cat is black.', '--max-new-tokens', '12', '--ignore-eos', '--stop', stop, '--json').stdout);
   assert.equal(cut.text, greedy.text.slice(0, greedy.text.indexOf(stop)));
   assert.equal(cut.finish_reason, 'stop');
 });
@@ -64,7 +52,7 @@ test('egret logits writes every position\'s logits within 1e-4 of the reference'
   const dir = await mkdtemp(join(tmpdir(), 'egret-logits-'));
   try {
     const file = join(dir, 'out.safetensors');
-    const r = egret('logits', '--model', MODEL, '--ids', ref.inputIds.join(','), '--out', file);
+    const r = egretSync('logits', '--model', MODEL, '--ids', ref.inputIds.join(','), '--out', file);
     assert.equal(r.code, 0, r.stderr);
     const out = await openCheckpoint(file);
     assert.deepEqual(out.info('logits').shape, [ref.inputIds.length, 400]);
@@ -82,7 +70,7 @@ test('egret logits writes every position\'s logits within 1e-4 of the reference'
 test('egret generate --dtype q4 and q8 run block-quantised weights and stay close to fp32', async () => {
   const ref = await reference(0);
   for (const dtype of ['q8', 'q4']) {
-    const r = egret('logits', '--model', MODEL, '--ids', ref.inputIds.join(','), '--dtype', dtype, '--out', `/tmp/egret-${dtype}-${process.pid}.safetensors`);
+    const r = egretSync('logits', '--model', MODEL, '--ids', ref.inputIds.join(','), '--dtype', dtype, '--out', `/tmp/egret-${dtype}-${process.pid}.safetensors`);
     assert.equal(r.code, 0, r.stderr);
     const out = await openCheckpoint(`/tmp/egret-${dtype}-${process.pid}.safetensors`);
     const logits = await out.readFloat32('logits');
@@ -113,16 +101,16 @@ test('--cache-dir keeps the optimised decoder: a second run loads it and answers
   const dir = await mkdtemp(join(tmpdir(), 'egret-cache-'));
   try {
     const args = ['generate', '--model', MODEL, '--prompt', 'The cat is black.', '--max-new-tokens', '12', '--ignore-eos', '--json', '--cache-dir', dir];
-    const first = egret(...args);
+    const first = egretSync(...args);
     assert.equal(first.code, 0, first.stderr);
     const entries = await readdir(dir);
     assert.equal(entries.length, 1, `one cached model: ${entries}`);
     assert.ok((await readdir(join(dir, entries[0]!))).includes('optimized.onnx'));
-    const second = egret(...args);
+    const second = egretSync(...args);
     assert.equal(second.code, 0, second.stderr);
     assert.deepEqual(JSON.parse(second.stdout).ids, JSON.parse(first.stdout).ids);
     assert.deepEqual(await readdir(dir), entries, 'the same key: no second model');
-    const q8 = egret(...args.slice(0, -2), '--cache-dir', dir, '--dtype', 'q8');
+    const q8 = egretSync(...args.slice(0, -2), '--cache-dir', dir, '--dtype', 'q8');
     assert.equal(q8.code, 0, q8.stderr);
     assert.equal((await readdir(dir)).length, 2, 'another dtype is another model');
   } finally {
@@ -131,7 +119,7 @@ test('--cache-dir keeps the optimised decoder: a second run loads it and answers
 });
 
 test('egret chat --prompt answers one question, streamed', () => {
-  const r = egret('chat', '--model', MODEL, '--prompt', 'hello', '--max-new-tokens', '4');
+  const r = egretSync('chat', '--model', MODEL, '--prompt', 'hello', '--max-new-tokens', '4');
   assert.equal(r.code, 0, r.stderr);
   assert.ok(r.stdout.length > 0);
 });
@@ -144,17 +132,17 @@ test('egret chat answers every question piped on stdin, in order', () => {
 });
 
 test('bad input to model commands: exit 2 and one error line', () => {
-  assertInputError(egret('generate', '--model', MODEL, '--ids', '1,2,x'), /--ids/);
-  assertInputError(egret('generate', '--model', 'no/such/dir', '--ids', '1'), /no\/such\/dir/);
-  assertInputError(egret('generate', '--model', MODEL), /--prompt or --ids/);
-  assertInputError(egret('generate', '--model', MODEL, '--ids', '1', '--dtype', 'int3'), /--dtype/);
-  assertInputError(egret('generate', '--model', MODEL, '--ids', '1', '--temperature', 'hot'), /--temperature/);
-  assertInputError(egret('generate', '--model', MODEL, '--ids', Array.from({ length: 2049 }, () => 5).join(',')), /2049 tokens.*context of 2048/);
-  assertInputError(egret('generate', '--model', MODEL, '--ids', '1,99999'), /outside the vocabulary/);
-  assertInputError(egret('generate', '--model', MODEL, '--ids', '1,-200,5'), /text-only/);
-  assertInputError(egret('logits', '--model', MODEL, '--ids', '1'), /--out/);
-  assertInputError(egret('logits', '--model', MODEL, '--ids', '1', '--out', '/nonexistent-egret/x.safetensors'), /folder \/nonexistent-egret does not exist/);
-  assertInputError(egret(), /no command given/);
-  assertInputError(egret('constructor'), /unknown command 'constructor'/);
-  assertInputError(egret('generate', '--model', MODEL, '--ids', '1', '--bogus'), /bogus/);
+  assertInputError(egretSync('generate', '--model', MODEL, '--ids', '1,2,x'), /--ids/);
+  assertInputError(egretSync('generate', '--model', 'no/such/dir', '--ids', '1'), /no\/such\/dir/);
+  assertInputError(egretSync('generate', '--model', MODEL), /--prompt or --ids/);
+  assertInputError(egretSync('generate', '--model', MODEL, '--ids', '1', '--dtype', 'int3'), /--dtype/);
+  assertInputError(egretSync('generate', '--model', MODEL, '--ids', '1', '--temperature', 'hot'), /--temperature/);
+  assertInputError(egretSync('generate', '--model', MODEL, '--ids', Array.from({ length: 2049 }, () => 5).join(',')), /2049 tokens.*context of 2048/);
+  assertInputError(egretSync('generate', '--model', MODEL, '--ids', '1,99999'), /outside the vocabulary/);
+  assertInputError(egretSync('generate', '--model', MODEL, '--ids', '1,-200,5'), /text-only/);
+  assertInputError(egretSync('logits', '--model', MODEL, '--ids', '1'), /--out/);
+  assertInputError(egretSync('logits', '--model', MODEL, '--ids', '1', '--out', '/nonexistent-egret/x.safetensors'), /folder \/nonexistent-egret does not exist/);
+  assertInputError(egretSync(), /no command given/);
+  assertInputError(egretSync('constructor'), /unknown command 'constructor'/);
+  assertInputError(egretSync('generate', '--model', MODEL, '--ids', '1', '--bogus'), /bogus/);
 });

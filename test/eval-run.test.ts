@@ -4,46 +4,19 @@ import { spawn } from 'node:child_process';
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { loadQuestions } from '../src/eval/questions.js';
 import { scienceQaPrompt } from '../src/text/templates.js';
 import { fixture } from './helpers/eval.js';
+import { ROOT, egret as runEgret, assertInputError, type Run } from './helpers/cli.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const egret = (...args: string[]) => runEgret('eval', ...args);
+
 const TINY_LLAMA = join(ROOT, 'test/fixtures/tiny-llama');
 const TINY_LLAVA = join(ROOT, 'test/fixtures/tiny-llava15');
 const IMAGES = join(ROOT, 'test/fixtures/images');
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function egret(...args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/egret', 'eval', ...args], { cwd: ROOT });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 function assertOk(run: Run): void {
   assert.equal(run.code, 0, run.stderr);
-}
-
-/** Exit 2, nothing on stdout, one `error:` line matching `pattern`. */
-function assertInputError(run: Run, pattern: RegExp): void {
-  assert.equal(run.code, 2, run.stderr);
-  assert.equal(run.stdout, '');
-  const lines = run.stderr.split('\n').filter((line) => line !== '');
-  assert.equal(lines.length, 1, run.stderr);
-  assert.match(lines[0]!, /^error: /);
-  assert.match(lines[0]!, pattern);
 }
 
 const lines = (path: string) => readFileSync(path, 'utf8').split('\n').filter((line) => line !== '');

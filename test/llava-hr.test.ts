@@ -3,7 +3,6 @@
 // decoding, several images per prompt, other input sizes, and the CLI with --image. (VTW: test/vtw*.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +23,7 @@ import { loadImage } from '../src/vision/decode.js';
 import { preprocessLlavaHr } from '../src/vision/pipelines.js';
 import type { RGBImage } from '../src/vision/image.js';
 import { runGraph } from './helpers/graph.js';
+import { egretSync } from './helpers/cli.js';
 
 const DIR = 'test/fixtures/tiny-llava-hr';
 const NAMES = ['wide', 'tall'] as const;
@@ -356,15 +356,10 @@ test('alignToGrid: average pooling when the map has more cells than the ViT grid
   }, /3×3 high-resolution map cannot be aligned to the 2×2 ViT grid/);
 });
 
-function egret(...args: string[]) {
-  const r = spawnSync(process.execPath, ['bin/egret', ...args], { encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
 test('egret generate --image: the reference greedy ids, and chat the same answer; egret logits --image: the prefill logits; an image without a placeholder is refused', async () => {
   const expected = await readJson(`${DIR}/expected.json`);
   const record = (expected['images'] as Record<string, unknown>[])[0]!;
-  const r = egret('generate', '--model', DIR, '--image', `${DIR}/images/wide.png`, '--prompt', record['question'] as string,
+  const r = egretSync('generate', '--model', DIR, '--image', `${DIR}/images/wide.png`, '--prompt', record['question'] as string,
     '--max-new-tokens', '12', '--ignore-eos', '--json', '--threads', '1');
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
@@ -372,7 +367,7 @@ test('egret generate --image: the reference greedy ids, and chat the same answer
   assert.equal(out.stats.visual_tokens, 16);
   assert.equal(out.stats.prompt_tokens, 145);
   // egret chat's one-shot answer (vicuna_v1, greedy) is the same text.
-  const chat = egret('chat', '--model', DIR, '--image', `${DIR}/images/wide.png`, '--prompt', record['question'] as string,
+  const chat = egretSync('chat', '--model', DIR, '--image', `${DIR}/images/wide.png`, '--prompt', record['question'] as string,
     '--max-new-tokens', '12', '--ignore-eos', '--threads', '1');
   assert.equal(chat.code, 0, chat.stderr);
   assert.equal(chat.stdout.trim(), out.text.trim());
@@ -380,7 +375,7 @@ test('egret generate --image: the reference greedy ids, and chat the same answer
   const dir = await mkdtemp(join(tmpdir(), 'egret-llava-hr-'));
   try {
     const file = join(dir, 'logits.safetensors');
-    const logits = egret('logits', '--model', DIR, '--image', `${DIR}/images/tall.png`, '--prompt', question, '--out', file, '--threads', '1');
+    const logits = egretSync('logits', '--model', DIR, '--image', `${DIR}/images/tall.png`, '--prompt', question, '--out', file, '--threads', '1');
     assert.equal(logits.code, 0, logits.stderr);
     const got = await openCheckpoint(file);
     const diff = await withExpected(async (ref) => maxAbsDiff(await got.readFloat32('logits'), await ref.readFloat32('tall.prefill_logits')));
@@ -389,7 +384,7 @@ test('egret generate --image: the reference greedy ids, and chat the same answer
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  const bad = egret('generate', '--model', DIR, '--image', `${DIR}/images/wide.png`, '--ids', '1,2,3', '--max-new-tokens', '1', '--threads', '1');
+  const bad = egretSync('generate', '--model', DIR, '--image', `${DIR}/images/wide.png`, '--ids', '1,2,3', '--max-new-tokens', '1', '--threads', '1');
   assert.equal(bad.code, 2, bad.stderr);
   assert.match(bad.stderr.trim(), /^error: .*0 image placeholders.*1 image was given/);
   assert.equal(bad.stderr.trim().split('\n').length, 1);

@@ -2,7 +2,6 @@
 // tokens, prefill logits and cached greedy decoding, and the CLI with images.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +23,10 @@ import { IMAGE_TOKEN_INDEX, tokenizeImagePrompt } from '../src/text/image-prompt
 import { renderPrompt } from '../src/text/templates.js';
 import { loadImage } from '../src/vision/decode.js';
 import { preprocessLlavaPad } from '../src/vision/pipelines.js';
+import { egretSync, assertInputError } from './helpers/cli.js';
+
+const egret = (...args: string[]) => egretSync(...args, '--threads', '1');
+
 
 const DIR = 'test/fixtures/tiny-llava15';
 const IMAGES = ['test/fixtures/images/wide_rgb.png', 'test/fixtures/images/rgba.png'];
@@ -240,19 +243,6 @@ test('several images in one prompt take their visual tokens in order; mismatched
   await assert.rejects(model.prepare([1, 13], [a!]), InputError);
   await assert.rejects(model.prepare([1, 400, 13], []), (e: Error) => e instanceof InputError && /400/.test(e.message));
 }));
-
-function egret(...args: string[]) {
-  const r = spawnSync(process.execPath, ['bin/egret', ...args, '--threads', '1'], { encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function assertInputError(r: ReturnType<typeof egret>, pattern: RegExp) {
-  assert.equal(r.code, 2, r.stderr);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, r.stderr);
-  assert.match(lines[0]!, /^error: /);
-  assert.match(lines[0]!, pattern);
-}
 
 test('egret generate --image --prompt --json: the reference greedy ids, visual tokens counted', async () => {
   const ref = await sample(0);

@@ -3,7 +3,6 @@
 // and the CLI (--vtw-layer, egret calibrate vtw with its sidecar).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -15,6 +14,7 @@ import { generateAll } from '../src/generate/generate.js';
 import { withdrawVisualTokens, klDivergence, chooseWithdrawalLayer } from '../src/methods/vtw.js';
 import { calibrateVtw } from '../src/methods/vtw-calibrate.js';
 import { loadImage } from '../src/vision/decode.js';
+import { egretSync } from './helpers/cli.js';
 
 const DIR = 'test/fixtures/tiny-llava15';
 const IMAGES = ['test/fixtures/images/wide_rgb.png', 'test/fixtures/images/rgba.png'];
@@ -132,11 +132,6 @@ test('calibration: the mean KL curve and the K chosen for each eta, as recorded'
   }
 });
 
-function egret(...args: string[]) {
-  const r = spawnSync(process.execPath, ['bin/egret', ...args], { encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
 test('CLI: --vtw-layer, egret calibrate vtw (curve, --json, --save sidecar used by default, no-K case)', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'egret-vtw-'));
   try {
@@ -146,48 +141,48 @@ test('CLI: --vtw-layer, egret calibrate vtw (curve, --json, --save sidecar used 
     await writeFile(data, IMAGES.map((img, i) => JSON.stringify({ image: resolve(img), prompt: QUESTIONS[i] })).join('\n') + '\n');
     const ref = await reference(0);
     const args = ['generate', '--model', model, '--image', IMAGES[0]!, '--prompt', QUESTIONS[0]!, '--max-new-tokens', '12', '--ignore-eos', '--json'];
-    const k2run = egret(...args, '--vtw-layer', '2');
+    const k2run = egretSync(...args, '--vtw-layer', '2');
     assert.equal(k2run.code, 0, k2run.stderr);
     const k2 = JSON.parse(k2run.stdout);
     assert.deepEqual(k2.ids, ref.byK.get(2)!.greedy);
-    const plain = JSON.parse(egret(...args).stdout);
+    const plain = JSON.parse(egretSync(...args).stdout);
     assert.ok(k2.stats.flops < plain.stats.flops, 'VTW saves FLOPs');
 
-    const calib = egret('calibrate', 'vtw', '--model', model, '--data', data, '--min-layer', '1', '--json', '--save');
+    const calib = egretSync('calibrate', 'vtw', '--model', model, '--data', data, '--min-layer', '1', '--json', '--save');
     assert.equal(calib.code, 0, calib.stderr);
     const out = JSON.parse(calib.stdout);
     assert.equal(out.layer, 2);
     assert.deepEqual(Object.keys(out.kl), ['1', '2', '3']);
     assert.equal(JSON.parse(await readFile(join(model, 'egret-vtw.json'), 'utf8')).layer, 2);
     // Later runs use the saved K by default; --vtw-layer off disables it.
-    assert.deepEqual(JSON.parse(egret(...args).stdout).ids, ref.byK.get(2)!.greedy);
-    assert.deepEqual(JSON.parse(egret(...args, '--vtw-layer', 'off').stdout).ids, plain.ids);
+    assert.deepEqual(JSON.parse(egretSync(...args).stdout).ids, ref.byK.get(2)!.greedy);
+    assert.deepEqual(JSON.parse(egretSync(...args, '--vtw-layer', 'off').stdout).ids, plain.ids);
 
-    const none = egret('calibrate', 'vtw', '--model', model, '--data', data, '--eta', '1e-12', '--json');
+    const none = egretSync('calibrate', 'vtw', '--model', model, '--data', data, '--eta', '1e-12', '--json');
     assert.equal(none.code, 0, none.stderr);
     assert.equal(JSON.parse(none.stdout).layer, null);
     assert.match(none.stderr, /no withdrawal layer/);
 
     const textOnly = join(dir, 'text.jsonl');
     await writeFile(textOnly, `${JSON.stringify({ prompt: 'no image here' })}\n`);
-    const noVisual = egret('calibrate', 'vtw', '--model', model, '--data', textOnly);
+    const noVisual = egretSync('calibrate', 'vtw', '--model', model, '--data', textOnly);
     assert.equal(noVisual.code, 2);
     assert.match(noVisual.stderr.trim(), /^error: .*sample 1 has no visual tokens/);
-    const bad = egret('calibrate', 'vtw', '--model', model, '--data', join(dir, 'missing.jsonl'));
+    const bad = egretSync('calibrate', 'vtw', '--model', model, '--data', join(dir, 'missing.jsonl'));
     assert.equal(bad.code, 2);
     assert.match(bad.stderr.trim(), /^error: cannot read .*missing\.jsonl/);
-    const badK = egret(...args, '--vtw-layer', '0');
+    const badK = egretSync(...args, '--vtw-layer', '0');
     assert.equal(badK.code, 2);
     assert.match(badK.stderr.trim(), /^error: --vtw-layer/);
     // A layer beyond the model, or a prompt ending with its image (no text token to answer from), is refused.
-    const tooDeep = egret(...args, '--vtw-layer', '5');
+    const tooDeep = egretSync(...args, '--vtw-layer', '5');
     assert.equal(tooDeep.code, 2);
     assert.match(tooDeep.stderr.trim(), /^error: VTW layer must be an integer in 1\.\.4/);
-    const imageLast = egret('generate', '--model', model, '--image', IMAGES[0]!, '--ids=1,-200', '--vtw-layer', '1', '--json');
+    const imageLast = egretSync('generate', '--model', model, '--image', IMAGES[0]!, '--ids=1,-200', '--vtw-layer', '1', '--json');
     assert.equal(imageLast.code, 2);
     assert.match(imageLast.stderr.trim(), /^error: VTW needs a text token after the last image/);
     // Quantised weights work with VTW too.
-    const q4 = egret(...args, '--vtw-layer', '2', '--dtype', 'q4');
+    const q4 = egretSync(...args, '--vtw-layer', '2', '--dtype', 'q4');
     assert.equal(q4.code, 0, q4.stderr);
     assert.equal(JSON.parse(q4.stdout).ids.length, 12);
   } finally {

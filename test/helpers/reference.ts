@@ -3,22 +3,15 @@
  * builder's ops numerically. Slow and obvious on purpose. Tensors are row-major Float64-accurate loops over
  * Float32Array data.
  */
+import { seededRandom } from '../../src/generate/sampling.js';
 
 export interface Tensor {
   data: Float32Array;
   shape: number[];
 }
 
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded generator the engine samples with (mulberry32). */
+export const rng = seededRandom;
 
 /** Uniform values in [-scale, scale). */
 export function random(shape: number[], seed: number, scale = 1): Tensor {
