@@ -84,10 +84,13 @@ interface Contender {
   dispose(): Promise<void>;
 }
 
-/** Shapes [out, in] of the decoder's linear layers, in the order a call runs them, the LM head last. */
+/**
+ * Shapes [out, in] of the decoder's products, in the order a call runs them, the LM head last: q, k and v are one
+ * product, gate and up another (stackedLinear).
+ */
 function linearShapes(c: LlamaConfig): [number, number][] {
   const { hidden: d, heads, kvHeads, headDim, intermediate: i } = c;
-  const layer: [number, number][] = [[heads * headDim, d], [kvHeads * headDim, d], [kvHeads * headDim, d], [d, heads * headDim], [i, d], [i, d], [d, i]];
+  const layer: [number, number][] = [[(heads + 2 * kvHeads) * headDim, d], [d, heads * headDim], [2 * i, d], [d, i]];
   return [...Array.from({ length: c.layers }, () => layer).flat(), [c.vocab, d]];
 }
 

@@ -1,7 +1,7 @@
 import { Graph, type Value } from '../../graph/ir.js';
 import * as op from '../../graph/ops/index.js';
 import type { WeightScope } from '../../graph/weights.js';
-import { linear, type ComputeDtype } from '../linear.js';
+import { linear, stackedLinear, type ComputeDtype } from '../linear.js';
 import type { LlamaConfig } from './config.js';
 
 /**
@@ -47,9 +47,10 @@ export function buildDecoderGraph(config: LlamaConfig, scope: WeightScope, opts:
     };
     const x = op.rmsNorm(h, layer.weight('input_layernorm.weight'), rmsEps);
     const attn = layer.at('self_attn');
-    const q = op.rotary(splitHeads(linear(attn, 'q_proj.weight', x, opts.dtype), heads, headDim), rope.cos, rope.sin);
-    const k = op.rotary(splitHeads(linear(attn, 'k_proj.weight', x, opts.dtype), kvHeads, headDim), rope.cos, rope.sin);
-    const v = splitHeads(linear(attn, 'v_proj.weight', x, opts.dtype), kvHeads, headDim);
+    const [qx, kx, vx] = stackedLinear(attn, ['q_proj.weight', 'k_proj.weight', 'v_proj.weight'], x, opts.dtype) as [Value, Value, Value];
+    const q = op.rotary(splitHeads(qx, heads, headDim), rope.cos, rope.sin);
+    const k = op.rotary(splitHeads(kx, kvHeads, headDim), rope.cos, rope.sin);
+    const v = splitHeads(vx, kvHeads, headDim);
     g.output(k, `new_k.${i}`);
     g.output(v, `new_v.${i}`);
     const { out: o, rowAttention } = cachedAttention(q, k, v, past, mask, heads / kvHeads, g.input(`attn_row.${i}`, 'int64', ['batch']));
@@ -57,7 +58,8 @@ export function buildDecoderGraph(config: LlamaConfig, scope: WeightScope, opts:
     h = op.add(h, linear(attn, 'o_proj.weight', mergeHeads(o, heads * headDim), opts.dtype));
     const y = op.rmsNorm(h, layer.weight('post_attention_layernorm.weight'), rmsEps);
     const mlp = layer.at('mlp');
-    const act = op.mul(op.silu(linear(mlp, 'gate_proj.weight', y, opts.dtype)), linear(mlp, 'up_proj.weight', y, opts.dtype));
+    const [gate, up] = stackedLinear(mlp, ['gate_proj.weight', 'up_proj.weight'], y, opts.dtype) as [Value, Value];
+    const act = op.mul(op.silu(gate), up);
     h = op.add(h, linear(mlp, 'down_proj.weight', act, opts.dtype));
   }
   const index = g.input('logit_index', 'int64', ['batch', 'n']);
