@@ -1,3 +1,4 @@
+import { InputError } from '../errors.js';
 import type { Value } from '../graph/ir.js';
 import * as op from '../graph/ops/index.js';
 import { quantizeBlockwise, type BlockQuantized } from '../graph/quantize.js';
@@ -38,11 +39,11 @@ export function stackedLinear(scope: WeightScope, leaves: readonly string[], x: 
 function stackedProduct(scope: WeightScope, leaves: readonly string[], x: Value, dtype: ComputeDtype): Value {
   const shapes = leaves.map((leaf) => {
     const shape = scope.shape(leaf);
-    if (shape.length !== 2) throw new RangeError(`linear weight '${scope.name(leaf)}' [${shape}] must be 2-D`);
+    if (shape.length !== 2) throw new InputError(`linear weight '${scope.name(leaf)}' [${shape}] must be 2-D`);
     return shape as [number, number];
   });
   const k = shapes[0]![1];
-  if (shapes.some(([, kj]) => kj !== k)) throw new RangeError(`stacked weights ${leaves.join(', ')} differ in input width`);
+  if (shapes.some(([, kj]) => kj !== k)) throw new InputError(`stacked weights ${leaves.join(', ')} differ in input width`);
   const n = shapes.reduce((sum, [nj]) => sum + nj, 0);
   const name = leaves.map((leaf) => scope.name(leaf)).join('+');
   const g = scope.graph;
