@@ -10,17 +10,12 @@ import { prefillCall } from '../src/models/prompt.js';
 import { argmax } from '../src/generate/sampling.js';
 import { applyFastV, fastVScores, parseFastV } from '../src/methods/fastv.js';
 import { loadImage } from '../src/vision/decode.js';
+import { maxAbsDiff } from './helpers/compare.js';
 
 const DIR = 'test/fixtures/tiny-llava15';
 const IMAGES = ['test/fixtures/images/wide_rgb.png', 'test/fixtures/images/rgba.png'];
 const VOCAB = 401;
 
-const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  assert.equal(a.length, b.length);
-  let w = 0;
-  for (let i = 0; i < a.length; i++) w = Math.max(w, Math.abs(a[i]! - b[i]!));
-  return w;
-};
 
 test('FastV K=2 R=0.5 on tiny-llava15 matches the released code\'s selection, logits and cached greedy run', async () => {
   const summary = JSON.parse(await readFile(`${DIR}/expected/summary.json`, 'utf8'));
@@ -33,19 +28,19 @@ test('FastV K=2 R=0.5 on tiny-llava15 matches the released code\'s selection, lo
       const expected = summary.samples[i].fastv;
       const base = await model.prepare(llavaIds, [await loadImage(IMAGES[i]!)]);
       const [scores] = await fastVScores(model.decoder, [base], 2);
-      assert.ok(maxAbs(scores!, await src.readFloat32('fastv.image_scores')) <= 1e-5, `sample ${i} scores`);
+      assert.ok(maxAbsDiff(scores!, await src.readFloat32('fastv.image_scores')) <= 1e-5, `sample ${i} scores`);
       const [prompt] = await applyFastV(model.decoder, [base], { layer: 2, ratio: 0.5 });
       const keptImageRows = prompt!.keep![2]!.filter((j) => base.visual.includes(j));
       assert.deepEqual(keptImageRows, await ints('fastv.keep_image_rows'), `sample ${i} kept rows`);
       assert.deepEqual(keptImageRows, expected.keep_image_rows);
       const cache = model.decoder.newCache(1);
       let { logits } = await model.decoder.forward(cache, prefillCall(model.decoder, [prompt!]));
-      assert.ok(maxAbs(logits, await src.readFloat32('fastv.last_logits')) <= 1e-4, `sample ${i} last logits`);
+      assert.ok(maxAbsDiff(logits, await src.readFloat32('fastv.last_logits')) <= 1e-4, `sample ${i} last logits`);
       const steps = await src.readFloat32('fastv.static.greedy_step_logits');
       const ids: number[] = [];
       const n = base.positions.length;
       for (let t = 0; t < 12; t++) {
-        assert.ok(maxAbs(logits, steps.subarray(t * VOCAB, (t + 1) * VOCAB)) <= 1e-4, `sample ${i} step ${t}`);
+        assert.ok(maxAbsDiff(logits, steps.subarray(t * VOCAB, (t + 1) * VOCAB)) <= 1e-4, `sample ${i} step ${t}`);
         ids.push(argmax(logits));
         if (t < 11) ({ logits } = await model.decoder.forward(cache, { embeds: model.embed([ids[t]!]), seq: 1, counts: [1], positions: [[n + t]], logitRows: [[0]] }));
       }

@@ -13,6 +13,7 @@ import { generateAll } from '../src/generate/generate.js';
 import { loadTokenizer } from '../src/text/load.js';
 import { InputError } from '../src/errors.js';
 import { writeMetaLlama } from './helpers/meta-llama.js';
+import { maxAbsDiff } from './helpers/compare.js';
 
 const DIR = 'test/fixtures/tiny-llama';
 
@@ -29,12 +30,6 @@ async function expected(i: number) {
   return out;
 }
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
-  return worst;
-}
 
 async function prefill(lm: CausalLM, ids: number[]): Promise<Float32Array> {
   const positions = ids.map((_, i) => i);

@@ -24,6 +24,7 @@ import { preprocessLlavaHr } from '../src/vision/pipelines.js';
 import type { RGBImage } from '../src/vision/image.js';
 import { runGraph } from './helpers/graph.js';
 import { egretSync } from './helpers/cli.js';
+import { maxAbsDiff } from './helpers/compare.js';
 
 const DIR = 'test/fixtures/tiny-llava-hr';
 const NAMES = ['wide', 'tall'] as const;
@@ -34,12 +35,6 @@ async function fixtureConfig(inputImageSize?: number): Promise<LlavaHrConfig> {
   return llavaHrConfig(inputImageSize ? { ...cfg, input_image_size: inputImageSize } : cfg, `${DIR}/config.json`);
 }
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
-  return worst;
-}
 
 async function withExpected<T>(run: (ref: TensorSource) => Promise<T>): Promise<T> {
   const ref = await openCheckpoint(`${DIR}/expected.safetensors`);

@@ -24,6 +24,7 @@ import { renderPrompt } from '../src/text/templates.js';
 import { loadImage } from '../src/vision/decode.js';
 import { preprocessLlavaPad } from '../src/vision/pipelines.js';
 import { egretSync, assertInputError } from './helpers/cli.js';
+import { maxAbsDiff } from './helpers/compare.js';
 
 const egret = (...args: string[]) => egretSync(...args, '--threads', '1');
 
@@ -64,12 +65,6 @@ async function sample(i: number): Promise<Sample> {
   return out;
 }
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
-  return worst;
-}
 
 /** Every hidden state of a CLIP tower (transformers' indexing) for one image, built from the exported pieces. */
 async function clipHiddenStates(tower: (graph: Graph) => ClipTower, pixels: Float32Array): Promise<Float32Array[]> {

@@ -12,16 +12,11 @@ import { prefillCall } from '../src/models/prompt.js';
 import { argmax } from '../src/generate/sampling.js';
 import { withdrawVisualTokens } from '../src/methods/vtw.js';
 import { loadImage } from '../src/vision/decode.js';
+import { maxAbsDiff } from './helpers/compare.js';
 
 const DIR = 'test/fixtures/tiny-llava-hr';
 const VOCAB = 400;
 
-const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  assert.equal(a.length, b.length);
-  let w = 0;
-  for (let i = 0; i < a.length; i++) w = Math.max(w, Math.abs(a[i]! - b[i]!));
-  return w;
-};
 
 test('VTW K=2 on tiny-llava-hr: kept rows, their logits, the cached greedy run and cache lengths', async () => {
   const expected = JSON.parse(await readFile(`${DIR}/expected.json`, 'utf8'));
@@ -40,7 +35,7 @@ test('VTW K=2 on tiny-llava-hr: kept rows, their logits, the cached greedy run a
       const got = await openCheckpoint(out);
       assert.deepEqual(Array.from(new Int32Array((await got.read('positions')).slice().buffer)), vtw.kept_positions);
       assert.deepEqual(Array.from(new Int32Array((await ref.read(`${name}.vtw.positions`)).slice().buffer)), vtw.kept_positions);
-      assert.ok(maxAbs(await got.readFloat32('logits'), await ref.readFloat32(`${name}.vtw.prefill_logits`)) <= 1e-4, `${name} prefill logits`);
+      assert.ok(maxAbsDiff(await got.readFloat32('logits'), await ref.readFloat32(`${name}.vtw.prefill_logits`)) <= 1e-4, `${name} prefill logits`);
       await got.close();
       // The cached greedy run.
       const inputIds = Array.from(new BigInt64Array((await ref.read(`${name}.input_ids`)).slice().buffer), Number);
@@ -51,7 +46,7 @@ test('VTW K=2 on tiny-llava-hr: kept rows, their logits, the cached greedy run a
       const n = prompt.positions.length;
       const ids: number[] = [];
       for (let t = 0; t < 12; t++) {
-        assert.ok(maxAbs(logits, steps.subarray(t * VOCAB, (t + 1) * VOCAB)) <= 1e-4, `${name} step ${t}`);
+        assert.ok(maxAbsDiff(logits, steps.subarray(t * VOCAB, (t + 1) * VOCAB)) <= 1e-4, `${name} step ${t}`);
         ids.push(argmax(logits));
         if (t < 11) ({ logits } = await model.decoder.forward(cache, { embeds: model.embed([ids[t]!]), seq: 1, counts: [1], positions: [[n + t]], logitRows: [[0]] }));
       }

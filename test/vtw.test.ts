@@ -15,6 +15,7 @@ import { withdrawVisualTokens, klDivergence, chooseWithdrawalLayer } from '../sr
 import { calibrateVtw } from '../src/methods/vtw-calibrate.js';
 import { loadImage } from '../src/vision/decode.js';
 import { egretSync } from './helpers/cli.js';
+import { maxAbsDiff } from './helpers/compare.js';
 
 const DIR = 'test/fixtures/tiny-llava15';
 const IMAGES = ['test/fixtures/images/wide_rgb.png', 'test/fixtures/images/rgba.png'];
@@ -48,12 +49,6 @@ async function reference(i: number): Promise<VtwReference> {
   return out;
 }
 
-const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  assert.equal(a.length, b.length);
-  let w = 0;
-  for (let i = 0; i < a.length; i++) w = Math.max(w, Math.abs(a[i]! - b[i]!));
-  return w;
-};
 
 async function prepared(model: ChatModel, ref: VtwReference, i: number): Promise<PreparedPrompt> {
   return model.prepare(ref.llavaIds, [await loadImage(IMAGES[i]!)]);
@@ -71,10 +66,10 @@ test('VTW on tiny-llava15: every K matches the reference logits, cached greedy r
         const prompt = withdrawVisualTokens(base, k, model.decoder.config.layers);
         const cache = model.decoder.newCache(1);
         let { logits } = await model.decoder.forward(cache, prefillCall(model.decoder, [prompt]));
-        assert.ok(maxAbs(logits, exp.last) <= 1e-4, `sample ${i} K=${k} last logits`);
+        assert.ok(maxAbsDiff(logits, exp.last) <= 1e-4, `sample ${i} K=${k} last logits`);
         const ids: number[] = [];
         for (let t = 0; t < 12; t++) {
-          assert.ok(maxAbs(logits, exp.steps.subarray(t * VOCAB, (t + 1) * VOCAB)) <= 1e-4, `sample ${i} K=${k} step ${t}`);
+          assert.ok(maxAbsDiff(logits, exp.steps.subarray(t * VOCAB, (t + 1) * VOCAB)) <= 1e-4, `sample ${i} K=${k} step ${t}`);
           ids.push(argmax(logits));
           if (t < 11) ({ logits } = await model.decoder.forward(cache, { embeds: model.embed([ids[t]!]), seq: 1, counts: [1], positions: [[ref.n + t]], logitRows: [[0]] }));
         }
