@@ -19,13 +19,21 @@ export async function logitsCommand(args: string[]): Promise<void> {
   try {
     const { prompt } = await promptFromArgs(model, values, USAGE);
     const call = prefillCall(model.decoder, [prompt]);
-    // Rows that reach the LM head, as indices of the expanded sequence (a method may have dropped some).
+    // Rows that reach the LM head, as indices of the expanded sequence (a method may have dropped some). Rows the
+    // model computed once before the prompt (LaVIN's modality token) come first.
+    const vocab = model.decoder.config.vocab;
+    const leading = prompt.leadingLogits ?? new Float32Array(0);
+    const first = leading.length / vocab;
     let rows = prompt.positions.map((_, i) => i);
     for (const layout of model.decoder.layouts(call).slice(1)) rows = layout.index[0]!.map((j) => rows[j]!);
     const { logits } = await model.decoder.forward(model.decoder.newCache(1), { ...call, logitRows: [rows.map((_, r) => r)] });
+    const all = new Float32Array(leading.length + logits.length);
+    all.set(leading);
+    all.set(logits, leading.length);
+    const positions = [...Array.from({ length: first }, (_, i) => i), ...rows.map((r) => r + first)];
     await writeSafetensors(values.out as string, {
-      logits: { dtype: 'F32', shape: [rows.length, model.decoder.config.vocab], data: logits },
-      positions: { dtype: 'I32', shape: [rows.length], data: Int32Array.from(rows) },
+      logits: { dtype: 'F32', shape: [positions.length, vocab], data: all },
+      positions: { dtype: 'I32', shape: [positions.length], data: Int32Array.from(positions) },
     });
   } finally {
     await model.dispose();

@@ -4,6 +4,7 @@ import { InputError } from '../errors.js';
 import { checkContext, type PreparedPrompt } from '../generate/generate.js';
 import { loadModel, type ChatModel, type LoadModelOptions } from '../models/index.js';
 import type { ComputeDtype } from '../models/linear.js';
+import type { LavinFiles } from '../models/lavin/load.js';
 import { tokenizeImagePrompt } from '../text/image-prompt.js';
 import { loadImage } from '../vision/decode.js';
 import { readVtwSidecar, withdrawVisualTokens } from '../methods/vtw.js';
@@ -22,6 +23,9 @@ export const MODEL_OPTIONS = {
   'vtw-layer': { type: 'string' },
   fastv: { type: 'string' },
   'cache-dir': { type: 'string' },
+  clip: { type: 'string' },
+  adapter: { type: 'string' },
+  'official-positions': { type: 'boolean' },
 } as const satisfies ParseArgsConfig['options'];
 
 /** Parsed options: the model options typed, a command's own ones as parsed. */
@@ -35,7 +39,9 @@ export function parseCommandArgs(args: string[], options: ParseArgsConfig['optio
   }
 }
 
-export type ModelValues = { [K in keyof typeof MODEL_OPTIONS]?: (typeof MODEL_OPTIONS)[K] extends { multiple: true } ? string[] : string };
+export type ModelValues = {
+  [K in keyof typeof MODEL_OPTIONS]?: (typeof MODEL_OPTIONS)[K] extends { multiple: true } ? string[] : (typeof MODEL_OPTIONS)[K] extends { type: 'boolean' } ? boolean : string
+};
 
 export function positiveInt(value: string | undefined, name: string, fallback?: number): number | undefined {
   if (value === undefined) return fallback;
@@ -43,8 +49,8 @@ export function positiveInt(value: string | undefined, name: string, fallback?: 
   return Number(value);
 }
 
-/** --dtype and --threads, checked. */
-export function loadOptionsFromArgs(values: { dtype?: string; threads?: string; 'cache-dir'?: string }): LoadModelOptions {
+/** --dtype and --threads, checked; --clip and --adapter (both or neither) make the model a LaVIN. */
+export function loadOptionsFromArgs(values: Pick<ModelValues, 'dtype' | 'threads' | 'cache-dir' | 'clip' | 'adapter' | 'official-positions'>): LoadModelOptions {
   const dtype = values.dtype ?? 'fp32';
   if (!['fp32', 'q8', 'q4'].includes(dtype)) throw new InputError(`--dtype must be fp32, q8 or q4, got '${dtype}'`);
   const threads = positiveInt(values.threads, 'threads');
@@ -53,7 +59,17 @@ export function loadOptionsFromArgs(values: { dtype?: string; threads?: string; 
   if (threads !== undefined && threads > most) throw new InputError(`--threads ${threads} is more than 4 × the ${availableParallelism()} cores here`);
   // Optimised models kept between runs: --cache-dir, else $EGRET_CACHE_DIR, else none.
   const cacheDir = values['cache-dir'] ?? process.env['EGRET_CACHE_DIR'];
-  return { dtype: dtype as ComputeDtype, threads, ...(cacheDir ? { cacheDir } : {}) };
+  return { dtype: dtype as ComputeDtype, threads, ...(cacheDir ? { cacheDir } : {}), ...lavinFromArgs(values) };
+}
+
+function lavinFromArgs(values: Pick<ModelValues, 'clip' | 'adapter' | 'official-positions'>): { lavin?: LavinFiles } {
+  const { clip, adapter } = values;
+  if (clip === undefined && adapter === undefined) {
+    if (values['official-positions']) throw new InputError('--official-positions applies to LaVIN models only (give --clip and --adapter)');
+    return {};
+  }
+  if (clip === undefined || adapter === undefined) throw new InputError('a LaVIN model needs both --clip FILE and --adapter FILE');
+  return { lavin: { clip, adapter, officialPositions: values['official-positions'] === true } };
 }
 
 /** Loads the model the options name. */

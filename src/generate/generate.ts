@@ -66,7 +66,7 @@ export async function* generate(target: GenerationTarget, prompts: readonly Prep
   const rows = prompts.map((p) => ({
     ids: [] as number[],
     seen: [...p.textIds],
-    next: lastPosition(p) + 1,
+    next: p.nextPosition ?? lastPosition(p) + 1,
     decoder: tokenizer.streamDecoder(),
     stop: new StopMatcher(opts.stop ?? []),
     text: '',

@@ -24,6 +24,11 @@ export interface DecoderCall {
   logitRows: readonly (readonly number[])[];
   /** attnRow[layer][row]: the query row (in that layer's tokens) whose head-mean attention `forward` returns; default 0. */
   attnRow?: readonly (readonly number[] | undefined)[];
+  /**
+   * Per row, the sequence's constant input of a graph that takes one ([batch, width] `conditioning`: LaVIN's
+   * per-layer routes). Given with a sequence's first call, it is kept with the cache for the calls that follow.
+   */
+  conditioning?: readonly Float32Array[];
 }
 
 /** The tokens one layer computes in a call: per row, their count and positions; `index` selects them from the previous layer's. */
@@ -75,7 +80,7 @@ export class Decoder {
   }
 
   /** Runs one call, appends its keys and values to `cache`, and returns logits [batch, n, vocab] (n = max wanted). */
-  async forward(cache: KVCache, call: DecoderCall): Promise<{ logits: Float32Array; n: number; layouts: LayerLayout[]; attention: LayerAttention[] }> {
+  async forward(cache: KVCache, call: DecoderCall): Promise<{ logits: Float32Array; n: number; layouts: LayerLayout[]; attention: LayerAttention[]; outputs: Record<string, ort.Tensor> }> {
     const batch = call.counts.length;
     const { hidden, kvHeads, headDim, vocab, layers } = this.config;
     if (call.embeds.length !== batch * call.seq * hidden) throw new RangeError(`embeds hold ${call.embeds.length} values, expected ${batch}×${call.seq}×${hidden}`);
@@ -108,6 +113,7 @@ export class Decoder {
       feeds[`past_k.${i}`] = new ort.Tensor('float32', past.k, [batch, kvHeads, past.capacity, headDim]);
       feeds[`past_v.${i}`] = new ort.Tensor('float32', past.v, [batch, kvHeads, past.capacity, headDim]);
     }
+    if (this.session.inputNames.includes('conditioning')) feeds['conditioning'] = conditioningTensor(cache, call.conditioning);
     const n = Math.max(1, ...call.logitRows.map((r) => r.length));
     feeds['logit_index'] = new ort.Tensor('int64', padded(call.logitRows, n), [batch, n]);
     const out = await this.session.run(feeds);
@@ -120,8 +126,25 @@ export class Decoder {
     const logits = out['logits']!.data as Float32Array;
     if (logits.length !== batch * n * vocab) throw new RangeError(`logits hold ${logits.length} values, expected ${batch}×${n}×${vocab}`);
     const attention = capacities.map((past, i) => ({ past, scores: out[`attn.${i}`]!.data as Float32Array }));
-    return { logits, n, layouts, attention };
+    return { logits, n, layouts, attention, outputs: out };
   }
+}
+
+/** The `conditioning` input: the call's rows (kept with the cache from now on), else those the cache keeps. */
+function conditioningTensor(cache: KVCache, rows: readonly Float32Array[] | undefined): ort.Tensor {
+  if (rows) {
+    if (rows.length !== cache.batch) throw new RangeError(`conditioning for ${rows.length} rows, the batch has ${cache.batch}`);
+    cache.conditioning = rows;
+  }
+  const kept = cache.conditioning;
+  if (!kept) throw new RangeError('the decoder takes a conditioning input per sequence, and none was given');
+  const width = kept[0]!.length;
+  const data = new Float32Array(kept.length * width);
+  kept.forEach((row, b) => {
+    if (row.length !== width) throw new RangeError(`conditioning rows differ in width (${row.length} vs ${width})`);
+    data.set(row, b * width);
+  });
+  return new ort.Tensor('float32', data, [kept.length, width]);
 }
 
 /** Rows of integers padded with 0 to `width`, as int64. */

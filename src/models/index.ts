@@ -14,12 +14,15 @@ import { EGRET_VERSION } from '../version.js';
 import { loadLlava } from './llava.js';
 import { loadLlavaHr } from './llava-hr.js';
 import type { Decoder } from './decoder.js';
+import { loadLavin, type LavinFiles } from './lavin/load.js';
 
 export interface LoadModelOptions {
   dtype?: ComputeDtype;
   threads?: number;
   /** A folder where ORT's optimised models are kept between runs (keyed by the checkpoint's files and the options). */
   cacheDir?: string;
+  /** A LaVIN model: the LLaMA in the directory with these CLIP and adapter files. */
+  lavin?: LavinFiles;
 }
 
 /**
@@ -32,7 +35,9 @@ async function cacheKey(dir: string, opts: LoadModelOptions): Promise<string> {
     const s = await stat(join(dir, name));
     return s.isFile() ? [name, s.size, s.mtimeMs] : [name, 'dir'];
   }));
-  return JSON.stringify([EGRET_VERSION, resolve(dir), opts.dtype ?? 'fp32', files]);
+  // A LaVIN decoder holds its checkpoint's adapters.
+  const adapter = opts.lavin ? await stat(opts.lavin.adapter).then((s) => [resolve(opts.lavin!.adapter), s.size, s.mtimeMs]) : [];
+  return JSON.stringify([EGRET_VERSION, resolve(dir), opts.dtype ?? 'fp32', files, ...adapter]);
 }
 
 /** A model as commands and the server use it: a tokenizer, a decoder, and prompt preparation. */
@@ -56,6 +61,7 @@ export async function loadModel(dir: string, loadOpts: LoadModelOptions = {}): P
   const opts: LoadModelOptions & BuildOptions = loadOpts.cacheDir ? { ...loadOpts, cache: { dir: loadOpts.cacheDir, key: await cacheKey(dir, loadOpts) } } : loadOpts;
   const configPath = join(dir, 'config.json');
   const config = (await stat(configPath).then((s) => s.isFile(), () => false)) ? await readJson(configPath) : undefined;
+  if (opts.lavin) return loadLavin(dir, opts.lavin, opts);
   // LLaVA-HR's config also says model_type llava; its multipath vision tower is what sets it apart.
   if (config?.['is_multipath_encoder'] === true) return loadLlavaHr(dir, config, opts);
   if (config?.['model_type'] === 'llava') return loadLlava(dir, config, opts);

@@ -15,6 +15,15 @@ export interface PreparedPrompt {
    * tokens before layer K); absent layers keep everything.
    */
   keep?: readonly (readonly number[] | undefined)[];
+  /** The sequence's constant decoder input, for a model that takes one (LaVIN: its modality's routes). */
+  conditioning?: Float32Array;
+  /** RoPE position of the first generated token; default the prompt's last position + 1. */
+  nextPosition?: number;
+  /**
+   * Logits of rows that come before the prompt in the model's own sequence but that no token attends to, so that
+   * they are computed once, not with each prompt (LaVIN's modality token, row 0). `egret logits` lists them first.
+   */
+  leadingLogits?: Float32Array;
 }
 
 /** The decoder call that prefills `prompts` as rows of one batch, asking for each row's last logits. */
@@ -24,7 +33,8 @@ export function prefillCall(decoder: Decoder, prompts: readonly PreparedPrompt[]
   const embeds = new Float32Array(prompts.length * seq * hidden);
   prompts.forEach((p, b) => embeds.set(p.embeds, b * seq * hidden));
   const keep = Array.from({ length: layers }, (_, i) => prompts.map((p) => p.keep?.[i]));
-  const call = { embeds, seq, counts: prompts.map((p) => p.positions.length), positions: prompts.map((p) => p.positions), keep };
+  const conditioning = prompts.every((p) => p.conditioning) ? prompts.map((p) => p.conditioning!) : undefined;
+  const call = { embeds, seq, counts: prompts.map((p) => p.positions.length), positions: prompts.map((p) => p.positions), keep, ...(conditioning ? { conditioning } : {}) };
   // The logits come from each row's last token that reaches the last layer.
   const last = decoder.layouts({ ...call, logitRows: [] }).at(-1)!;
   return { ...call, logitRows: last.counts.map((n) => [n - 1]) };

@@ -5,6 +5,7 @@ import type { Tokenizer } from '../text/tokenizer.js';
 import type { RGBImage } from '../vision/image.js';
 import type { ChatModel } from './index.js';
 import type { CausalLM } from './llama/load.js';
+import type { TemplateName } from '../text/templates.js';
 
 /** What a LLaVA-style model (a vision tower whose tokens replace each image placeholder) brings to its ChatModel. */
 export interface VisualModelParts {
@@ -17,6 +18,10 @@ export interface VisualModelParts {
   checkIds?(ids: readonly number[]): void;
   /** Releases the vision tower (the language model is released by the ChatModel). */
   disposeVision(): Promise<void>;
+  /** The template prompts are written in by default (vicuna_v1, as LLaVA's released models). */
+  defaultTemplate?: TemplateName;
+  /** The model's own changes to a prepared prompt (LaVIN: positions after its modality token, its routes). */
+  finish?(prompt: PreparedPrompt, images: readonly RGBImage[]): PreparedPrompt;
 }
 
 /**
@@ -31,14 +36,15 @@ export function visualChatModel(parts: VisualModelParts): ChatModel {
     lm,
     decoder: lm.decoder,
     tokenizer: parts.tokenizer,
-    defaultTemplate: 'vicuna_v1',
+    defaultTemplate: parts.defaultTemplate ?? 'vicuna_v1',
     embed: (ids) => lm.embed(ids),
     async prepare(ids, images) {
       checkImageSlots(ids, images.length);
       parts.checkIds?.(ids);
       const fresh = [...new Set(images.filter((img) => !encoded.has(img)))];
       if (fresh.length > 0) (await parts.encode(fresh)).forEach((tokens, i) => encoded.set(fresh[i]!, tokens));
-      return spliceVisualTokens(ids, (text) => lm.embed(text), images.map((img) => encoded.get(img)!), lm.config.hidden);
+      const prompt = spliceVisualTokens(ids, (text) => lm.embed(text), images.map((img) => encoded.get(img)!), lm.config.hidden);
+      return parts.finish ? parts.finish(prompt, images) : prompt;
     },
     async dispose() {
       await Promise.all([lm.dispose(), parts.disposeVision()]);

@@ -14,6 +14,8 @@ export class KVCache {
   private readonly capacity: number[];
   /** lengths[group][row]: tokens cached for that row. */
   readonly lengths: number[][];
+  /** Per row, the constant input its sequence was started with (see DecoderCall.conditioning), if the model takes one. */
+  conditioning?: readonly Float32Array[];
 
   constructor(
     readonly batch: number,

@@ -22,6 +22,11 @@ import type { LlamaConfig } from './config.js';
  */
 export interface DecoderGraphOptions {
   dtype: ComputeDtype;
+  /**
+   * A transformation of layer `layer`'s attention input (the attention_norm output), for models that adapt it:
+   * LaVIN's MM-Adapter sits there (lavin/model.py TransformerBlock, adapter_type 'attn').
+   */
+  attentionInput?: (x: Value, layer: number) => Value;
 }
 
 /** HF's inv_freq: 1 / θ^(2j/d) for j < d/2 (transformers LlamaRotaryEmbedding), rounded to float32. */
@@ -45,7 +50,8 @@ export function buildDecoderGraph(config: LlamaConfig, scope: WeightScope, opts:
       k: g.input(`past_k.${i}`, 'float32', ['batch', kvHeads, `past.${i}`, headDim]),
       v: g.input(`past_v.${i}`, 'float32', ['batch', kvHeads, `past.${i}`, headDim]),
     };
-    const x = op.rmsNorm(h, layer.weight('input_layernorm.weight'), rmsEps);
+    const normed = op.rmsNorm(h, layer.weight('input_layernorm.weight'), rmsEps);
+    const x = opts.attentionInput ? opts.attentionInput(normed, i) : normed;
     const attn = layer.at('self_attn');
     const [qx, kx, vx] = stackedLinear(attn, ['q_proj.weight', 'k_proj.weight', 'v_proj.weight'], x, opts.dtype) as [Value, Value, Value];
     const q = op.rotary(splitHeads(qx, heads, headDim), rope.cos, rope.sin);

@@ -9,7 +9,7 @@ import { Session } from '../../runtime/session.js';
 import { Decoder } from '../decoder.js';
 import type { ComputeDtype } from '../linear.js';
 import { llamaConfigFromHf, llamaConfigFromMeta, readJson, type LlamaConfig } from './config.js';
-import { buildDecoderGraph } from './graph.js';
+import { buildDecoderGraph, type DecoderGraphOptions } from './graph.js';
 import { metaLayout, metaShardSplit } from './layout.js';
 
 /** A LLaMA decoder's weights and geometry, found in an HF or Meta directory (or inside a multimodal one). */
@@ -24,6 +24,8 @@ export interface BuildOptions {
   threads?: number;
   /** Keep ORT's optimised decoder on disk (see Session.fromGraph): `key` names the checkpoint and the options. */
   cache?: { dir: string; key: string };
+  /** A transformation of each layer's attention input (see DecoderGraphOptions). */
+  attentionInput?: DecoderGraphOptions['attentionInput'];
 }
 
 /** Opens a text-only LLaMA: HF layout (config.json model_type llama) or Meta's (params.json + consolidated.*.pth). */
@@ -63,7 +65,7 @@ export class CausalLM {
     const { config, source, layout } = weights;
     const graph = new Graph('llama');
     const scope = new WeightScope(graph, source, '', layout);
-    buildDecoderGraph(config, scope, { dtype: opts.dtype ?? 'fp32' });
+    buildDecoderGraph(config, scope, { dtype: opts.dtype ?? 'fp32', ...(opts.attentionInput ? { attentionInput: opts.attentionInput } : {}) });
     const embedTable = await scope.read('model.embed_tokens.weight');
     // Weights are read lazily: on a cache hit only the embedding table above is read from the checkpoint.
     const session = await Session.fromGraph(graph, { threads: opts.threads, ...(opts.cache ? { cache: { ...opts.cache, key: `${opts.cache.key}|decoder` } } : {}) });
