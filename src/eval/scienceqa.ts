@@ -47,6 +47,15 @@ export function extractSqaLetter(text: string, extract: SqaExtract): string | un
   return found.length === 1 ? found[0] : undefined;
 }
 
+/**
+ * The chosen option's index: the letter's among the problem's first `choices` letters, or undefined where the
+ * official scripts have none (LLaVA scores -1; LaVIN's get_pred_idx draws a random choice, which egret scores wrong).
+ */
+export function sqaPredictionIndex(letter: string | undefined, choices: number): number | undefined {
+  const index = letter === undefined ? -1 : OPTIONS.slice(0, choices).indexOf(letter);
+  return index === -1 ? undefined : index;
+}
+
 interface Problem {
   choices: number;
   answer: number;
@@ -115,9 +124,8 @@ export function scoreScienceQa(dataDir: string, answers: Answer[], options: SqaO
     const answer = byId.get(id);
     // A missing prediction scores as the text 'FAILED' with the prompt 'Unknown' (eval_science_qa.py).
     const letter = extractSqaLetter(answer?.text ?? 'FAILED', options.extract);
-    const index = letter === undefined ? -1 : OPTIONS.slice(0, problem.choices).indexOf(letter);
-    // An unusable letter is wrong: LLaVA scores it -1; LaVIN's get_pred_idx draws a random choice instead.
-    if (index === -1) failed++;
+    const index = sqaPredictionIndex(letter, problem.choices);
+    if (index === undefined) failed++;
     const right = index === problem.answer;
     if (right) correct++;
     if (answer?.prompt.includes('<image>')) {

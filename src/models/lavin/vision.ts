@@ -25,7 +25,10 @@ import type { LavinSettings } from './settings.js';
 export async function lavinClipConfig(source: TensorSource, file: string): Promise<ClipVisionConfig> {
   const configPath = join(dirname(file), 'config.json');
   const cfg = await stat(configPath).then((s) => s.isFile(), () => false) ? await readJson(configPath) : {};
-  const width = source.has('visual.conv1.weight') ? source.info('visual.conv1.weight').shape[0]! : 0;
+  if (!source.has('visual.conv1.weight')) {
+    throw new InputError(`${file}: no tensor 'visual.conv1.weight': not an OpenAI CLIP (a state dict or OpenAI's TorchScript archive)`);
+  }
+  const width = source.info('visual.conv1.weight').shape[0]!;
   const heads = cfg['heads'] ?? Math.floor(width / 64);
   if (typeof heads !== 'number' || !Number.isInteger(heads) || heads < 1) throw new InputError(`${cfg['heads'] === undefined ? file : configPath}: heads ${String(heads)} is not a positive integer${cfg['heads'] === undefined ? ` (width ${width} / 64; give 'heads' in a config.json beside it)` : ''}`);
   const config = clipVisionConfigFromOpenAi(source, 'visual.', heads, file);
