@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { InputError } from '../errors.js';
 import { checkContext } from '../generate/generate.js';
 import { calibrateVtw } from '../methods/vtw-calibrate.js';
-import { writeVtwSidecar } from '../methods/vtw.js';
+import { vtwSidecarPath, writeVtwSidecar } from '../methods/vtw.js';
 import type { ChatModel } from '../models/index.js';
 import type { PreparedPrompt } from '../models/prompt.js';
 import { tokenizeImagePrompt } from '../text/image-prompt.js';
@@ -40,7 +40,7 @@ export async function calibrateCommand(args: string[]): Promise<void> {
     bar.finish();
     const kl = Object.fromEntries([...result.kl].map(([k, v]) => [String(k), v]));
     if (values.save && result.layer !== undefined) {
-      const path = await writeVtwSidecar(values.model!, { layer: result.layer, eta, samples: samples.length, kl });
+      const path = await writeVtwSidecar(vtwSidecarPath(values.model!, values.adapter), { layer: result.layer, eta, samples: samples.length, kl });
       process.stderr.write(`saved K=${result.layer} to ${path}; later runs of this model withdraw there by default\n`);
     }
     if (result.layer === undefined) {

@@ -5,7 +5,7 @@ import { loadImage } from '../vision/decode.js';
 import type { RGBImage } from '../vision/image.js';
 import type { ChatModel } from '../models/index.js';
 import { tokenizeImagePrompt } from '../text/image-prompt.js';
-import { isTemplateName, renderPrompt, TEMPLATE_NAMES, type ChatTurn, type TemplateName } from '../text/templates.js';
+import { isTemplateName, renderPrompt, SINGLE_TURN_TEMPLATES, TEMPLATE_NAMES, type ChatTurn, type TemplateName } from '../text/templates.js';
 import { SAMPLING_OPTIONS, samplingFromArgs } from './generate.js';
 import { applyMethods, openModel, parseCommandArgs, type ModelValues } from './model-args.js';
 
@@ -26,6 +26,7 @@ export async function chatCommand(args: string[]): Promise<void> {
     if (!isTemplateName(template)) throw new InputError(`--template must be one of ${TEMPLATE_NAMES.join(', ')}, got '${template}'`);
     const turns: ChatTurn[] = [];
     const ask = async (question: string) => {
+      if (SINGLE_TURN_TEMPLATES.has(template)) turns.length = 0;
       turns.push({ role: 'user', text: question, images: turns.length === 0 ? images.length : 0 });
       const answer = await streamAnswer(model, turns, template, images, sampling, values);
       turns.push({ role: 'assistant', text: answer });

@@ -101,13 +101,15 @@ export async function runCommand(args: string[]): Promise<void> {
     const mine = indices.map((i) => questions[i]!);
     const settings: RunSettings = {
       task,
-      model_id: modelIdFromPath(values.model),
+      // A LaVIN model is its adapters (checkpoint-19.pth of a run folder), as LaVIN's eval.py names it.
+      model_id: modelIdFromPath(values.adapter ?? values.model),
       dtype: values.dtype ?? 'fp32',
       template,
       max_new_tokens: maxNewTokens,
       questions: questions.length,
       ...(vtwLayer === undefined ? {} : { vtw_layer: vtwLayer }),
       ...(typeof values.fastv === 'string' ? { fastv: values.fastv } : {}),
+      ...(style === 'lavin' ? { decode_positions: values['official-positions'] ? 'official' as const : 'corrected' as const } : {}),
     };
     const record = { model: values.model, egret: EGRET_VERSION };
     const writer = AnswerWriter.open(out, mine, indices, settings);

@@ -7,7 +7,7 @@ import type { ComputeDtype } from '../models/linear.js';
 import type { LavinFiles } from '../models/lavin/load.js';
 import { tokenizeImagePrompt } from '../text/image-prompt.js';
 import { loadImage } from '../vision/decode.js';
-import { readVtwSidecar, withdrawVisualTokens } from '../methods/vtw.js';
+import { readVtwSidecar, vtwSidecarPath, withdrawVisualTokens } from '../methods/vtw.js';
 import { applyFastV, parseFastV } from '../methods/fastv.js';
 import { isTemplateName, renderPrompt, TEMPLATE_NAMES, type TemplateName } from '../text/templates.js';
 
@@ -125,5 +125,5 @@ export async function vtwLayerFromArgs(values: ModelValues): Promise<number | un
   }
   if (option === 'off') return undefined;
   if (option !== undefined) return positiveInt(option, 'vtw-layer');
-  return (await readVtwSidecar(values.model!))?.layer;
+  return (await readVtwSidecar(vtwSidecarPath(values.model!, values.adapter)))?.layer;
 }

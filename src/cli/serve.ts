@@ -1,7 +1,7 @@
 import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { InputError } from '../errors.js';
-import { readVtwSidecar } from '../methods/vtw.js';
+import { readVtwSidecar, vtwSidecarPath } from '../methods/vtw.js';
 import { Engine } from '../serve/engine.js';
 import { createChatServer } from '../serve/http.js';
 import { loadOptionsFromArgs, positiveInt } from './model-args.js';
@@ -37,6 +37,9 @@ export async function serveCommand(args: string[]): Promise<void> {
         concurrency: { type: 'string' },
         'max-queue': { type: 'string' },
         'allow-remote-images': { type: 'boolean', default: false },
+        clip: { type: 'string' },
+        adapter: { type: 'string' },
+        'official-positions': { type: 'boolean' },
       },
     }).values;
   } catch (err) {
@@ -50,7 +53,7 @@ export async function serveCommand(args: string[]): Promise<void> {
   const maxImageBytes = 16 * MiB;
   // Room for the largest images base64-encoded (4 characters per 3 bytes), and the text around them.
   const maxBodyBytes = 4 * Math.ceil((4 / 3) * maxImageBytes) + MiB;
-  const vtw = await readVtwSidecar(values.model);
+  const vtw = await readVtwSidecar(vtwSidecarPath(values.model, values.adapter));
   const engine = await Engine.start(values.model, loadOptionsFromArgs(values), { maxPixels, maxBytes: maxImageBytes });
   try {
     const server = await createChatServer(engine, {

@@ -25,6 +25,8 @@ export type RunSettings = {
   vtw_layer?: number;
   /** FastV's K:R, when visual tokens are pruned. */
   fastv?: string;
+  /** LaVIN's decoding positions: lavin/generator.py's ('official') or training's ('corrected'). */
+  decode_positions?: 'official' | 'corrected';
 };
 
 /** Recorded for people, not compared: the same model may sit at another path, a release may fix a typo. */
@@ -36,7 +38,7 @@ export interface RunRecord {
 /** Metadata of one answer line; `index` is the question's place in the run's question list. */
 type LineMetadata = RunSettings & RunRecord & { index: number };
 
-const SETTING_KEYS = ['task', 'model_id', 'dtype', 'template', 'max_new_tokens', 'questions', 'vtw_layer', 'fastv'] as const;
+const SETTING_KEYS = ['task', 'model_id', 'dtype', 'template', 'max_new_tokens', 'questions', 'vtw_layer', 'fastv', 'decode_positions'] as const;
 
 /** llava/mm_utils.py get_model_name_from_path: the folder's name, with its parent's for `checkpoint-*` folders. */
 export function modelIdFromPath(path: string): string {

@@ -61,8 +61,13 @@ export function chooseWithdrawalLayer(meanKl: ReadonlyMap<number, number>, eta: 
   return [...meanKl.keys()].sort((a, b) => a - b).find((k) => meanKl.get(k)! <= eta);
 }
 
-/** The sidecar beside a model that records its calibrated withdrawal layer, used by default by later runs. */
-export const VTW_SIDECAR = 'egret-vtw.json';
+/**
+ * The sidecar that records a model's calibrated withdrawal layer, used by default by later runs: in the model's
+ * directory, or beside a LaVIN checkpoint (the layer belongs to its adapters, not to the LLaMA they adapt).
+ */
+export function vtwSidecarPath(modelDir: string, adapter?: string): string {
+  return adapter === undefined ? join(modelDir, 'egret-vtw.json') : `${adapter}.egret-vtw.json`;
+}
 
 export interface VtwSidecar {
   layer: number;
@@ -71,8 +76,7 @@ export interface VtwSidecar {
   kl: Record<string, number>;
 }
 
-export async function readVtwSidecar(modelDir: string): Promise<VtwSidecar | undefined> {
-  const path = join(modelDir, VTW_SIDECAR);
+export async function readVtwSidecar(path: string): Promise<VtwSidecar | undefined> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -92,8 +96,7 @@ export async function readVtwSidecar(modelDir: string): Promise<VtwSidecar | und
 }
 
 /** Writes the sidecar atomically (temporary file + rename). */
-export async function writeVtwSidecar(modelDir: string, sidecar: VtwSidecar): Promise<string> {
-  const path = join(modelDir, VTW_SIDECAR);
+export async function writeVtwSidecar(path: string, sidecar: VtwSidecar): Promise<string> {
   const tmp = `${path}.tmp-${process.pid}`;
   try {
     await writeFile(tmp, `${JSON.stringify(sidecar, null, 1)}\n`);

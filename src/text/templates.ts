@@ -25,6 +25,9 @@ export const VICUNA_V1 = {
   sep2: '</s>',
 } as const;
 
+/** Templates of models trained without chat history: a chat asks each question on its own, with the chat's images. */
+export const SINGLE_TURN_TEMPLATES: ReadonlySet<TemplateName> = new Set(['lavin_sqa']);
+
 export function isTemplateName(name: string): name is TemplateName {
   return (TEMPLATE_NAMES as readonly string[]).includes(name);
 }
