@@ -21,9 +21,10 @@ import { llamaSuite } from './llama.js';
 import { quantSuite } from './quant.js';
 import { vtwSuite } from './vtw.js';
 import { mraSuite } from './mra.js';
+import { lavinSuite } from './lavin.js';
 
 /** The registry: every suite, in the order they run. */
-const SUITES: readonly Suite[] = [matmulSuite, largeGraphSuite, llamaSuite, quantSuite, vtwSuite, mraSuite];
+const SUITES: readonly Suite[] = [matmulSuite, largeGraphSuite, llamaSuite, quantSuite, vtwSuite, mraSuite, lavinSuite];
 
 const USAGE = `usage: node dist/bench/run.js [suite ...] [options]
 

@@ -13,6 +13,7 @@ import { lavinSettings } from '../src/models/lavin/settings.js';
 import { buildLavinVision, lavinClipConfig } from '../src/models/lavin/vision.js';
 import { prefillCall } from '../src/models/prompt.js';
 import { generateAll } from '../src/generate/generate.js';
+import { argmax } from '../src/generate/sampling.js';
 import { extractSqaLetter, sqaPredictionIndex } from '../src/eval/scienceqa.js';
 import { loadImage } from '../src/vision/decode.js';
 import { preprocessLavin } from '../src/vision/pipelines.js';
@@ -176,5 +177,25 @@ test("LaVIN's answer extraction (eval.py): the first 'The answer is X', the lett
     const index = sqaPredictionIndex(letter, c.n_choices);
     assert.equal(index ?? null, c.pred_idx, JSON.stringify(c));
     assert.equal(index === undefined, c.random_fallback);
+  }
+});
+
+test('LaVIN at --dtype q8: the LLaMA quantised, the adapters not (layer 0 routes exact), top-1 of every prompt unchanged', async () => {
+  const model = await loadModel(`${DIR}/llama`, { threads: 1, dtype: 'q8', lavin: { clip: CLIPS['state dict'], adapter: ADAPTER } });
+  try {
+    await withReference(async (ref) => {
+      for (const sample of SAMPLES) {
+        const prompt = await prepare(model, sample);
+        const routes = await ref.readFloat32(`${sample.key}.llama_routes`);
+        assert.ok(maxAbsDiff(prompt.conditioning!.subarray(0, 2), routes.subarray(0, 2)) <= 1e-6, `${sample.key} layer 0 route`);
+        const { logits } = await model.decoder.forward(model.decoder.newCache(1), prefillCall(model.decoder, [prompt]));
+        const reference = await ref.readFloat32(`${sample.key}.prefill_logits`);
+        const last = reference.subarray(reference.length - VOCAB);
+        assert.equal(argmax(logits), argmax(last), `${sample.key} top-1`);
+        assert.ok(maxAbsDiff(logits, last) > 1e-6, 'the LLaMA really is quantised');
+      }
+    });
+  } finally {
+    await model.dispose();
   }
 });

@@ -19,7 +19,7 @@ import type { RGBImage } from '../../vision/image.js';
 import { preprocessLavin } from '../../vision/pipelines.js';
 import type { ChatModel, LoadModelOptions } from '../index.js';
 import type { LlamaConfig } from '../llama/config.js';
-import { CausalLM, openLlama, type BuildOptions } from '../llama/load.js';
+import { CausalLM, openLlama, type BuildOptions, type LanguageModelWeights } from '../llama/load.js';
 import type { PreparedPrompt } from '../prompt.js';
 import { visualChatModel } from '../visual-prompt.js';
 import { checkAdapter, mixtureAdapter, routeWeights } from './adapter.js';
@@ -40,7 +40,7 @@ export interface LavinFiles {
 }
 
 /** Both modalities' routes and row-0 logits: index 0 text-only, 1 image (the modality embedding's rows). */
-interface ModalityRows {
+export interface ModalityRows {
   routes: [Float32Array, Float32Array];
   logits: [Float32Array, Float32Array];
 }
@@ -96,6 +96,22 @@ function checkLlamaAdapters(source: TensorSource, settings: LavinSettings, confi
   }
 }
 
+/**
+ * LaVIN's decoder: the LLaMA of `weights` with the MM-Adapters of `adapters` (checked against it), and both
+ * modalities' routes and row-0 logits.
+ */
+export async function buildLavinDecoder(weights: LanguageModelWeights, adapters: TensorSource, settings: LavinSettings, where: string, opts: BuildOptions): Promise<{ lm: CausalLM; modality: ModalityRows }> {
+  checkLlamaAdapters(adapters, settings, weights.config, where);
+  const table = await adapters.readFloat32(`${settings.prefix}adapter_modality_embedding.weight`);
+  const lm = await CausalLM.build(weights, { ...opts, attentionInput: llamaAdapters(adapters, settings, weights.config.layers) });
+  try {
+    return { lm, modality: await modalityRows(lm, table) };
+  } catch (err) {
+    await lm.dispose();
+    throw err;
+  }
+}
+
 /** Loads a LaVIN model: the LLaMA in `dir` (Meta or HF layout) with `files`' CLIP and adapters. */
 export async function loadLavin(dir: string, files: LavinFiles, opts: LoadModelOptions & BuildOptions): Promise<ChatModel> {
   const sources: TensorSource[] = [];
@@ -113,15 +129,13 @@ export async function loadLavin(dir: string, files: LavinFiles, opts: LoadModelO
     const adapters = await open(files.adapter);
     const clipConfig = await lavinClipConfig(clip, files.clip);
     const settings = lavinSettings(adapters, files.adapter, { llmWidth: weights.config.hidden, clipWidth: clipConfig.hidden, clipLayers: clipConfig.layers });
-    checkLlamaAdapters(adapters, settings, weights.config, files.adapter);
     for (let i = 0; i < clipConfig.layers; i++) {
       checkAdapter(adapters, `${settings.prefix}backbone.visual.transformer.resblocks.${i}.adapter_attn`, settings.clip, `CLIP block ${i}`);
     }
     const tokenizer = await loadTokenizer(dir);
-    const modalityTable = await adapters.readFloat32(`${settings.prefix}adapter_modality_embedding.weight`);
-    lm = await CausalLM.build(weights, { ...opts, attentionInput: llamaAdapters(adapters, settings, weights.config.layers) });
     vision = await Session.fromGraph(lavinVisionGraph(clip, adapters, clipConfig, settings), { threads: opts.threads });
-    const modality = await modalityRows(lm, modalityTable);
+    let modality: ModalityRows;
+    ({ lm, modality } = await buildLavinDecoder(weights, adapters, settings, files.adapter, opts));
     return lavinChatModel(lm, vision, tokenizer, modality, clipConfig.imageSize, files.officialPositions ?? false);
   } catch (err) {
     await Promise.all([lm?.dispose(), vision?.dispose()]);
