@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import { openCheckpoint, openCheckpointFile } from '../src/io/checkpoint.js';
 import { writeSafetensors } from '../src/io/safetensors-write.js';
+import { tensor as savedTensor, torchSave, type SavedValue } from '../src/io/torch-save.js';
 import { maxAbsDiff } from './helpers/compare.js';
 import { ROOT, assertInputError, egret, egretSync } from './helpers/cli.js';
 import { dataUrl, startServer } from './helpers/serve.js';
@@ -207,6 +208,36 @@ test('LaVIN bad input: exit 2 and one error line, nothing executed', async () =>
     const noArgs = join(dir, 'no-args.safetensors');
     await writeSafetensors(noArgs, bare);
     assertInputError(egretSync('generate', ...LAVIN.slice(0, 4), '--adapter', noArgs, ...ask), /no-args\.safetensors: no saved 'args'/);
+
+    // Saved args that contradict the tensors, or lack what no tensor records; a CLIP config.json that contradicts its file.
+    const checkpoint = await openCheckpointFile(ADAPTER);
+    const model: Record<string, SavedValue> = {};
+    for (const { name, shape } of checkpoint.list()) {
+      if (name.startsWith('model.')) model[name.slice('model.'.length)] = savedTensor('F32', shape, await checkpoint.readFloat32(name));
+    }
+    await checkpoint.close();
+    const withArgs = async (name: string, args: Record<string, SavedValue>) => {
+      const path = join(dir, name);
+      await torchSave(path, { model: { kind: 'ordered', entries: model }, epoch: 0, args: { kind: 'namespace', fields: args } });
+      return path;
+    };
+    const good = { adapter_type: 'attn', visual_adapter_type: 'router', adapter_dim: 8, hidden_proj: 128, temperature: 10, n_prompt: 6, adapter_scale: 1 };
+    assertInputError(egretSync('generate', ...LAVIN.slice(0, 4), '--adapter', await withArgs('dim16.pth', { ...good, adapter_dim: 16 }), ...ask),
+      /dim16\.pth: args\.adapter_dim = 16 contradicts 'model\.module\.layers\.0\.adapter_attn\.conv_A\.weight' \(8\)/);
+    const { temperature: _, ...noTemperature } = good;
+    assertInputError(egretSync('generate', ...LAVIN.slice(0, 4), '--adapter', await withArgs('no-t.pth', noTemperature), ...ask),
+      /no-t\.pth: the checkpoint's saved args have no 'temperature'/);
+    assertInputError(egretSync('generate', ...LAVIN.slice(0, 4), '--adapter', await withArgs('n5.pth', { ...good, n_prompt: 5 }), ...ask),
+      /args\.n_prompt = 5 is not a positive divisor of the CLIP tower's 24 blocks/);
+    // The same tensors with consistent args load (what the cases above change is all that is wrong with them).
+    const ok = await egret('generate', ...LAVIN.slice(0, 4), '--adapter', await withArgs('ok.pth', good), '--threads', '1', ...ask);
+    assert.equal(ok.code, 0, ok.stderr);
+    const clipDir = join(dir, 'clip');
+    mkdirSync(clipDir);
+    copyFileSync(CLIP, join(clipDir, 'ViT-tiny.pt'));
+    writeFileSync(join(clipDir, 'config.json'), JSON.stringify({ heads: 4, layers: 12 }));
+    assertInputError(egretSync('generate', ...LAVIN.slice(0, 2), '--clip', join(clipDir, 'ViT-tiny.pt'), '--adapter', ADAPTER, ...ask),
+      /config\.json: layers 12 contradicts .*ViT-tiny\.pt's tensors \(24\)/);
 
     // Half a LaVIN, or a LaVIN option on another model.
     assertInputError(egretSync('generate', '--model', LLAMA, '--clip', CLIP, ...ask), /needs both --clip FILE and --adapter FILE/);

@@ -57,44 +57,23 @@ export function routeWeights(scope: WeightScope, z: Value, shape: AdapterShape):
 }
 
 /**
- * The adapter applied to x [..., C] with router weights `route` [..., 2] that broadcast against x's leading dims
- * (CLIP: one pair per token; LLaMA: one pair per sequence, [batch, 1, 2]).
+ * The adapter applied to x [batch, tokens, C] with router weights `route` that broadcast against it ([batch, tokens, 2]
+ * in CLIP: one pair per token; [batch, 1, 2] in LLaMA: one pair per sequence). The checkpoint's tensors are used as
+ * they are stored (training updates them in place and saves them in LaVIN's layout): the kernel-1 convolutions are
+ * reshaped into products, the grouped ones as a batch of per-group products.
  */
 export function mixtureAdapter(scope: WeightScope, x: Value, route: Value, shape: AdapterShape): Value {
-  const { width, hidden } = shape;
-  const g = x.graph;
-  const down = g.weight(scope.name('conv_A.weight'), 'float32', [width, hidden], async () => {
-    // [r, C, 1] → [C, r] for x · Aᵀ.
-    const w = await scope.read('conv_A.weight');
-    const t = new Float32Array(width * hidden);
-    for (let j = 0; j < hidden; j++) for (let c = 0; c < width; c++) t[c * hidden + j] = w[j * width + c]!;
-    return new Uint8Array(t.buffer);
-  }, width * hidden * 4);
-  const h = op.add(op.matmul(x, down), scope.weight('conv_A.bias'));
-  // Both experts in one product: [r, 2C], the grouped weights written out as block-diagonal dense matrices.
-  const up = g.weight(`${scope.name('conv_B.weight')}+conv_D.weight`, 'float32', [hidden, 2 * width], async () => {
-    const [b, d] = await Promise.all([scope.read('conv_B.weight'), scope.read('conv_D.weight')]);
-    return new Uint8Array(groupedAsDense([b, d], shape).buffer);
-  }, hidden * 2 * width * 4);
-  const bias = op.concat([scope.weight('conv_B.bias'), scope.weight('conv_D.bias')], 0);
-  const [p, q] = op.split(op.add(op.matmul(h, up), bias), [width, width], -1) as [Value, Value];
-  const [r0, r1] = op.split(route, [1, 1], -1) as [Value, Value];
-  return op.add(x, op.mul(op.add(op.mul(p, r0), op.mul(q, r1)), shape.scale));
-}
-
-/**
- * Grouped Conv1d weights [C, r/g, 1] (one per expert) → one dense [r, experts·C] matrix: expert e's output channel
- * o reads hidden unit ⌊o / (C/g)⌋ · r/g + k with weight w[o, k] (torch's grouped convolution).
- */
-export function groupedAsDense(weights: readonly Float32Array[], { width, hidden, groups }: AdapterShape): Float32Array {
+  const { width, hidden, groups } = shape;
   const perGroup = hidden / groups;
-  const cols = weights.length * width;
-  const dense = new Float32Array(hidden * cols);
-  weights.forEach((w, e) => {
-    for (let o = 0; o < width; o++) {
-      const first = Math.floor(o / (width / groups)) * perGroup;
-      for (let k = 0; k < perGroup; k++) dense[(first + k) * cols + e * width + o] = w[o * perGroup + k]!;
-    }
-  });
-  return dense;
+  const down = op.reshape(scope.weight('conv_A.weight'), [hidden, width]);
+  const h = op.add(op.matmul(x, op.transpose(down, [1, 0])), scope.weight('conv_A.bias'));
+  // [batch, tokens, r] → [batch, tokens, g, 1, r/g]: group j's hidden units as one row.
+  const rows = op.unsqueeze(op.reshape(h, [0, 0, groups, perGroup]), [3]);
+  const expert = (leaf: string) => {
+    // Conv1d weight [C, r/g, 1]: output channels [j·C/g, (j+1)·C/g) read group j → [g, r/g, C/g].
+    const w = op.transpose(op.reshape(scope.weight(`${leaf}.weight`), [groups, width / groups, perGroup]), [0, 2, 1]);
+    return op.add(op.reshape(op.matmul(rows, w), [0, 0, width]), scope.weight(`${leaf}.bias`));
+  };
+  const [r0, r1] = op.split(route, [1, 1], -1) as [Value, Value];
+  return op.add(x, op.mul(op.add(op.mul(expert('conv_B'), r0), op.mul(expert('conv_D'), r1)), shape.scale));
 }
