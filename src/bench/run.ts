@@ -1,20 +1,20 @@
 /**
  * Entry of `npm run bench`:
  *
- *   node dist/bench/run.js [suite ...] [--threads N] [--reps N] [--warmup N] [--json] [--out FILE] [--list]
+ *   node dist/src/bench/run.js [suite ...] [--threads N] [--reps N] [--warmup N] [--json] [--out FILE] [--list]
  *
  * With no suite named, runs every quick suite; `all` runs every suite. Prints one table per suite on stdout
  * (on stderr instead with --json, which prints the JSON document on stdout); --out FILE also writes the JSON.
  * Suite-specific switches are passed as --key=value or --flag (see each suite's file).
  *
- * Adding a suite: write bench/<name>.ts exporting a `Suite` (see harness.ts), import it here, add it to SUITES.
+ * Adding a suite: write src/bench/<name>.ts exporting a `Suite` (see harness.ts), import it here, add it to SUITES.
  */
 import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { formatReport, type Report, type Suite, type SuiteContext } from './harness.js';
-import { ort } from '../src/runtime/session.js';
+import { ort } from '../runtime/session.js';
 import { matmulSuite } from './matmul.js';
 import { largeGraphSuite } from './large-graph.js';
 import { llamaSuite } from './llama.js';
@@ -25,7 +25,7 @@ import { mraSuite } from './mra.js';
 /** The registry: every suite, in the order they run. */
 const SUITES: readonly Suite[] = [matmulSuite, largeGraphSuite, llamaSuite, quantSuite, vtwSuite, mraSuite];
 
-const USAGE = `usage: node dist/bench/run.js [suite ...] [options]
+const USAGE = `usage: node dist/src/bench/run.js [suite ...] [options]
 
   suite            a suite name (default: every quick suite; 'all': every suite)
   --threads N      ORT intra-op threads (default: all cores, ${availableParallelism()} here)
