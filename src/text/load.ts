@@ -9,7 +9,8 @@ import type { Tokenizer } from './tokenizer.js';
  * The tokenizer of a model: `path` is a tokenizer.model or tokenizer.json file, or a model directory. A directory
  * holds tokenizer.model itself (HF layouts), or, for a Meta LLaMA directory (params.json), one level up (Meta's
  * release keeps `tokenizer.model` beside `7B/`). tokenizer.model is preferred: it is what LLaVA (use_fast=False)
- * and LaVIN tokenise with; tokenizer.json is used when it is the only one. tokenizer_config.json (add_bos_token,
+ * and LaVIN tokenise with; tokenizer.json is used when it is the only one. In an HF layout, special and added
+ * tokens written in the text are single ids, as transformers' slow LlamaTokenizer reads them. tokenizer_config.json (add_bos_token,
  * add_eos_token, bos_token, eos_token) and added_tokens.json (extra ids such as `<image>`) are honoured.
  */
 export async function loadTokenizer(path: string): Promise<Tokenizer> {
@@ -22,7 +23,9 @@ export async function loadTokenizer(path: string): Promise<Tokenizer> {
   const addBos = optionalBoolean(config, 'add_bos_token', path);
   const addEos = optionalBoolean(config, 'add_eos_token', path);
   const candidates = [join(path, 'tokenizer.model')];
-  if ((await pathKind(join(path, 'params.json'))) === 'file') candidates.push(join(dirname(path), 'tokenizer.model'));
+  // Meta's layout is tokenised by SentencePiece itself (LaVIN); HF layouts by transformers' LlamaTokenizer.
+  const meta = (await pathKind(join(path, 'params.json'))) === 'file';
+  if (meta) candidates.push(join(dirname(path), 'tokenizer.model'));
   for (const file of candidates) {
     if ((await pathKind(file)) !== 'file') continue;
     const added = await readJsonObject(join(path, 'added_tokens.json'));
@@ -30,6 +33,7 @@ export async function loadTokenizer(path: string): Promise<Tokenizer> {
       addBos,
       addEos,
       addedTokens: addedTokens(added, join(path, 'added_tokens.json')),
+      specialTokensInText: !meta,
     });
   }
   const json = join(path, 'tokenizer.json');
