@@ -25,7 +25,7 @@ import { mraSuite } from './mra.js';
 /** The registry: every suite, in the order they run. */
 const SUITES: readonly Suite[] = [matmulSuite, largeGraphSuite, llamaSuite, quantSuite, vtwSuite, mraSuite];
 
-const USAGE = `usage: node dist/src/bench/run.js [suite ...] [options]
+const USAGE = `usage: egret bench [suite ...] [options]   (in a checkout also: npm run bench -- [suite ...] [options])
 
   suite            a suite name (default: every quick suite; 'all': every suite)
   --threads N      ORT intra-op threads (default: all cores, ${availableParallelism()} here)

@@ -9,16 +9,25 @@ import type { PreparedPrompt } from '../models/prompt.js';
 import { tokenizeImagePrompt } from '../text/image-prompt.js';
 import { renderPrompt } from '../text/templates.js';
 import { loadImage } from '../vision/decode.js';
+import type { CommandHelp } from './args.js';
 import { openModel, parseCommandArgs } from './model-args.js';
 import { Progress } from './progress.js';
 
 const USAGE = 'usage: egret calibrate vtw --model DIR --data FILE.jsonl [--eta 0.003] [--min-layer 1] [--save] [--json]';
 
+export const CALIBRATE_HELP: CommandHelp = {
+  usage: USAGE,
+  summary: "Picks VTW's withdrawal layer K by the official rule: the first layer whose mean KL(P_vtw || P_orig) over the samples is at most eta.",
+  options: { data: { type: 'string' }, eta: { type: 'string' }, 'min-layer': { type: 'string' }, save: { type: 'boolean' }, json: { type: 'boolean' } },
+  describe: { data: 'calibration samples: one {"image": "path relative to the file", "prompt": "..."} per line' },
+};
+
 /** `egret calibrate vtw`: the official KL search for the withdrawal layer, its whole curve, optionally saved beside the model. */
 export async function calibrateCommand(args: string[]): Promise<void> {
   const [method, ...rest] = args;
+  if (method === '--help' || method === '-h') parseCommandArgs(['--help'], CALIBRATE_HELP);
   if (method !== 'vtw') throw new InputError(`unknown calibration '${method ?? ''}' (vtw); ${USAGE}`);
-  const values = parseCommandArgs(rest, { data: { type: 'string' }, eta: { type: 'string' }, 'min-layer': { type: 'string' }, save: { type: 'boolean' }, json: { type: 'boolean' } }, USAGE);
+  const values = parseCommandArgs(rest, CALIBRATE_HELP);
   if (typeof values.data !== 'string') throw new InputError(`--data is required; ${USAGE}`);
   const eta = values.eta === undefined ? 0.003 : Number(values.eta);
   if (!(eta >= 0) || !Number.isFinite(eta)) throw new InputError(`--eta must be a number ≥ 0, got '${String(values.eta)}'`);

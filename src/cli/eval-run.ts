@@ -4,7 +4,6 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { InputError } from '../errors.js';
 import { generateAll, type PreparedPrompt } from '../generate/generate.js';
 import { AnswerWriter, answerLine, mergeAnswerFiles, modelIdFromPath, type RunSettings } from '../eval/prediction-file.js';
@@ -15,6 +14,7 @@ import { isTemplateName, TEMPLATE_NAMES } from '../text/templates.js';
 import { openModel, parseCommandArgs, positiveInt, promptFromArgs, vtwLayerFromArgs, type CommandValues } from './model-args.js';
 import { Progress } from './progress.js';
 import { EGRET_VERSION } from '../version.js';
+import { parseCommandLine, type CommandHelp } from './args.js';
 
 export const RUN_USAGE =
   'usage: egret eval run TASK --model DIR --data QUESTIONS [--images DIR] --out preds.jsonl [--split test] [--shard i/n] [--limit N] ' +
@@ -68,12 +68,33 @@ function officialAnswerText(text: string, style: PromptStyle): string {
   return pyStrip(stripped.endsWith('</s>') ? stripped.slice(0, -'</s>'.length) : stripped);
 }
 
+export const RUN_HELP: CommandHelp = {
+  usage: RUN_USAGE,
+  summary: `A model answers a benchmark's questions as the official generation script asks them, into a LLaVA answer file that resumes after an interruption and splits into shards. TASK: ${RUN_TASKS.join(', ')}.`,
+  options: RUN_OPTIONS,
+  describe: {
+    data: 'the question file (or ScienceQA data folder)',
+    out: 'the answer file (JSON lines); an existing one of the same settings is resumed',
+    'max-new-tokens': "tokens to generate at most (default: the official script's)",
+    template: 'prompt template (default: the official one, vicuna_v1 for LLaVA models)',
+  },
+};
+
+export const MERGE_HELP: CommandHelp = {
+  usage: MERGE_USAGE,
+  summary: 'Joins the answer files of the shards of one run, in question order, checking that they belong together.',
+  options: { out: { type: 'string' } },
+  positionals: true,
+  describe: { out: 'the merged answer file' },
+};
+
 /** `egret eval run TASK ...`. */
 export async function runCommand(args: string[]): Promise<void> {
   const [task, ...rest] = args;
+  if (task === '--help' || task === '-h') parseCommandArgs(['--help'], RUN_HELP);
   if (task === undefined || task.startsWith('-')) throw new InputError(`expected a TASK (${RUN_TASKS.join(', ')}); ${RUN_USAGE}`);
   if (!(RUN_TASKS as readonly string[]).includes(task)) throw new InputError(`unknown task '${task}' (${RUN_TASKS.join(', ')})`);
-  const values = parseCommandArgs(rest, RUN_OPTIONS, RUN_USAGE);
+  const values = parseCommandArgs(rest, RUN_HELP);
   for (const option of ['prompt', 'ids', 'image'] as const) {
     if (values[option] !== undefined) throw new InputError(`--${option} does not apply to eval run: the questions come from --data`);
   }
@@ -146,13 +167,8 @@ async function prepareQuestion(model: ChatModel, values: CommandValues, question
 
 /** `egret eval merge --out FILE SHARD_FILE...`. */
 export async function mergeCommand(args: string[]): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options: { out: { type: 'string' } }, strict: true, allowPositionals: true });
-  } catch (err) {
-    throw new InputError(`${(err as Error).message}; ${MERGE_USAGE}`);
-  }
-  const { out } = parsed.values;
+  const parsed = parseCommandLine(args, MERGE_HELP);
+  const out = parsed.values['out'] as string | undefined;
   const shards = parsed.positionals;
   if (out === undefined || shards.length === 0) throw new InputError(`--out and at least one shard file are required; ${MERGE_USAGE}`);
   const total = mergeAnswerFiles(out, shards);

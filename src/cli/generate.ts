@@ -1,6 +1,7 @@
 import { InputError } from '../errors.js';
 import { generate, type GenerateOptions, type GenerationResult } from '../generate/generate.js';
 import { requestFlops } from '../generate/flops.js';
+import type { CommandHelp } from './args.js';
 import { openModel, parseCommandArgs, positiveInt, promptFromArgs, type CommandValues } from './model-args.js';
 
 const USAGE = 'usage: egret generate --model PATH (--prompt TEXT [--template T] | --ids 1,2,3) [--image FILE] --max-new-tokens N ' +
@@ -39,8 +40,14 @@ export function samplingFromArgs(values: CommandValues, defaultMaxNew: number): 
 }
 
 /** `egret generate`: text on stdout as it is produced, or one JSON document with ids, text and statistics. */
+export const GENERATE_HELP: CommandHelp = {
+  usage: USAGE,
+  summary: 'Generates an answer with a KV cache: text on stdout as it is produced, or one JSON document with ids, text and statistics.',
+  options: { ...SAMPLING_OPTIONS, json: { type: 'boolean' } },
+};
+
 export async function generateCommand(args: string[]): Promise<void> {
-  const values = parseCommandArgs(args, { ...SAMPLING_OPTIONS, json: { type: 'boolean' } }, USAGE);
+  const values = parseCommandArgs(args, GENERATE_HELP);
   const sampling = samplingFromArgs(values, 128);
   const model = await openModel(values, USAGE);
   try {

@@ -3,13 +3,21 @@ import { dirname } from 'node:path';
 import { InputError } from '../errors.js';
 import { writeSafetensors } from '../io/safetensors-write.js';
 import { prefillCall } from '../models/prompt.js';
+import type { CommandHelp } from './args.js';
 import { openModel, parseCommandArgs, promptFromArgs } from './model-args.js';
 
 const USAGE = 'usage: egret logits --model PATH (--prompt TEXT [--template T] | --ids 1,2,3) [--image FILE] --out FILE.safetensors';
 
 /** `egret logits`: one prefill; the logits of every position that reaches the LM head, written as safetensors. */
+export const LOGITS_HELP: CommandHelp = {
+  usage: USAGE,
+  summary: 'One prefill: the logits of every position that reaches the LM head, written as safetensors (logits F32 [n, vocab], positions I32 [n]).',
+  options: { out: { type: 'string' } },
+  describe: { out: 'the safetensors file to write' },
+};
+
 export async function logitsCommand(args: string[]): Promise<void> {
-  const values = parseCommandArgs(args, { out: { type: 'string' } }, USAGE);
+  const values = parseCommandArgs(args, LOGITS_HELP);
   if (!values.out) throw new InputError(`--out is required; ${USAGE}`);
   // Before the model loads: a wrong output folder should not cost a load and a prefill.
   if (!(await stat(dirname(values.out as string)).then((s) => s.isDirectory(), () => false))) {

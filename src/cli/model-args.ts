@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
 import { InputError } from '../errors.js';
 import { checkContext, type PreparedPrompt } from '../generate/generate.js';
 import { loadModel, type ChatModel, type LoadModelOptions } from '../models/index.js';
@@ -9,6 +9,7 @@ import { loadImage } from '../vision/decode.js';
 import { readVtwSidecar, withdrawVisualTokens } from '../methods/vtw.js';
 import { applyFastV, parseFastV } from '../methods/fastv.js';
 import { isTemplateName, renderPrompt, TEMPLATE_NAMES, type TemplateName } from '../text/templates.js';
+import { parseCommandLine, type CommandHelp } from './args.js';
 
 /** Options every command that runs a model shares (CONTRACT.md "Models" and "Inputs"). */
 export const MODEL_OPTIONS = {
@@ -27,12 +28,9 @@ export const MODEL_OPTIONS = {
 /** Parsed options: the model options typed, a command's own ones as parsed. */
 export type CommandValues = ModelValues & Record<string, string | boolean | string[] | undefined>;
 
-export function parseCommandArgs(args: string[], options: ParseArgsConfig['options'], usage: string): CommandValues {
-  try {
-    return parseArgs({ args, options: { ...MODEL_OPTIONS, ...options }, strict: true, allowPositionals: false }).values as CommandValues;
-  } catch (err) {
-    throw new InputError(`${(err as Error).message}; ${usage}`);
-  }
+/** Parses a model command's arguments: the model options and the command's own (`help.options`). */
+export function parseCommandArgs(args: string[], help: CommandHelp): CommandValues {
+  return parseCommandLine(args, { ...help, options: { ...MODEL_OPTIONS, ...help.options } }).values as CommandValues;
 }
 
 export type ModelValues = { [K in keyof typeof MODEL_OPTIONS]?: (typeof MODEL_OPTIONS)[K] extends { multiple: true } ? string[] : string };
