@@ -2,7 +2,7 @@ import { basename, resolve } from 'node:path';
 import { InputError } from '../errors.js';
 import { readVtwSidecar } from '../methods/vtw.js';
 import { Engine } from '../serve/engine.js';
-import { createChatServer } from '../serve/http.js';
+import { createChatServer, isLoopbackName } from '../serve/http.js';
 import { parseCommandLine, type CommandHelp } from './args.js';
 import { loadOptionsFromArgs, positiveInt } from './model-args.js';
 
@@ -10,11 +10,6 @@ const USAGE = 'usage: egret serve --model PATH [--host 127.0.0.1] [--port 8080] 
   '[--concurrency N] [--max-queue N] [--allow-remote-images]';
 
 const MiB = 1024 * 1024;
-
-/** Whether an address to listen on is loopback-only (127.0.0.0/8, ::1, localhost). */
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
 
 /**
  * `egret serve`: the OpenAI-compatible server and web UI. Prints `listening on http://HOST:PORT` on stderr once
@@ -62,7 +57,7 @@ export async function serveCommand(args: string[]): Promise<void> {
       request: { maxImages: 4, defaultMaxTokens: 512, maxTextChars: 1_000_000 },
       images: { allowRemote: values['allow-remote-images'], maxBytes: maxImageBytes, fetchTimeoutMs: 10_000 },
       ...(vtw ? { defaultVtwLayer: vtw.layer } : {}),
-      loopback: isLoopback(values.host),
+      loopback: isLoopbackName(values.host),
     });
     await new Promise<void>((ready, failed) => {
       server.once('error', (err: NodeJS.ErrnoException) => failed(new InputError(`cannot listen on ${values.host}:${values.port}: ${err.code ?? err.message}`)));
