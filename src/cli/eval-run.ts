@@ -2,7 +2,7 @@
  * `egret eval run` and `egret eval merge`: a model answers a benchmark's questions as the official generation
  * scripts ask them, into a LLaVA answer file that survives interruption and splits across machines.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import { generateAll, type PreparedPrompt } from '../generate/generate.js';
@@ -103,6 +103,7 @@ export async function runCommand(args: string[]): Promise<void> {
   const out = values.out as string | undefined;
   if (data === undefined || out === undefined || values.model === undefined) throw new InputError(`--model, --data and --out are required; ${RUN_USAGE}`);
   if (!existsSync(data)) throw new InputError(`cannot read ${data}: ENOENT`);
+  if (values.images !== undefined && !isDirectory(values.images as string)) throw new InputError(`--images ${String(values.images)}: not a folder`);
   if (values.template !== undefined && !isTemplateName(values.template)) throw new InputError(`--template must be one of ${TEMPLATE_NAMES.join(', ')}, got '${values.template}'`);
   const shard = parseShard(values.shard as string | undefined);
   const limit = positiveInt(values.limit as string | undefined, 'limit');
@@ -133,6 +134,9 @@ export async function runCommand(args: string[]): Promise<void> {
     const record = { model: values.model, egret: EGRET_VERSION };
     const writer = AnswerWriter.open(out, mine, indices, settings);
     try {
+      // Every image still to be answered is there before the first answer (the prompt style, and so the questions,
+      // depend on the model: this cannot come before it loads).
+      for (const question of mine.slice(writer.done)) imagePath(values, question);
       const progress = new Progress(`${task}${shard.count > 1 ? ` ${shard.index}/${shard.count}` : ''}`, mine.length, writer.done);
       for (let start = writer.done; start < mine.length; start += batch) {
         const end = Math.min(mine.length, start + batch);
@@ -155,15 +159,23 @@ export async function runCommand(args: string[]): Promise<void> {
 
 /** The question as a prompt, through the same path as `egret generate --prompt --image` (template, tokens, image). */
 async function prepareQuestion(model: ChatModel, values: CommandValues, question: EvalQuestion, template: string): Promise<PreparedPrompt> {
-  let image: string[] = [];
-  if (question.image !== undefined) {
-    const folder = values.images as string | undefined;
-    if (folder === undefined) throw new InputError(`question ${JSON.stringify(question.id)} has an image (${question.image}); give its folder with --images DIR`);
-    image = [join(folder, question.image)];
-  }
+  const path = imagePath(values, question);
+  const image = path === undefined ? [] : [path];
   const { prompt } = await promptFromArgs(model, { ...values, prompt: question.message, image, template }, RUN_USAGE);
   return prompt;
 }
+
+/** The question's image file, checked to exist; undefined for a question without one. */
+function imagePath(values: CommandValues, question: EvalQuestion): string | undefined {
+  if (question.image === undefined) return undefined;
+  const folder = values.images as string | undefined;
+  if (folder === undefined) throw new InputError(`question ${JSON.stringify(question.id)} has an image (${question.image}); give its folder with --images DIR`);
+  const path = join(folder, question.image);
+  if (!statSync(path, { throwIfNoEntry: false })?.isFile()) throw new InputError(`question ${JSON.stringify(question.id)}: image ${path} does not exist`);
+  return path;
+}
+
+const isDirectory = (path: string): boolean => statSync(path, { throwIfNoEntry: false })?.isDirectory() === true;
 
 /** `egret eval merge --out FILE SHARD_FILE...`. */
 export async function mergeCommand(args: string[]): Promise<void> {

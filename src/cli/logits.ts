@@ -4,7 +4,7 @@ import { InputError } from '../errors.js';
 import { writeSafetensors } from '../io/safetensors-write.js';
 import { prefillCall } from '../models/prompt.js';
 import type { CommandHelp } from './args.js';
-import { openModel, parseCommandArgs, promptFromArgs } from './model-args.js';
+import { decodeImageArgs, openModel, parseCommandArgs, promptFromArgs } from './model-args.js';
 
 const USAGE = 'usage: egret logits --model PATH (--prompt TEXT [--template T] | --ids 1,2,3) [--image FILE] --out FILE.safetensors';
 
@@ -23,9 +23,10 @@ export async function logitsCommand(args: string[]): Promise<void> {
   if (!(await stat(dirname(values.out as string)).then((s) => s.isDirectory(), () => false))) {
     throw new InputError(`--out ${String(values.out)}: folder ${dirname(values.out as string)} does not exist`);
   }
+  const images = await decodeImageArgs(values);
   const model = await openModel(values, USAGE);
   try {
-    const { prompt } = await promptFromArgs(model, values, USAGE);
+    const { prompt } = await promptFromArgs(model, values, USAGE, images);
     const call = prefillCall(model.decoder, [prompt]);
     // Rows that reach the LM head, as indices of the expanded sequence (a method may have dropped some).
     let rows = prompt.positions.map((_, i) => i);

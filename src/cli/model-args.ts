@@ -6,6 +6,7 @@ import { loadModel, type ChatModel, type LoadModelOptions } from '../models/inde
 import type { ComputeDtype } from '../models/linear.js';
 import { tokenizeImagePrompt } from '../text/image-prompt.js';
 import { loadImage } from '../vision/decode.js';
+import type { RGBImage } from '../vision/image.js';
 import { readVtwSidecar, withdrawVisualTokens } from '../methods/vtw.js';
 import { applyFastV, parseFastV } from '../methods/fastv.js';
 import { isTemplateName, renderPrompt, TEMPLATE_NAMES, type TemplateName } from '../text/templates.js';
@@ -60,8 +61,16 @@ export async function openModel(values: ModelValues, usage: string): Promise<Cha
   return loadModel(values.model, loadOptionsFromArgs(values));
 }
 
-/** The prompt the options describe: --ids as given, or --prompt rendered with the template and tokenised. */
-export async function promptFromArgs(model: ChatModel, values: ModelValues, usage: string): Promise<{ ids: number[]; prompt: PreparedPrompt }> {
+/** The images of --image, decoded: before the model loads, so that a wrong path or file costs no load. */
+export function decodeImageArgs(values: ModelValues): Promise<RGBImage[]> {
+  return Promise.all((values.image ?? []).map((file) => loadImage(file)));
+}
+
+/**
+ * The prompt the options describe: --ids as given, or --prompt rendered with the template and tokenised, with the
+ * images of --image (`decoded`: as decodeImageArgs gave them).
+ */
+export async function promptFromArgs(model: ChatModel, values: ModelValues, usage: string, decoded?: readonly RGBImage[]): Promise<{ ids: number[]; prompt: PreparedPrompt }> {
   const images = values.image ?? [];
   let ids: number[];
   if (values.ids !== undefined) {
@@ -78,7 +87,7 @@ export async function promptFromArgs(model: ChatModel, values: ModelValues, usag
   } else {
     throw new InputError(`--prompt or --ids is required; ${usage}`);
   }
-  const prompt = await model.prepare(ids, await Promise.all(images.map((file) => loadImage(file))));
+  const prompt = await model.prepare(ids, decoded ?? (await decodeImageArgs(values)));
   return { ids, prompt: await applyMethods(model, prompt, values) };
 }
 
