@@ -12,7 +12,7 @@ import { openCheckpoint, type TensorSource } from '../src/io/checkpoint.js';
 import { ort, Session } from '../src/runtime/session.js';
 import { readJson } from '../src/models/llama/config.js';
 import { buildMultipathVision, llavaHrConfig, visualTokenCount, vitInputSize, type LlavaHrConfig } from '../src/models/llava-hr.js';
-import { alignToGrid } from '../src/methods/mra.js';
+import { alignToGrid } from '../src/models/llava-hr/mr-adapter.js';
 import { CONVNEXT_LARGE, CONVNEXT_XXLARGE, type ConvNextConfig } from '../src/models/convnext.js';
 import { loadModel } from '../src/models/index.js';
 import { argmax } from '../src/generate/sampling.js';

@@ -11,7 +11,7 @@ import { Graph, type Value } from '../graph/ir.js';
 import * as op from '../graph/ops/index.js';
 import { WeightScope, identityLayout } from '../graph/weights.js';
 import { openCheckpoint, type TensorSource } from '../io/checkpoint.js';
-import { canAlign, mraFusion, mrAdapter } from '../methods/mra.js';
+import { canAlign, mraFusion, mrAdapter } from './llava-hr/mr-adapter.js';
 import { ort, Session } from '../runtime/session.js';
 import { loadTokenizer } from '../text/load.js';
 import type { RGBImage } from '../vision/image.js';
