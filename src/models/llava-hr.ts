@@ -11,6 +11,7 @@ import { Graph, type Value } from '../graph/ir.js';
 import * as op from '../graph/ops/index.js';
 import { WeightScope, identityLayout } from '../graph/weights.js';
 import { openCheckpoint, type TensorSource } from '../io/checkpoint.js';
+import { isObject } from '../io/json.js';
 import { canAlign, mraFusion, mrAdapter } from './llava-hr/mr-adapter.js';
 import { ort, Session } from '../runtime/session.js';
 import { loadTokenizer } from '../text/load.js';
@@ -101,10 +102,6 @@ function convnextConfigFromJson(cfg: Json, where: string): ConvNextConfig {
     return v;
   };
   return { depths: ints('depths'), dims: ints('dims'), normEps: num('norm_eps', 1e-6), patchSize: num('patch_size', 4), kernelSize: num('kernel_size', 7) };
-}
-
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /**

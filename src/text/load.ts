@@ -1,6 +1,7 @@
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { InputError } from '../errors.js';
+import { expectObject, readJsonFile } from '../io/json.js';
 import { SentencePieceTokenizer } from './sentencepiece.js';
 import { TokenizerJson } from './tokenizer-json.js';
 import type { Tokenizer } from './tokenizer.js';
@@ -56,21 +57,10 @@ async function pathKind(path: string): Promise<'file' | 'dir' | 'missing'> {
   }
 }
 
+/** An optional JSON object beside the tokenizer; undefined when the file is not there. */
 async function readJsonObject(file: string): Promise<Record<string, unknown> | undefined> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch {
-    return undefined;
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new InputError(`${file}: invalid JSON (${(err as Error).message})`);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InputError(`${file}: expected a JSON object`);
-  return value as Record<string, unknown>;
+  const value = await readJsonFile(file, { optional: true });
+  return value === undefined ? undefined : expectObject(value, file);
 }
 
 function optionalBoolean(config: Record<string, unknown> | undefined, key: string, dir: string): boolean | undefined {
