@@ -26,7 +26,7 @@ import type { ChatModel, LoadModelOptions } from './index.js';
 import { linear } from './linear.js';
 import { llamaConfigFromHf, type LlamaConfig } from './llama/config.js';
 import { CausalLM } from './llama/load.js';
-import { visualChatModel } from './visual-prompt.js';
+import { checkVisualWidth, visualChatModel } from './visual-prompt.js';
 
 export interface LlavaHrConfig {
   /** S: the side of the preprocessed square image, which the ConvNeXt sees whole. */
@@ -195,7 +195,10 @@ export class LlavaHrVision {
     const graph = new Graph('llava-hr-vision');
     const S = config.inputImageSize;
     const pixels = graph.input('pixel_values', 'float32', ['images', 3, S, S]);
-    graph.output(buildMultipathVision(new WeightScope(graph, source), config, pixels).visualTokens, 'visual_tokens');
+    const scope = new WeightScope(graph, source);
+    const { visualTokens } = buildMultipathVision(scope, config, pixels);
+    checkVisualWidth(visualTokens, config.llm.hidden, scope.at('model.mm_projector').name('2.weight'));
+    graph.output(visualTokens, 'visual_tokens');
     return new LlavaHrVision(config, await Session.fromGraph(graph, { threads: opts.threads }));
   }
 

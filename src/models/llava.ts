@@ -17,7 +17,7 @@ import { linear } from './linear.js';
 import { llamaConfigFromHf, type LlamaConfig } from './llama/config.js';
 import { prefixedLayout } from './llama/layout.js';
 import { CausalLM } from './llama/load.js';
-import { visualChatModel } from './visual-prompt.js';
+import { checkVisualWidth, visualChatModel } from './visual-prompt.js';
 
 export interface LlavaConfig {
   text: LlamaConfig;
@@ -87,7 +87,9 @@ export function buildLlavaVisionGraph(config: LlavaConfig, source: TensorSource)
   const projector = new WeightScope(graph, source, 'multi_modal_projector');
   const bias = (leaf: string) => (config.projectorBias ? leaf : undefined);
   const h = op.gelu(linear(projector, 'linear_1.weight', selected, 'fp32', bias('linear_1.bias')));
-  graph.output(linear(projector, 'linear_2.weight', h, 'fp32', bias('linear_2.bias')), 'image_features');
+  const features = linear(projector, 'linear_2.weight', h, 'fp32', bias('linear_2.bias'));
+  checkVisualWidth(features, config.text.hidden, projector.name('linear_2.weight'));
+  graph.output(features, 'image_features');
   return graph;
 }
 

@@ -5,6 +5,18 @@ import type { Tokenizer } from '../text/tokenizer.js';
 import type { RGBImage } from '../vision/image.js';
 import type { ChatModel } from './index.js';
 import type { CausalLM } from './llama/load.js';
+import type { Value } from '../graph/ir.js';
+
+/**
+ * The projector's output must be as wide as the language model's hidden size: a checkpoint whose projector disagrees
+ * with its config is an input error naming the projector's last weight and both widths.
+ */
+export function checkVisualWidth(visual: Value, hidden: number, projectorWeight: string): void {
+  const width = visual.dim(-1);
+  if (width !== hidden) {
+    throw new InputError(`checkpoint tensor '${projectorWeight}' makes visual tokens ${String(width)} wide, but the language model's hidden size is ${hidden} (config)`);
+  }
+}
 
 /** What a LLaVA-style model (a vision tower whose tokens replace each image placeholder) brings to its ChatModel. */
 export interface VisualModelParts {
