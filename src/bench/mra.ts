@@ -86,7 +86,7 @@ function prefillFlops(llm: LlamaConfig, visual: number): number {
   return decoderFlops(llm, tokens, tokens, 1);
 }
 
-const hrFlops = (c: LlavaHrConfig, mlp: number) => ({ tower: llavaHrVisionFlops(c, mlp), prefill: prefillFlops(c.llm, visualTokenCount(c)) });
+const hrFlops = (c: LlavaHrConfig, mlp: number) => ({ tower: llavaHrVisionFlops(c, mlp, visualTokenCount(c)), prefill: prefillFlops(c.llm, visualTokenCount(c)) });
 const llava15Flops = (c: LlavaConfig, mlp: number) => {
   const visual = (c.vision.imageSize / c.vision.patchSize) ** 2;
   return { tower: llavaVisionFlops(c, mlp), prefill: prefillFlops(c.text, visual) };

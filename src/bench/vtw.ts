@@ -12,10 +12,9 @@
  *
  * Options: --hidden=N (default 512; intermediate = 2.6875·N rounded to 32, heads = N/64), --layer=K (default L/2).
  */
-import { decoderFlops } from '../models/flops.js';
+import { decoderFlops, promptLayerTokens } from '../models/flops.js';
 import { CausalLM, openLlama } from '../models/llama/load.js';
 import { prefillCall, type PreparedPrompt } from '../models/prompt.js';
-import { promptLayerTokens } from '../generate/flops.js';
 import { applyFastV } from '../methods/fastv.js';
 import { withdrawVisualTokens } from '../methods/vtw.js';
 import type { KVCache } from '../runtime/kv-cache.js';

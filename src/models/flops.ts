@@ -1,8 +1,10 @@
 import type { ClipVisionConfig } from './clip.js';
 import { convnextGrid, type ConvNextConfig } from './convnext.js';
 import type { LlamaConfig } from './llama/config.js';
-import { visualTokenCount, type LlavaHrConfig } from './llava-hr.js';
+import type { Decoder } from './decoder.js';
+import type { LlavaHrConfig } from './llava-hr.js';
 import type { LlavaConfig } from './llava.js';
+import type { PreparedPrompt } from './prompt.js';
 
 /**
  * Matrix-product FLOPs (2 per multiply-add) of a decoder call: linear layers, attention scores and weighted
@@ -61,10 +63,9 @@ function projectorFlops(tokens: number, width: number, hidden: number): number {
 /**
  * LLaVA-HR's vision half for one image (LlavaHrVision): the ViT on the low-resolution copy, the ConvNeXt on the
  * full image, the three MR-Adapters (1×1 convs on the map, depthwise 7×7 and 1×1 on the ViT grid, the gate), the
- * fusion's two linears and the projector. Resizes and pooling are left out.
+ * fusion's two linears and the projector, for `tokens` visual tokens (visualTokenCount). Resizes and pooling are left out.
  */
-export function llavaHrVisionFlops(config: LlavaHrConfig, vitMlp: number): number {
-  const tokens = visualTokenCount(config);
+export function llavaHrVisionFlops(config: LlavaHrConfig, vitMlp: number, tokens: number): number {
   const S = config.inputImageSize;
   const cells = convnextGrid(config.convnext, S) ** 2;
   const [cf, cs] = [config.vit.hidden, config.convnext.dims.at(-1)!];
@@ -81,4 +82,17 @@ export function llavaVisionFlops(config: LlavaConfig, vitMlp: number): number {
   const layers = config.featureLayer < 0 ? vision.layers + 1 + config.featureLayer : config.featureLayer;
   const selected = config.keepClassToken ? patches + 1 : patches;
   return vitFlops(vision, vitMlp, patches, patches + 1, layers) + projectorFlops(selected, vision.hidden, config.text.hidden);
+}
+
+/** Tokens each layer computes in a prompt's prefill (fewer in layers after a method drops tokens). */
+export function promptLayerTokens(decoder: Decoder, prompt: PreparedPrompt): number[] {
+  const n = prompt.positions.length;
+  const keep = Array.from({ length: decoder.config.layers }, (_, i) => [prompt.keep?.[i]]);
+  return decoder.layouts({ embeds: new Float32Array(0), seq: n, counts: [n], positions: [prompt.positions], keep, logitRows: [] }).map((l) => l.counts[0]!);
+}
+
+/** FLOPs of a prompt's prefill: every layer over the tokens it keeps, and the LM head of the last position. */
+export function prefillFlops(decoder: Decoder, prompt: PreparedPrompt): number {
+  const tokens = promptLayerTokens(decoder, prompt);
+  return decoderFlops(decoder.config, tokens, tokens, 1);
 }

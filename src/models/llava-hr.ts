@@ -27,6 +27,7 @@ import { linear } from './linear.js';
 import { llamaConfigFromHf, type LlamaConfig } from './llama/config.js';
 import { CausalLM } from './llama/load.js';
 import { checkVisualWidth, visualChatModel } from './visual-prompt.js';
+import { llavaHrVisionFlops } from './flops.js';
 
 export interface LlavaHrConfig {
   /** S: the side of the preprocessed square image, which the ConvNeXt sees whole. */
@@ -246,6 +247,7 @@ export async function loadLlavaHr(dir: string, cfg: Json, opts: LoadModelOptions
         return tokens;
       },
       disposeVision: () => vis.dispose(),
+      flopsPerImage: llavaHrVisionFlops(config, source.info(`model.vision_tower.fast_vision_tower.vision_tower.vision_model.encoder.layers.0.${HF_CLIP_NAMING.fc1}.weight`).shape[0]!, visualTokenCount(config)),
     });
   } catch (err) {
     await Promise.all([vision?.dispose(), lm?.dispose()]);

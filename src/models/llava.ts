@@ -18,6 +18,7 @@ import { llamaConfigFromHf, type LlamaConfig } from './llama/config.js';
 import { prefixedLayout } from './llama/layout.js';
 import { CausalLM } from './llama/load.js';
 import { checkVisualWidth, visualChatModel } from './visual-prompt.js';
+import { llavaVisionFlops } from './flops.js';
 
 export interface LlavaConfig {
   text: LlamaConfig;
@@ -100,9 +101,11 @@ export async function loadLlava(dir: string, cfg: Json, opts: LoadModelOptions):
   const source = await openCheckpoint(dir);
   let lm: CausalLM | undefined;
   let vision: Session;
+  let flopsPerImage: number;
   try {
     lm = await CausalLM.build({ config: config.text, source, layout: prefixedLayout('language_model.') }, opts);
     vision = await Session.fromGraph(buildLlavaVisionGraph(config, source), { threads: opts.threads });
+    flopsPerImage = llavaVisionFlops(config, source.info(`vision_tower.vision_model.encoder.layers.0.${HF_CLIP_NAMING.fc1}.weight`).shape[0]!);
   } catch (err) {
     await lm?.dispose();
     throw err;
@@ -138,5 +141,6 @@ export async function loadLlava(dir: string, cfg: Json, opts: LoadModelOptions):
       }
     },
     disposeVision: () => vision.dispose(),
+    flopsPerImage,
   });
 }

@@ -15,6 +15,11 @@ export interface PreparedPrompt {
    * tokens before layer K); absent layers keep everything.
    */
   keep?: readonly (readonly number[] | undefined)[];
+  /**
+   * Matrix FLOPs spent to prepare this prompt besides its prefill: the vision tower and projector of each image,
+   * FastV's ranking pass. Counted in a request's stats.flops.
+   */
+  preparationFlops?: number;
 }
 
 /** The decoder call that prefills `prompts` as rows of one batch, asking for each row's last logits. */

@@ -29,6 +29,8 @@ export interface VisualModelParts {
   checkIds?(ids: readonly number[]): void;
   /** Releases the vision tower (the language model is released by the ChatModel). */
   disposeVision(): Promise<void>;
+  /** Matrix FLOPs of the vision tower and projector for one image (models/flops.ts). */
+  flopsPerImage: number;
 }
 
 /**
@@ -50,7 +52,9 @@ export function visualChatModel(parts: VisualModelParts): ChatModel {
       parts.checkIds?.(ids);
       const fresh = [...new Set(images.filter((img) => !encoded.has(img)))];
       if (fresh.length > 0) (await parts.encode(fresh)).forEach((tokens, i) => encoded.set(fresh[i]!, tokens));
-      return spliceVisualTokens(ids, (text) => lm.embed(text), images.map((img) => encoded.get(img)!), lm.config.hidden);
+      const prompt = spliceVisualTokens(ids, (text) => lm.embed(text), images.map((img) => encoded.get(img)!), lm.config.hidden);
+      // Every image of the prompt counts, also one encoded for an earlier turn and kept.
+      return images.length === 0 ? prompt : { ...prompt, preparationFlops: images.length * parts.flopsPerImage };
     },
     async dispose() {
       await Promise.all([lm.dispose(), parts.disposeVision()]);
