@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { closestOption, type CommandHelp } from '../src/cli/args.js';
+import type { CommandHelp } from '../src/cli/args.js';
+import { closestName } from '../src/errors.js';
 import { CALIBRATE_HELP } from '../src/cli/calibrate.js';
 import { CHAT_HELP } from '../src/cli/chat.js';
 import { SCORE_HELP } from '../src/cli/eval.js';
@@ -54,8 +55,10 @@ test('an unknown option names the closest known one', async () => {
   assertInputError(await egret('tokenize', '--txet', 'a'), /unknown option --txet \(did you mean --text\?\)/);
   assertInputError(await egret('eval', 'score', 'pope', '--predictons', 'p'), /did you mean --predictions\?/);
   assertInputError(await egret('inspect', '--jsno', 'x'), /did you mean --json\?/);
-  assert.equal(closestOption('max', ['max-new-tokens', 'model']), 'max-new-tokens');
-  assert.equal(closestOption('qwerty', ['model', 'image']), undefined);
+  assert.equal(closestName('max', ['max-new-tokens', 'model']), 'max-new-tokens');
+  assert.equal(closestName('qwerty', ['model', 'image']), undefined);
+  assertInputError(await egret('bench', '--thread=1'), /unknown option --thread \(did you mean --threads\?\)/);
+  assertInputError(await egret('bench', 'matmull'), /unknown suite 'matmull' \(did you mean matmul\?/);
 });
 
 test('docs/CLI.md documents every option of every command, and the README links it', () => {

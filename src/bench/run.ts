@@ -13,6 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
+import { closestName } from '../errors.js';
 import { formatReport, type Report, type Suite, type SuiteContext } from './harness.js';
 import { ort } from '../runtime/session.js';
 import { matmulSuite } from './matmul.js';
@@ -95,13 +96,16 @@ function parseArgs(argv: readonly string[]): Args | 'list' | 'help' {
   else {
     suites = names.map((n) => {
       const s = SUITES.find((x) => x.name === n);
-      if (!s) throw new UsageError(`unknown suite '${n}' (known: ${SUITES.map((x) => x.name).join(', ')})`);
+      const near = closestName(n, SUITES.map((x) => x.name));
+      if (!s) throw new UsageError(`unknown suite '${n}' (${near ? `did you mean ${near}?` : `known: ${SUITES.map((x) => x.name).join(', ')}`})`);
       return s;
     });
   }
   for (const key of Object.keys(options)) {
     if (!suites.some((s) => s.options && key in s.options)) {
-      throw new UsageError(`unknown option --${key} (for the suites ${suites.map((s) => s.name).join(', ')})`);
+      const known = ['threads', 'reps', 'warmup', 'json', 'out', 'list', 'help', ...suites.flatMap((s) => Object.keys(s.options ?? {}))];
+      const near = closestName(key, known);
+      throw new UsageError(`unknown option --${key} (${near ? `did you mean --${near}?` : `for the suites ${suites.map((s) => s.name).join(', ')}`})`);
     }
   }
   return { suites, threads, reps, warmup, json, out, options };

@@ -3,7 +3,7 @@
  * command's help (exit 0), and an unknown option answered with the closest known one.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { InputError } from '../errors.js';
+import { closestName, InputError } from '../errors.js';
 
 export type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
 
@@ -43,39 +43,8 @@ function describeParseError(err: Error, options: OptionsConfig): string {
   const unknown = /^Unknown option '(-{1,2}[^']*)'/.exec(err.message);
   if (!unknown) return err.message;
   const given = unknown[1]!;
-  const suggestion = closestOption(given.replace(/^-+/, '').split('=')[0]!, Object.keys(options));
+  const suggestion = closestName(given.replace(/^-+/, '').split('=')[0]!, Object.keys(options));
   return `unknown option ${given}${suggestion ? ` (did you mean --${suggestion}?)` : ''}`;
-}
-
-/**
- * The known option nearest to a mistyped one: the only one it is a prefix of, else the one at the smallest edit
- * distance (insertions, deletions, substitutions, swaps of neighbours) if that is at most a third of its length
- * (at least 2).
- */
-export function closestOption(name: string, known: readonly string[]): string | undefined {
-  if (name === '') return undefined;
-  const prefixed = known.filter((k) => k.startsWith(name));
-  if (prefixed.length === 1) return prefixed[0];
-  let best: string | undefined;
-  let bestDistance = Math.max(2, Math.floor(name.length / 3)) + 1;
-  for (const candidate of known) {
-    const d = editDistance(name, candidate);
-    if (d < bestDistance) [best, bestDistance] = [candidate, d];
-  }
-  return best;
-}
-
-/** Damerau-Levenshtein distance (optimal string alignment). */
-function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
-    }
-  }
-  return d[a.length]![b.length]!;
 }
 
 /**
