@@ -5,9 +5,8 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { assertInputError, ROOT, type Run } from './helpers/cli.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const FIXTURES = join(ROOT, 'test/fixtures');
 const MARKER = 'egret-pwned'; // what the malicious pickles would create in the working directory
 
@@ -15,21 +14,12 @@ const work = await mkdtemp(join(tmpdir(), 'egret-malformed-'));
 after(() => rm(work, { recursive: true }));
 
 /** Runs `egret inspect FILE --json` in the scratch directory. */
-function inspect(path: string) {
+function inspect(path: string): Run {
   const run = spawnSync(process.execPath, [join(ROOT, 'bin/egret'), 'inspect', path, '--json'], { cwd: work, encoding: 'utf8' });
-  return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+  return { code: run.status, stdout: run.stdout, stderr: run.stderr };
 }
 
-/** Exit 2, nothing on stdout, exactly one stderr line `error: …` matching `pattern`. */
-function assertRefused(path: string, pattern: RegExp) {
-  const { status, stdout, stderr } = inspect(path);
-  assert.equal(status, 2, `${path}: ${stderr}`);
-  assert.equal(stdout, '');
-  const lines = stderr.split('\n').filter((line) => line !== '');
-  assert.equal(lines.length, 1, stderr);
-  assert.match(lines[0]!, /^error: /);
-  assert.match(lines[0]!, pattern);
-}
+const assertRefused = (path: string, pattern: RegExp) => assertInputError(inspect(path), pattern);
 
 async function scratch(name: string, bytes: Uint8Array | string): Promise<string> {
   const path = join(work, name);
@@ -58,8 +48,8 @@ function randomBytes(n: number, seed = 12345): Uint8Array {
 }
 
 test('a well-formed file succeeds through the same CLI path', () => {
-  const { status, stdout } = inspect(join(FIXTURES, 'tiny-llava15/model.safetensors'));
-  assert.equal(status, 0);
+  const { code, stdout } = inspect(join(FIXTURES, 'tiny-llava15/model.safetensors'));
+  assert.equal(code, 0);
   const listing = JSON.parse(stdout);
   assert.equal(listing.format, 'safetensors');
   assert.deepEqual(listing.tensors.find((t: { name: string }) => t.name === 'multi_modal_projector.linear_1.weight'),

@@ -1,5 +1,5 @@
-// A small pickle that makes allowed callables copy a memoised argument over and over must be refused quickly,
-// not build gigabytes (review finding: ~7 bytes of pickle per 1 MiB copy through _codecs.encode).
+// A small pickle that makes allowed callables copy a memoised argument over and over must be refused before it
+// builds gigabytes (review finding: ~7 bytes of pickle per 1 MiB copy through _codecs.encode).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { InputError } from '../src/errors.js';
@@ -24,10 +24,8 @@ function amplifyingPickle(textBytes: number, calls: number): Uint8Array {
 const options = { where: 'hostile.pkl', functions: new Map(), isOpaqueClass: () => false };
 
 test('allowed callables cannot amplify a pickle into unbounded memory', () => {
-  const started = performance.now();
   assert.throws(() => unpickle(amplifyingPickle(1 << 20, 200), options),
     (e: Error) => e instanceof InputError && /builds far more data than it holds/.test(e.message) && !e.message.includes('\n'));
-  assert.ok(performance.now() - started < 20_000);
   // A few calls of the same kind, as protocol 2 writes bytes objects, are fine.
   assert.equal(unpickle(amplifyingPickle(1 << 10, 3), options), null);
 });

@@ -7,7 +7,6 @@ import { Graph } from '../src/graph/ir.js';
 import * as op from '../src/graph/ops/index.js';
 import { writeOnnxModel } from '../src/graph/onnx.js';
 import { Session, ort } from '../src/runtime/session.js';
-import { WorkerSession } from '../src/runtime/session-worker.js';
 import * as ref from './helpers/reference.js';
 
 const bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
@@ -68,36 +67,4 @@ test('weights written as external data load and compute the same as embedded one
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-});
-
-test('a worker session runs off the main thread, which keeps serving timers meanwhile', async () => {
-  // A chain of 1024³ products: long enough (~0.1–0.5 s) for the main thread's timer to fire during the run.
-  const g = new Graph('busy');
-  const x = g.input('x', 'float32', [1024, 1024]);
-  let y = x;
-  for (let i = 0; i < 12; i++) y = op.mul(op.matmul(y, x), 1 / 1024);
-  g.output(y, 'y');
-  const session = await WorkerSession.fromGraph(g, { threads: 1 });
-  const input = ref.random([1024, 1024], 10, 1).data;
-  let ticks = 0;
-  const timer = setInterval(() => ticks++, 5);
-  const started = performance.now();
-  const out = await session.run({ x: { type: 'float32', dims: [1024, 1024], data: input } });
-  const elapsed = performance.now() - started;
-  clearInterval(timer);
-  assert.equal(input.byteLength, 0, 'the input buffer was transferred to the worker, not copied');
-  assert.deepEqual(out['y']!.dims, [1024, 1024]);
-  assert.ok(ticks >= Math.floor(elapsed / 5 / 4), `main thread ticked ${ticks} times in ${elapsed.toFixed(0)} ms`);
-  await session.dispose();
-});
-
-test('an error inside the worker reaches the caller as an error, and the worker keeps working', async () => {
-  const g = new Graph('reshape');
-  const x = g.input('x', 'float32', ['n']);
-  g.output(op.reshape(x, [2, -1]), 'y');
-  const session = await WorkerSession.fromGraph(g, { threads: 1 });
-  await assert.rejects(session.run({ x: { type: 'float32', dims: [3], data: new Float32Array(3) } }), /reshape|Reshape|shape/i);
-  const ok = await session.run({ x: { type: 'float32', dims: [4], data: Float32Array.of(1, 2, 3, 4) } });
-  assert.deepEqual(ok['y']!.dims, [2, 2]);
-  await session.dispose();
 });

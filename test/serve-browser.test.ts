@@ -1,10 +1,13 @@
-// The web UI end to end: Debian's chromium (headless, no GPU) driven by playwright-core against a real egret serve
-// process with tiny-llava15. Upload an image, ask, watch the answer stream in, turn VTW on; a screenshot is saved.
+// The web UI end to end: a headless Chromium from the npm registry (@sparticuz/chromium, unpacked into the temporary
+// folder on first use) driven by playwright-core against a real egret serve process with tiny-llava15. Upload an
+// image, ask, watch the answer stream in, turn VTW on; a screenshot is saved.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import serverlessChromium, { inflate } from '@sparticuz/chromium';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { dataUrl, startServer, type RunningServer } from './helpers/serve.js';
 
@@ -17,12 +20,16 @@ let profile: string;
 before(async () => {
   profile = await mkdtemp(join(tmpdir(), 'egret-chromium-'));
   server = await startServer(MODEL);
+  // The package's own copies of the few shared libraries Chromium needs beyond glibc (NSS, NSPR, expat; packed for
+  // Amazon Linux), so that no system package is required.
+  const libraries = join(await inflate(join(dirname(fileURLToPath(import.meta.resolve('@sparticuz/chromium'))), '..', 'bin', 'al2023.tar.br')), 'lib');
   // A persistent context on a fresh profile directory: playwright passes it as --user-data-dir.
   browser = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
+    executablePath: await serverlessChromium.executablePath(),
     headless: true,
     viewport: { width: 1100, height: 720 },
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: serverlessChromium.args,
+    env: { ...process.env, LD_LIBRARY_PATH: [libraries, process.env['LD_LIBRARY_PATH']].filter(Boolean).join(':') },
   });
 });
 

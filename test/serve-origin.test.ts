@@ -46,3 +46,22 @@ test('cross-origin pages and rebound host names are refused; plain clients and t
   assert.match(JSON.parse(rebound.text).error.message, /not a loopback name/);
   assert.equal((await raw('/v1/models', { host, origin: 'null' })).status, 403);
 });
+
+test('a server on another loopback address (--host 127.0.0.2) answers its own Host names', async () => {
+  const other = await startServer('test/fixtures/tiny-llama', '--host', '127.0.0.2');
+  try {
+    assert.equal(other.url, `http://127.0.0.2:${other.port}`);
+    const health = await fetch(`${other.url}/health`);
+    assert.equal(health.status, 200, await health.text());
+    const page = await fetch(`${other.url}/`);
+    assert.equal(page.status, 200);
+    const chat = await fetch(`${other.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { origin: other.url, 'content-type': 'application/json' },
+      body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }),
+    });
+    assert.equal(chat.status, 200, await chat.text());
+  } finally {
+    assert.equal(await other.stop(), 0, other.log());
+  }
+});

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { egret, type Run } from './helpers/cli.js';
+import { assertInputError, egret } from './helpers/cli.js';
 
 const expected = JSON.parse(readFileSync('test/fixtures/tokenizer/expected.json', 'utf8'));
 
@@ -32,27 +32,19 @@ test("egret tokenize finds a Meta LLaMA tokenizer one level above the weights (L
   }
 });
 
-const failsWith = (run: Run, pattern: RegExp): void => {
-  assert.equal(run.code, 2);
-  assert.equal(run.stdout, '');
-  const lines = run.stderr.split('\n').filter((line) => line !== '');
-  assert.equal(lines.length, 1, run.stderr);
-  assert.match(lines[0]!, pattern);
-};
-
 test('a corrupt tokenizer.model exits 2 with one error line', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'egret-tokenize-'));
   try {
     const model = join(dir, 'tokenizer.model');
     writeFileSync(model, readFileSync('test/fixtures/tokenizer/tokenizer.model').subarray(0, 777));
-    failsWith(await egret('tokenize', '--model', dir, '--text', 'hi', '--json'), /^error: .*tokenizer\.model: not a SentencePiece model/);
+    assertInputError(await egret('tokenize', '--model', dir, '--text', 'hi', '--json'), /^error: .*tokenizer\.model: not a SentencePiece model/);
   } finally {
     rmSync(dir, { recursive: true });
   }
 });
 
 test('bad usage and missing files exit 2', async () => {
-  failsWith(await egret('tokenize', '--text', 'hi'), /^error: --model and --text are required/);
-  failsWith(await egret('tokenize', '--model', 'test/fixtures/tokenizer', '--text', 'x', '--bogus'), /^error: .*--bogus/);
-  failsWith(await egret('tokenize', '--model', 'test/fixtures/missing', '--text', 'x'), /^error: tokenizer path .* does not exist/);
+  assertInputError(await egret('tokenize', '--text', 'hi'), /^error: --model and --text are required/);
+  assertInputError(await egret('tokenize', '--model', 'test/fixtures/tokenizer', '--text', 'x', '--bogus'), /^error: .*--bogus/);
+  assertInputError(await egret('tokenize', '--model', 'test/fixtures/missing', '--text', 'x'), /^error: tokenizer path .* does not exist/);
 });

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { performance } from 'node:perf_hooks';
 import { InputError } from '../src/errors.js';
+import { bpeMerge } from '../src/text/bpe-merge.js';
 import { tokenizeImagePrompt } from '../src/text/image-prompt.js';
 import { SentencePieceTokenizer } from '../src/text/sentencepiece.js';
 
@@ -80,25 +80,31 @@ test("LLaVA's tokenizer_image_token: per-chunk encoding joined by -200", () => {
   }
 });
 
-test('encoding time grows about linearly: 50k characters vs 5k', () => {
+test('encoding work grows linearly: merge look-ups for 50k characters vs 5k', () => {
   const unit = 'A chat between a curious user and 图像 assistant 2024!\n  xxxxxxxx 🙂 ';
   const text = (n: number): string => unit.repeat(Math.ceil(n / unit.length)).slice(0, n);
-  const small = text(5_000);
-  const large = text(50_000);
-  const time = (s: string): number => {
-    let best = Infinity;
-    for (let i = 0; i < 3; i++) {
-      const start = performance.now();
-      tokenizer.encode(s);
-      best = Math.min(best, performance.now() - start);
-    }
-    return best;
+  // The same BPE the tokenizer runs, over the same initial symbols, with its vocabulary's scores; what is counted is
+  // the work that grows with the text: every look-up of a candidate pair (each one also queues at most one merge).
+  const score = new Map(expected.pieces.filter((p) => p.type === 'normal').map((p) => [p.piece, p.score]));
+  const lookups = (s: string): number => {
+    let calls = 0;
+    const symbols = [...`▁${s.replaceAll(' ', '▁')}`].map((c) => ({ text: c, frozen: false }));
+    const pieces = bpeMerge(symbols, {
+      mergeScore: (left, right) => {
+        calls++;
+        return score.get(left + right);
+      },
+    });
+    // The count is of the tokenizer's own work: the pieces are the ones it encodes (unknown pieces fall back to bytes).
+    const ids = pieces.flatMap((p) => tokenizer.pieceToId(p) ?? [...new TextEncoder().encode(p)].map((byte) => tokenizer.pieceToId(`<0x${byte.toString(16).toUpperCase().padStart(2, '0')}>`)!));
+    assert.deepEqual(ids, tokenizer.encode(s, { bos: false }));
+    assert.ok(calls <= 3 * symbols.length, `${calls} look-ups for ${symbols.length} symbols`);
+    return calls;
   };
-  time(small); // warm up the JIT
-  const ratio = time(large) / time(small);
-  // 10x the input: linear or n log n gives about 10-13x, a quadratic merge loop about 100x.
-  assert.ok(ratio < 40, `50k/5k time ratio ${ratio.toFixed(1)}`);
-  assert.equal(tokenizer.decode(tokenizer.encode(large)), large);
+  const [small, large] = [lookups(text(5_000)), lookups(text(50_000))];
+  // 10x the input: 10x the look-ups (a quadratic merge loop would make about 100x).
+  assert.ok(large / small > 9.5 && large / small < 10.5, `look-ups: ${small} for 5k characters, ${large} for 50k`);
+  assert.equal(tokenizer.decode(tokenizer.encode(text(50_000))), text(50_000));
 });
 
 // --- models derived from the fixture, to exercise settings the fixture does not use -------------------------

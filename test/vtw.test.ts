@@ -14,7 +14,7 @@ import { generateAll } from '../src/generate/generate.js';
 import { withdrawVisualTokens, klDivergence, chooseWithdrawalLayer } from '../src/methods/vtw.js';
 import { calibrateVtw } from '../src/methods/vtw-calibrate.js';
 import { loadImage } from '../src/vision/decode.js';
-import { egretSync } from './helpers/cli.js';
+import { assertInputError, egretSync } from './helpers/cli.js';
 import { maxAbsDiff } from './helpers/compare.js';
 
 const DIR = 'test/fixtures/tiny-llava15';
@@ -160,22 +160,12 @@ test('CLI: --vtw-layer, egret calibrate vtw (curve, --json, --save sidecar used 
 
     const textOnly = join(dir, 'text.jsonl');
     await writeFile(textOnly, `${JSON.stringify({ prompt: 'no image here' })}\n`);
-    const noVisual = egretSync('calibrate', 'vtw', '--model', model, '--data', textOnly);
-    assert.equal(noVisual.code, 2);
-    assert.match(noVisual.stderr.trim(), /^error: .*sample 1 has no visual tokens/);
-    const bad = egretSync('calibrate', 'vtw', '--model', model, '--data', join(dir, 'missing.jsonl'));
-    assert.equal(bad.code, 2);
-    assert.match(bad.stderr.trim(), /^error: cannot read .*missing\.jsonl/);
-    const badK = egretSync(...args, '--vtw-layer', '0');
-    assert.equal(badK.code, 2);
-    assert.match(badK.stderr.trim(), /^error: --vtw-layer/);
+    assertInputError(egretSync('calibrate', 'vtw', '--model', model, '--data', textOnly), /.*sample 1 has no visual tokens/);
+    assertInputError(egretSync('calibrate', 'vtw', '--model', model, '--data', join(dir, 'missing.jsonl')), /cannot read .*missing\.jsonl/);
+    assertInputError(egretSync(...args, '--vtw-layer', '0'), /--vtw-layer/);
     // A layer beyond the model, or a prompt ending with its image (no text token to answer from), is refused.
-    const tooDeep = egretSync(...args, '--vtw-layer', '5');
-    assert.equal(tooDeep.code, 2);
-    assert.match(tooDeep.stderr.trim(), /^error: VTW layer must be an integer in 1\.\.4/);
-    const imageLast = egretSync('generate', '--model', model, '--image', IMAGES[0]!, '--ids=1,-200', '--vtw-layer', '1', '--json');
-    assert.equal(imageLast.code, 2);
-    assert.match(imageLast.stderr.trim(), /^error: VTW needs a text token after the last image/);
+    assertInputError(egretSync(...args, '--vtw-layer', '5'), /VTW layer must be an integer in 1\.\.4/);
+    assertInputError(egretSync('generate', '--model', model, '--image', IMAGES[0]!, '--ids=1,-200', '--vtw-layer', '1', '--json'), /VTW needs a text token after the last image/);
     // Quantised weights work with VTW too.
     const q4 = egretSync(...args, '--vtw-layer', '2', '--dtype', 'q4');
     assert.equal(q4.code, 0, q4.stderr);

@@ -9,29 +9,41 @@ import type { PreparedPrompt } from '../models/prompt.js';
 import { tokenizeImagePrompt } from '../text/image-prompt.js';
 import { renderPrompt } from '../text/templates.js';
 import { loadImage } from '../vision/decode.js';
+import type { RGBImage } from '../vision/image.js';
+import type { CommandHelp } from './args.js';
 import { openModel, parseCommandArgs } from './model-args.js';
 import { Progress } from './progress.js';
 
 const USAGE = 'usage: egret calibrate vtw --model DIR --data FILE.jsonl [--eta 0.003] [--min-layer 1] [--save] [--json]';
 
+export const CALIBRATE_HELP: CommandHelp = {
+  usage: USAGE,
+  summary: "Picks VTW's withdrawal layer K by the official rule: the first layer whose mean KL(P_vtw || P_orig) over the samples is at most eta.",
+  options: { data: { type: 'string' }, eta: { type: 'string' }, 'min-layer': { type: 'string' }, save: { type: 'boolean' }, json: { type: 'boolean' } },
+  describe: { data: 'calibration samples: one {"image": "path relative to the file", "prompt": "..."} per line' },
+};
+
 /** `egret calibrate vtw`: the official KL search for the withdrawal layer, its whole curve, optionally saved beside the model. */
 export async function calibrateCommand(args: string[]): Promise<void> {
   const [method, ...rest] = args;
+  if (method === '--help' || method === '-h') parseCommandArgs(['--help'], CALIBRATE_HELP);
   if (method !== 'vtw') throw new InputError(`unknown calibration '${method ?? ''}' (vtw); ${USAGE}`);
-  const values = parseCommandArgs(rest, { data: { type: 'string' }, eta: { type: 'string' }, 'min-layer': { type: 'string' }, save: { type: 'boolean' }, json: { type: 'boolean' } }, USAGE);
+  const values = parseCommandArgs(rest, CALIBRATE_HELP);
   if (typeof values.data !== 'string') throw new InputError(`--data is required; ${USAGE}`);
   const eta = values.eta === undefined ? 0.003 : Number(values.eta);
   if (!(eta >= 0) || !Number.isFinite(eta)) throw new InputError(`--eta must be a number ≥ 0, got '${String(values.eta)}'`);
   const minLayer = values['min-layer'] === undefined ? 1 : Number(values['min-layer']);
   if (!Number.isInteger(minLayer) || minLayer < 1) throw new InputError(`--min-layer must be an integer ≥ 1, got '${String(values['min-layer'])}'`);
   const samples = await readCalibrationData(values.data);
+  // Every sample's image decoded before the model loads: a wrong path costs no load.
+  const images = await Promise.all(samples.map((s) => (s.image === undefined ? undefined : loadImage(s.image))));
   const model = await openModel(values, USAGE);
   try {
     if (minLayer >= model.decoder.config.layers) throw new InputError(`--min-layer ${minLayer} leaves no candidate: the model has ${model.decoder.config.layers} layers (candidates ${minLayer}..L-1)`);
     const bar = new Progress('calibrating VTW', samples.length);
     const prompts: PreparedPrompt[] = [];
     for (const [i, s] of samples.entries()) {
-      const prompt = await prepareSample(model, s);
+      const prompt = await prepareSample(model, s, images[i]);
       checkContext([prompt], model.decoder.config.maxPositions);
       if (prompt.visual.length === 0) throw new InputError(`${values.data}: sample ${i + 1} has no visual tokens (VTW withdraws them: every sample needs an image and a model that takes images)`);
       prompts.push(prompt);
@@ -90,8 +102,8 @@ async function readCalibrationData(file: string): Promise<CalibrationSample[]> {
   return samples;
 }
 
-async function prepareSample(model: ChatModel, sample: CalibrationSample): Promise<PreparedPrompt> {
-  const images = sample.image ? [await loadImage(sample.image)] : [];
+async function prepareSample(model: ChatModel, sample: CalibrationSample, image: RGBImage | undefined): Promise<PreparedPrompt> {
+  const images = image ? [image] : [];
   const ids = tokenizeImagePrompt(model.tokenizer, renderPrompt(model.defaultTemplate, [{ role: 'user', text: sample.prompt, images: images.length }]));
   return model.prepare(ids, images);
 }

@@ -1,25 +1,32 @@
 import { createInterface } from 'node:readline/promises';
 import { InputError } from '../errors.js';
 import { generate, type GenerateOptions } from '../generate/generate.js';
-import { loadImage } from '../vision/decode.js';
 import type { RGBImage } from '../vision/image.js';
 import type { ChatModel } from '../models/index.js';
 import { tokenizeImagePrompt } from '../text/image-prompt.js';
 import { isTemplateName, renderPrompt, SINGLE_TURN_TEMPLATES, TEMPLATE_NAMES, type ChatTurn, type TemplateName } from '../text/templates.js';
 import { SAMPLING_OPTIONS, samplingFromArgs } from './generate.js';
-import { applyMethods, openModel, parseCommandArgs, type ModelValues } from './model-args.js';
+import type { CommandHelp } from './args.js';
+import { applyMethods, decodeImageArgs, openModel, parseCommandArgs, type ModelValues } from './model-args.js';
 
-const USAGE = 'usage: egret chat --model PATH [--image FILE] [--prompt TEXT] [--template T] [--max-new-tokens N] [--temperature T]';
+const USAGE = 'usage: egret chat --model PATH [--image FILE] [--prompt TEXT] [--template T] [--max-new-tokens N] [--temperature T] ' +
+  '[--top-p P] [--top-k K] [--repetition-penalty R] [--seed S] [--stop TEXT] [--ignore-eos] [--vtw-layer K|off | --fastv K:R]';
 
 /**
  * `egret chat`: a conversation on stdin/stdout with the answer streamed as it is generated; with --prompt, one
  * question and its answer. Images given with --image belong to the first question.
  */
+export const CHAT_HELP: CommandHelp = {
+  usage: USAGE,
+  summary: 'Interactive chat on stdin/stdout, answers streamed; one question and its answer with --prompt. Images belong to the first question.',
+  options: SAMPLING_OPTIONS,
+};
+
 export async function chatCommand(args: string[]): Promise<void> {
-  const values = parseCommandArgs(args, SAMPLING_OPTIONS, USAGE);
+  const values = parseCommandArgs(args, CHAT_HELP);
   const sampling = samplingFromArgs(values, 512);
   // Images first: a bad file fails before the model loads.
-  const images = await Promise.all((values.image ?? []).map((file) => loadImage(file)));
+  const images = await decodeImageArgs(values);
   const model = await openModel(values, USAGE);
   try {
     const template = values.template ?? model.defaultTemplate;

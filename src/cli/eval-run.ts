@@ -2,9 +2,8 @@
  * `egret eval run` and `egret eval merge`: a model answers a benchmark's questions as the official generation
  * scripts ask them, into a LLaVA answer file that survives interruption and splits across machines.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { InputError } from '../errors.js';
 import { generateAll, type PreparedPrompt } from '../generate/generate.js';
 import { AnswerWriter, answerLine, mergeAnswerFiles, modelIdFromPath, type RunSettings } from '../eval/prediction-file.js';
@@ -15,6 +14,7 @@ import { isTemplateName, TEMPLATE_NAMES } from '../text/templates.js';
 import { openModel, parseCommandArgs, positiveInt, promptFromArgs, vtwLayerFromArgs, type CommandValues } from './model-args.js';
 import { Progress } from './progress.js';
 import { EGRET_VERSION } from '../version.js';
+import { parseCommandLine, type CommandHelp } from './args.js';
 
 export const RUN_USAGE =
   'usage: egret eval run TASK --model DIR --data QUESTIONS [--images DIR] --out preds.jsonl [--split test] [--shard i/n] [--limit N] ' +
@@ -68,12 +68,33 @@ function officialAnswerText(text: string, style: PromptStyle): string {
   return pyStrip(stripped.endsWith('</s>') ? stripped.slice(0, -'</s>'.length) : stripped);
 }
 
+export const RUN_HELP: CommandHelp = {
+  usage: RUN_USAGE,
+  summary: `A model answers a benchmark's questions as the official generation script asks them, into a LLaVA answer file that resumes after an interruption and splits into shards. TASK: ${RUN_TASKS.join(', ')}.`,
+  options: RUN_OPTIONS,
+  describe: {
+    data: 'the question file (or ScienceQA data folder)',
+    out: 'the answer file (JSON lines); an existing one of the same settings is resumed',
+    'max-new-tokens': "tokens to generate at most (default: the official script's)",
+    template: 'prompt template (default: the official one, vicuna_v1 for LLaVA models)',
+  },
+};
+
+export const MERGE_HELP: CommandHelp = {
+  usage: MERGE_USAGE,
+  summary: 'Joins the answer files of the shards of one run, in question order, checking that they belong together.',
+  options: { out: { type: 'string' } },
+  positionals: true,
+  describe: { out: 'the merged answer file' },
+};
+
 /** `egret eval run TASK ...`. */
 export async function runCommand(args: string[]): Promise<void> {
   const [task, ...rest] = args;
+  if (task === '--help' || task === '-h') parseCommandArgs(['--help'], RUN_HELP);
   if (task === undefined || task.startsWith('-')) throw new InputError(`expected a TASK (${RUN_TASKS.join(', ')}); ${RUN_USAGE}`);
   if (!(RUN_TASKS as readonly string[]).includes(task)) throw new InputError(`unknown task '${task}' (${RUN_TASKS.join(', ')})`);
-  const values = parseCommandArgs(rest, RUN_OPTIONS, RUN_USAGE);
+  const values = parseCommandArgs(rest, RUN_HELP);
   for (const option of ['prompt', 'ids', 'image'] as const) {
     if (values[option] !== undefined) throw new InputError(`--${option} does not apply to eval run: the questions come from --data`);
   }
@@ -82,6 +103,7 @@ export async function runCommand(args: string[]): Promise<void> {
   const out = values.out as string | undefined;
   if (data === undefined || out === undefined || values.model === undefined) throw new InputError(`--model, --data and --out are required; ${RUN_USAGE}`);
   if (!existsSync(data)) throw new InputError(`cannot read ${data}: ENOENT`);
+  if (values.images !== undefined && !isDirectory(values.images as string)) throw new InputError(`--images ${String(values.images)}: not a folder`);
   if (values.template !== undefined && !isTemplateName(values.template)) throw new InputError(`--template must be one of ${TEMPLATE_NAMES.join(', ')}, got '${values.template}'`);
   const shard = parseShard(values.shard as string | undefined);
   const limit = positiveInt(values.limit as string | undefined, 'limit');
@@ -114,6 +136,9 @@ export async function runCommand(args: string[]): Promise<void> {
     const record = { model: values.model, egret: EGRET_VERSION };
     const writer = AnswerWriter.open(out, mine, indices, settings);
     try {
+      // Every image still to be answered is there before the first answer (the prompt style, and so the questions,
+      // depend on the model: this cannot come before it loads).
+      for (const question of mine.slice(writer.done)) imagePath(values, question);
       const progress = new Progress(`${task}${shard.count > 1 ? ` ${shard.index}/${shard.count}` : ''}`, mine.length, writer.done);
       for (let start = writer.done; start < mine.length; start += batch) {
         const end = Math.min(mine.length, start + batch);
@@ -136,25 +161,28 @@ export async function runCommand(args: string[]): Promise<void> {
 
 /** The question as a prompt, through the same path as `egret generate --prompt --image` (template, tokens, image). */
 async function prepareQuestion(model: ChatModel, values: CommandValues, question: EvalQuestion, template: string): Promise<PreparedPrompt> {
-  let image: string[] = [];
-  if (question.image !== undefined) {
-    const folder = values.images as string | undefined;
-    if (folder === undefined) throw new InputError(`question ${JSON.stringify(question.id)} has an image (${question.image}); give its folder with --images DIR`);
-    image = [join(folder, question.image)];
-  }
+  const path = imagePath(values, question);
+  const image = path === undefined ? [] : [path];
   const { prompt } = await promptFromArgs(model, { ...values, prompt: question.message, image, template }, RUN_USAGE);
   return prompt;
 }
 
+/** The question's image file, checked to exist; undefined for a question without one. */
+function imagePath(values: CommandValues, question: EvalQuestion): string | undefined {
+  if (question.image === undefined) return undefined;
+  const folder = values.images as string | undefined;
+  if (folder === undefined) throw new InputError(`question ${JSON.stringify(question.id)} has an image (${question.image}); give its folder with --images DIR`);
+  const path = join(folder, question.image);
+  if (!statSync(path, { throwIfNoEntry: false })?.isFile()) throw new InputError(`question ${JSON.stringify(question.id)}: image ${path} does not exist`);
+  return path;
+}
+
+const isDirectory = (path: string): boolean => statSync(path, { throwIfNoEntry: false })?.isDirectory() === true;
+
 /** `egret eval merge --out FILE SHARD_FILE...`. */
 export async function mergeCommand(args: string[]): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options: { out: { type: 'string' } }, strict: true, allowPositionals: true });
-  } catch (err) {
-    throw new InputError(`${(err as Error).message}; ${MERGE_USAGE}`);
-  }
-  const { out } = parsed.values;
+  const parsed = parseCommandLine(args, MERGE_HELP);
+  const out = parsed.values['out'] as string | undefined;
   const shards = parsed.positionals;
   if (out === undefined || shards.length === 0) throw new InputError(`--out and at least one shard file are required; ${MERGE_USAGE}`);
   const total = mergeAnswerFiles(out, shards);

@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { InputError } from '../errors.js';
 import { readAnswers, type Answer } from '../eval/answers.js';
 import { writeAtomically } from '../eval/files.js';
@@ -7,6 +6,7 @@ import { MME_COGNITION, MME_PERCEPTION, scoreMme } from '../eval/mme.js';
 import { scorePope } from '../eval/pope.js';
 import { SQA_CATEGORIES, SQA_EXTRACTS, scoreScienceQa, type SqaExtract } from '../eval/scienceqa.js';
 import { scoreTextVqa } from '../eval/textvqa.js';
+import { formatHelp, HelpRequested, parseCommandLine, type CommandHelp } from './args.js';
 
 const USAGE =
   'usage: egret eval score TASK --data PATH --predictions FILE [--questions FILE] [--split S] [--extract llava|lavin] [--json] [--out FILE]';
@@ -103,14 +103,17 @@ const TASKS: Record<string, Task> = {
 };
 
 /** `egret eval score TASK ...`: scores an answer file the way the benchmark's official scripts do. */
+export const SCORE_HELP: CommandHelp = {
+  usage: USAGE,
+  summary: `Scores an answer file the way the benchmark's official script does. TASK: ${Object.keys(TASKS).join(', ')}.`,
+  options: OPTIONS,
+  positionals: true,
+  describe: { data: "the benchmark's annotations (file or folder, as the official scorer reads them)", out: 'also write the JSON document to FILE' },
+};
+
 async function scoreCommand(args: string[]): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: true });
-  } catch (err) {
-    throw new InputError(`${(err as Error).message}; ${USAGE}`);
-  }
-  const values: Values = parsed.values;
+  const parsed = parseCommandLine(args, SCORE_HELP);
+  const values = parsed.values as Values;
   const [name, ...extra] = parsed.positionals;
   if (name === undefined || extra.length > 0) throw new InputError(`expected one TASK (${Object.keys(TASKS).join(', ')}); ${USAGE}`);
   const task = Object.hasOwn(TASKS, name) ? TASKS[name] : undefined;
@@ -139,6 +142,9 @@ const SUBCOMMANDS: Record<string, (args: string[]) => Promise<void>> = {
 /** `egret eval score|run|merge ...`. */
 export async function evalCommand(args: string[]): Promise<void> {
   const [sub, ...rest] = args;
+  if (sub === '--help' || sub === '-h') {
+    throw new HelpRequested(formatHelp({ usage: 'usage: egret eval score|run|merge ...', summary: 'Benchmarks: `eval run` answers the questions with a model, `eval merge` joins the shards of a run, `eval score` scores an answer file (egret eval SUBCOMMAND --help).', options: {} }));
+  }
   const handler = sub !== undefined && Object.hasOwn(SUBCOMMANDS, sub) ? SUBCOMMANDS[sub] : undefined;
   if (!handler) throw new InputError(`expected 'eval ${Object.keys(SUBCOMMANDS).join('|')}'; ${USAGE}`);
   await handler(rest);

@@ -1,7 +1,8 @@
 import { InputError } from '../errors.js';
 import { generate, type GenerateOptions, type GenerationResult } from '../generate/generate.js';
 import { requestFlops } from '../generate/flops.js';
-import { openModel, parseCommandArgs, positiveInt, promptFromArgs, type CommandValues } from './model-args.js';
+import type { CommandHelp } from './args.js';
+import { decodeImageArgs, openModel, parseCommandArgs, positiveInt, promptFromArgs, type CommandValues } from './model-args.js';
 
 const USAGE = 'usage: egret generate --model PATH (--prompt TEXT [--template T] | --ids 1,2,3) [--image FILE] --max-new-tokens N ' +
   '[--temperature T] [--top-p P] [--top-k K] [--repetition-penalty R] [--seed S] [--stop TEXT] [--ignore-eos] [--json]';
@@ -39,12 +40,19 @@ export function samplingFromArgs(values: CommandValues, defaultMaxNew: number): 
 }
 
 /** `egret generate`: text on stdout as it is produced, or one JSON document with ids, text and statistics. */
+export const GENERATE_HELP: CommandHelp = {
+  usage: USAGE,
+  summary: 'Generates an answer with a KV cache: text on stdout as it is produced, or one JSON document with ids, text and statistics.',
+  options: { ...SAMPLING_OPTIONS, json: { type: 'boolean' } },
+};
+
 export async function generateCommand(args: string[]): Promise<void> {
-  const values = parseCommandArgs(args, { ...SAMPLING_OPTIONS, json: { type: 'boolean' } }, USAGE);
+  const values = parseCommandArgs(args, GENERATE_HELP);
   const sampling = samplingFromArgs(values, 128);
+  const images = await decodeImageArgs(values);
   const model = await openModel(values, USAGE);
   try {
-    const { prompt } = await promptFromArgs(model, values, USAGE);
+    const { prompt } = await promptFromArgs(model, values, USAGE, images);
     const run = generate(model, [prompt], sampling);
     let result: GenerationResult[];
     for (;;) {

@@ -1,18 +1,19 @@
-import { parseArgs } from 'node:util';
 import { InputError } from '../errors.js';
 import { inspectCheckpoint } from '../io/inspect.js';
+import { parseCommandLine, type CommandHelp } from './args.js';
 
 const USAGE = 'usage: egret inspect PATH [--json]';
 
 /** `egret inspect PATH [--json]`: the tensors of a checkpoint file or model directory, no tensor data read. */
+export const INSPECT_HELP: CommandHelp = {
+  usage: USAGE,
+  summary: 'Lists the tensors (name, dtype, shape) of a .safetensors / .bin / .pth file or a model directory without reading their data.',
+  options: { json: { type: 'boolean' } },
+  positionals: true,
+};
+
 export async function inspectCommand(args: string[]): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' } } });
-  } catch (err) {
-    throw new InputError(`${(err as Error).message}; ${USAGE}`);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandLine(args, INSPECT_HELP);
   if (positionals.length !== 1) throw new InputError(USAGE);
   const { format, tensors } = await inspectCheckpoint(positionals[0]!);
   if (values.json) {

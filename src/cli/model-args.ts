@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
 import { InputError } from '../errors.js';
 import { checkContext, type PreparedPrompt } from '../generate/generate.js';
 import { loadModel, type ChatModel, type LoadModelOptions } from '../models/index.js';
@@ -7,9 +7,11 @@ import type { ComputeDtype } from '../models/linear.js';
 import type { LavinFiles } from '../models/lavin/load.js';
 import { tokenizeImagePrompt } from '../text/image-prompt.js';
 import { loadImage } from '../vision/decode.js';
+import type { RGBImage } from '../vision/image.js';
 import { readVtwSidecar, vtwSidecarPath, withdrawVisualTokens } from '../methods/vtw.js';
 import { applyFastV, parseFastV } from '../methods/fastv.js';
 import { isTemplateName, renderPrompt, TEMPLATE_NAMES, type TemplateName } from '../text/templates.js';
+import { parseCommandLine, type CommandHelp } from './args.js';
 
 /** Options every command that runs a model shares (CONTRACT.md "Models" and "Inputs"). */
 export const MODEL_OPTIONS = {
@@ -31,12 +33,9 @@ export const MODEL_OPTIONS = {
 /** Parsed options: the model options typed, a command's own ones as parsed. */
 export type CommandValues = ModelValues & Record<string, string | boolean | string[] | undefined>;
 
-export function parseCommandArgs(args: string[], options: ParseArgsConfig['options'], usage: string): CommandValues {
-  try {
-    return parseArgs({ args, options: { ...MODEL_OPTIONS, ...options }, strict: true, allowPositionals: false }).values as CommandValues;
-  } catch (err) {
-    throw new InputError(`${(err as Error).message}; ${usage}`);
-  }
+/** Parses a model command's arguments: the model options and the command's own (`help.options`). */
+export function parseCommandArgs(args: string[], help: CommandHelp): CommandValues {
+  return parseCommandLine(args, { ...help, options: { ...MODEL_OPTIONS, ...help.options } }).values as CommandValues;
 }
 
 export type ModelValues = {
@@ -78,8 +77,16 @@ export async function openModel(values: ModelValues, usage: string): Promise<Cha
   return loadModel(values.model, loadOptionsFromArgs(values));
 }
 
-/** The prompt the options describe: --ids as given, or --prompt rendered with the template and tokenised. */
-export async function promptFromArgs(model: ChatModel, values: ModelValues, usage: string): Promise<{ ids: number[]; prompt: PreparedPrompt }> {
+/** The images of --image, decoded: before the model loads, so that a wrong path or file costs no load. */
+export function decodeImageArgs(values: ModelValues): Promise<RGBImage[]> {
+  return Promise.all((values.image ?? []).map((file) => loadImage(file)));
+}
+
+/**
+ * The prompt the options describe: --ids as given, or --prompt rendered with the template and tokenised, with the
+ * images of --image (`decoded`: as decodeImageArgs gave them).
+ */
+export async function promptFromArgs(model: ChatModel, values: ModelValues, usage: string, decoded?: readonly RGBImage[]): Promise<{ ids: number[]; prompt: PreparedPrompt }> {
   const images = values.image ?? [];
   let ids: number[];
   if (values.ids !== undefined) {
@@ -96,7 +103,7 @@ export async function promptFromArgs(model: ChatModel, values: ModelValues, usag
   } else {
     throw new InputError(`--prompt or --ids is required; ${usage}`);
   }
-  const prompt = await model.prepare(ids, await Promise.all(images.map((file) => loadImage(file))));
+  const prompt = await model.prepare(ids, decoded ?? (await decodeImageArgs(values)));
   return { ids, prompt: await applyMethods(model, prompt, values) };
 }
 

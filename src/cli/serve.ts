@@ -1,9 +1,9 @@
 import { basename, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { InputError } from '../errors.js';
 import { readVtwSidecar, vtwSidecarPath } from '../methods/vtw.js';
 import { Engine } from '../serve/engine.js';
-import { createChatServer } from '../serve/http.js';
+import { createChatServer, isLoopbackName } from '../serve/http.js';
+import { parseCommandLine, type CommandHelp } from './args.js';
 import { loadOptionsFromArgs, positiveInt } from './model-args.js';
 
 const USAGE = 'usage: egret serve --model PATH [--host 127.0.0.1] [--port 8080] [--dtype fp32|q8|q4] [--threads N] [--cache-dir DIR] ' +
@@ -11,40 +11,34 @@ const USAGE = 'usage: egret serve --model PATH [--host 127.0.0.1] [--port 8080] 
 
 const MiB = 1024 * 1024;
 
-/** Whether an address to listen on is loopback-only (127.0.0.0/8, ::1, localhost). */
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
 /**
  * `egret serve`: the OpenAI-compatible server and web UI. Prints `listening on http://HOST:PORT` on stderr once
  * the model is loaded (with --port 0, the port the system chose); runs until SIGINT or SIGTERM.
  */
+export const SERVE_HELP: CommandHelp = {
+  usage: USAGE,
+  summary: 'The OpenAI-compatible HTTP server (/v1/chat/completions, /v1/models, /health, /metrics) and its web UI (docs/SERVE.md).',
+  options: {
+    model: { type: 'string' },
+    host: { type: 'string', default: '127.0.0.1' },
+    port: { type: 'string', default: '8080' },
+    dtype: { type: 'string' },
+    'cache-dir': { type: 'string' },
+    threads: { type: 'string' },
+    concurrency: { type: 'string' },
+    'max-queue': { type: 'string' },
+    'allow-remote-images': { type: 'boolean', default: false },
+    clip: { type: 'string' },
+    adapter: { type: 'string' },
+    'official-positions': { type: 'boolean' },
+  },
+};
+
 export async function serveCommand(args: string[]): Promise<void> {
-  let values;
-  try {
-    values = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        model: { type: 'string' },
-        host: { type: 'string', default: '127.0.0.1' },
-        port: { type: 'string', default: '8080' },
-        dtype: { type: 'string' },
-        'cache-dir': { type: 'string' },
-        threads: { type: 'string' },
-        concurrency: { type: 'string' },
-        'max-queue': { type: 'string' },
-        'allow-remote-images': { type: 'boolean', default: false },
-        clip: { type: 'string' },
-        adapter: { type: 'string' },
-        'official-positions': { type: 'boolean' },
-      },
-    }).values;
-  } catch (err) {
-    throw new InputError(`${(err as Error).message}; ${USAGE}`);
-  }
+  const values = parseCommandLine(args, SERVE_HELP).values as {
+    model?: string; host: string; port: string; dtype?: string; 'cache-dir'?: string; threads?: string;
+    concurrency?: string; 'max-queue'?: string; 'allow-remote-images': boolean; clip?: string; adapter?: string; 'official-positions'?: boolean;
+  };
   if (!values.model) throw new InputError(`--model is required; ${USAGE}`);
   if (!/^\d+$/.test(values.port) || Number(values.port) > 65535) throw new InputError(`--port must be 0..65535, got '${values.port}'`);
   const concurrency = positiveInt(values.concurrency, 'concurrency', 4)!;
@@ -66,7 +60,7 @@ export async function serveCommand(args: string[]): Promise<void> {
       request: { maxImages: 4, defaultMaxTokens: 512, maxTextChars: 1_000_000 },
       images: { allowRemote: values['allow-remote-images'], maxBytes: maxImageBytes, fetchTimeoutMs: 10_000 },
       ...(vtw ? { defaultVtwLayer: vtw.layer } : {}),
-      loopback: isLoopback(values.host),
+      loopback: isLoopbackName(values.host),
     });
     await new Promise<void>((ready, failed) => {
       server.once('error', (err: NodeJS.ErrnoException) => failed(new InputError(`cannot listen on ${values.host}:${values.port}: ${err.code ?? err.message}`)));

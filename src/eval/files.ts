@@ -11,14 +11,7 @@ export function readText(path: string): string {
   }
 }
 
-export function readJson(path: string): unknown {
-  const text = readText(path);
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new InputError(`${path}: not valid JSON (${(err as Error).message})`);
-  }
-}
+export { readJsonFileSync as readJson } from '../io/json.js';
 
 export interface JsonLine {
   value: unknown;
@@ -63,12 +56,7 @@ export function isDirectory(path: string): boolean {
   }
 }
 
-export function asRecord(value: unknown, where: string): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new InputError(`${where}: expected a JSON object`);
-  }
-  return value as Record<string, unknown>;
-}
+export { expectObject as asRecord } from '../io/json.js';
 
 export function stringField(record: Record<string, unknown>, key: string, where: string): string {
   const value = record[key];

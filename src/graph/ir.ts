@@ -61,6 +61,11 @@ export class Graph {
   readonly outputs: Value[] = [];
   readonly nodes: Node[] = [];
   readonly initializers: Initializer[] = [];
+  /**
+   * Values whose shape a checkpoint tensor sets (the tensor itself, read by WeightScope, or a linear layer's output):
+   * a shape error involving one is the checkpoint disagreeing with its config, not a bug.
+   */
+  readonly checkpointShapes = new Map<string, { tensor: string; shape: readonly number[] }>();
   private readonly names = new Set<string>();
   private counter = 0;
 

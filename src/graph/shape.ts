@@ -1,3 +1,4 @@
+import { InputError } from '../errors.js';
 import { GraphError, type Value } from './ir.js';
 import { formatShape, type Dim, type Shape } from './types.js';
 
@@ -12,8 +13,15 @@ export function describeAll(values: readonly Value[]): string {
   return values.map((v) => v.describe()).join(', ');
 }
 
-/** Fails with a message naming the op, the tensors and their shapes. */
+/**
+ * Fails with a message naming the op, the tensors and their shapes. When one of them is a checkpoint's tensor, the
+ * checkpoint disagrees with the config the graph was built from: an input error, naming that tensor.
+ */
 export function fail(op: string, values: readonly Value[], why: string): never {
+  const source = values.map((v) => v.graph.checkpointShapes.get(v.name)).find((s) => s !== undefined);
+  if (source) {
+    throw new InputError(`checkpoint tensor '${source.tensor}' ${formatShape(source.shape)} does not fit the model its config describes: ${op}: ${why} (${describeAll(values)})`);
+  }
   throw new GraphError(`${op}: ${why} (${describeAll(values)})`);
 }
 

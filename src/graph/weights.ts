@@ -49,11 +49,13 @@ export class WeightScope {
     if (opts.transpose && shape.length !== 2) throw new GraphError(`weight '${name}' [${shape}] must be 2-D to be transposed`);
     const outShape = opts.transpose ? [shape[1]!, shape[0]!] : shape;
     const count = shape.reduce((a, b) => a * b, 1);
-    return this.graph.weight(name, 'float32', outShape, async () => {
+    const value = this.graph.weight(name, 'float32', outShape, async () => {
       let data = await this.read(leaf);
       if (opts.transpose) data = transpose2d(data, shape[0]!, shape[1]!);
       return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     }, count * 4);
+    this.graph.checkpointShapes.set(name, { tensor: name, shape });
+    return value;
   }
 
   /** The tensor's values in model-code order (the layout's row order applied), read now. */

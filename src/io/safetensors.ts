@@ -1,4 +1,5 @@
 import { InputError } from '../errors.js';
+import { isObject } from './json.js';
 import { type DType, byteSize, isDType } from './dtype.js';
 import type { RandomAccessFile } from './file.js';
 import { type TensorInfo, type TensorSource, missingTensor, readAsFloat32 } from './checkpoint.js';
@@ -124,7 +125,7 @@ function parseEntries(header: Record<string, unknown>, dataLength: number, where
 }
 
 function parseMetadata(value: unknown, where: string): Record<string, string> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || !Object.values(value).every((v) => typeof v === 'string')) {
+  if (!isObject(value) || !Object.values(value).every((v) => typeof v === 'string')) {
     throw new InputError(`${where}: safetensors __metadata__ is not a map of strings`);
   }
   return value as Record<string, string>;

@@ -1,6 +1,7 @@
 import { InputError } from '../errors.js';
 import type { Decoder } from '../models/decoder.js';
 import { prefillCall, type PreparedPrompt } from '../models/prompt.js';
+import { prefillFlops } from '../models/flops.js';
 import { requireTextLast } from './vtw.js';
 
 export interface FastVOptions {
@@ -34,13 +35,18 @@ function roundHalfEven(x: number): number {
  */
 export async function fastVScores(decoder: Decoder, prompts: readonly PreparedPrompt[], layer: number): Promise<Float32Array[]> {
   const layers = decoder.config.layers;
-  const probe = prompts.map((p) => ({ ...p, keep: Array.from({ length: layers }, (_, i) => (i === layer ? [p.positions.length - 1] : p.keep?.[i])) }));
+  const probe = prompts.map((p) => rankingProbe(p, layer, layers));
   const call = prefillCall(decoder, probe);
   const attnRow = Array.from({ length: layers }, (_, i) => (i === layer - 1 ? probe.map((p) => p.positions.length - 1) : undefined));
   const { attention } = await decoder.forward(decoder.newCache(prompts.length), { ...call, attnRow });
   const { past, scores } = attention[layer - 1]!;
   const width = past + call.seq;
   return prompts.map((p, b) => Float32Array.from(p.visual, (i) => scores[b * width + past + i]!));
+}
+
+/** The ranking pass's prompt: everything up to layer K−1, then only the last position (whose attention ranks). */
+function rankingProbe(p: PreparedPrompt, layer: number, layers: number): PreparedPrompt {
+  return { ...p, keep: Array.from({ length: layers }, (_, i) => (i === layer ? [p.positions.length - 1] : p.keep?.[i])) };
 }
 
 /**
@@ -56,7 +62,9 @@ export async function applyFastV(decoder: Decoder, prompts: readonly PreparedPro
     if (p.keep?.slice(1, opts.layer + 1).some((k) => k !== undefined)) throw new InputError('FastV cannot be combined with another method that drops tokens at or before its layer');
   }
   const scores = await fastVScores(decoder, prompts, opts.layer);
-  return prompts.map((p, b) => {
+  return prompts.map((prompt, b) => {
+    // The ranking pass is part of the request's compute (stats.flops).
+    const p = { ...prompt, preparationFlops: (prompt.preparationFlops ?? 0) + prefillFlops(decoder, rankingProbe(prompt, opts.layer, layers)) };
     if (p.visual.length === 0) return p;
     const keepCount = roundHalfEven(p.visual.length * (1 - opts.ratio));
     // torch.topk order: highest score first, the lower index on ties; kept rows go back in sequence order.

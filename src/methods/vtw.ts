@@ -1,6 +1,7 @@
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
+import { isObject, readJsonFile } from '../io/json.js';
 import type { PreparedPrompt } from '../models/prompt.js';
 
 /**
@@ -77,20 +78,9 @@ export interface VtwSidecar {
 }
 
 export async function readVtwSidecar(path: string): Promise<VtwSidecar | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new InputError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new InputError(`${path}: invalid JSON (delete it or run egret calibrate vtw --save again)`);
-  }
-  const layer = value !== null && typeof value === 'object' ? (value as { layer?: unknown }).layer : undefined;
+  const value = await readJsonFile(path, { optional: true });
+  if (value === undefined) return undefined;
+  const layer = isObject(value) ? value['layer'] : undefined;
   if (typeof layer !== 'number' || !Number.isInteger(layer) || layer < 1) throw new InputError(`${path}: 'layer' must be an integer ≥ 1`);
   return value as VtwSidecar;
 }

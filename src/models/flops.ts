@@ -1,8 +1,10 @@
 import type { ClipVisionConfig } from './clip.js';
 import { convnextGrid, type ConvNextConfig } from './convnext.js';
 import type { LlamaConfig } from './llama/config.js';
-import { visualTokenCount, type LlavaHrConfig } from './llava-hr.js';
+import type { Decoder } from './decoder.js';
+import type { LlavaHrConfig } from './llava-hr.js';
 import type { LlavaConfig } from './llava.js';
+import type { PreparedPrompt } from './prompt.js';
 
 /**
  * Matrix-product FLOPs (2 per multiply-add) of a decoder call: linear layers, attention scores and weighted
@@ -61,10 +63,9 @@ function projectorFlops(tokens: number, width: number, hidden: number): number {
 /**
  * LLaVA-HR's vision half for one image (LlavaHrVision): the ViT on the low-resolution copy, the ConvNeXt on the
  * full image, the three MR-Adapters (1×1 convs on the map, depthwise 7×7 and 1×1 on the ViT grid, the gate), the
- * fusion's two linears and the projector. Resizes and pooling are left out.
+ * fusion's two linears and the projector, for `tokens` visual tokens (visualTokenCount). Resizes and pooling are left out.
  */
-export function llavaHrVisionFlops(config: LlavaHrConfig, vitMlp: number): number {
-  const tokens = visualTokenCount(config);
+export function llavaHrVisionFlops(config: LlavaHrConfig, vitMlp: number, tokens: number): number {
   const S = config.inputImageSize;
   const cells = convnextGrid(config.convnext, S) ** 2;
   const [cf, cs] = [config.vit.hidden, config.convnext.dims.at(-1)!];
@@ -74,6 +75,20 @@ export function llavaHrVisionFlops(config: LlavaHrConfig, vitMlp: number): numbe
     (config.adapters ? 3 * adapter : 0) + fusion + projectorFlops(tokens, cf, config.llm.hidden);
 }
 
+/**
+ * LaVIN's image path for one image: every CLIP block (class token included, no block skipped: the last class token is
+ * taken after the last block) with its router adapter (down-projection C → r, two grouped up-projections r/g → C per
+ * output channel, the 2-way router per token), and the projector (C → `projector` → the LLM's width) over the
+ * `visualTokens` class tokens.
+ */
+export function lavinVisionFlops(clip: ClipVisionConfig, mlp: number, adapter: { hidden: number; groups: number }, visualTokens: number, projector: number, llmWidth: number): number {
+  const patches = (clip.imageSize / clip.patchSize) ** 2;
+  const tokens = patches + 1;
+  const c = clip.hidden;
+  const perBlock = 2 * tokens * (c * adapter.hidden + 2 * c * (adapter.hidden / adapter.groups) + 2 * c);
+  return vitFlops(clip, mlp, patches, tokens, clip.layers) + clip.layers * perBlock + 2 * visualTokens * (c * projector + projector * llmWidth);
+}
+
 /** LLaVA-1.5's vision half for one image: the CLIP layers up to the selected one (class token included), the projector. */
 export function llavaVisionFlops(config: LlavaConfig, vitMlp: number): number {
   const { vision } = config;
@@ -81,4 +96,17 @@ export function llavaVisionFlops(config: LlavaConfig, vitMlp: number): number {
   const layers = config.featureLayer < 0 ? vision.layers + 1 + config.featureLayer : config.featureLayer;
   const selected = config.keepClassToken ? patches + 1 : patches;
   return vitFlops(vision, vitMlp, patches, patches + 1, layers) + projectorFlops(selected, vision.hidden, config.text.hidden);
+}
+
+/** Tokens each layer computes in a prompt's prefill (fewer in layers after a method drops tokens). */
+export function promptLayerTokens(decoder: Decoder, prompt: PreparedPrompt): number[] {
+  const n = prompt.positions.length;
+  const keep = Array.from({ length: decoder.config.layers }, (_, i) => [prompt.keep?.[i]]);
+  return decoder.layouts({ embeds: new Float32Array(0), seq: n, counts: [n], positions: [prompt.positions], keep, logitRows: [] }).map((l) => l.counts[0]!);
+}
+
+/** FLOPs of a prompt's prefill: every layer over the tokens it keeps, and the LM head of the last position. */
+export function prefillFlops(decoder: Decoder, prompt: PreparedPrompt): number {
+  const tokens = promptLayerTokens(decoder, prompt);
+  return decoderFlops(decoder.config, tokens, tokens, 1);
 }

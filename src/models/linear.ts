@@ -22,6 +22,7 @@ export function linearWeightBytes(n: number, k: number, dtype: ComputeDtype): nu
  */
 export function linear(scope: WeightScope, leaf: string, x: Value, dtype: ComputeDtype, biasLeaf?: string): Value {
   const y = stackedProduct(scope, [leaf], x, dtype);
+  scope.graph.checkpointShapes.set(y.name, { tensor: scope.name(leaf), shape: scope.shape(leaf) });
   return biasLeaf ? op.add(y, scope.weight(biasLeaf)) : y;
 }
 
@@ -32,7 +33,9 @@ export function linear(scope: WeightScope, leaf: string, x: Value, dtype: Comput
  */
 export function stackedLinear(scope: WeightScope, leaves: readonly string[], x: Value, dtype: ComputeDtype): Value[] {
   const outs = leaves.map((leaf) => scope.shape(leaf)[0]!);
-  return op.split(stackedProduct(scope, leaves, x, dtype), outs, -1);
+  const parts = op.split(stackedProduct(scope, leaves, x, dtype), outs, -1);
+  parts.forEach((part, i) => scope.graph.checkpointShapes.set(part.name, { tensor: scope.name(leaves[i]!), shape: scope.shape(leaves[i]!) }));
+  return parts;
 }
 
 /** One product with the weights of `leaves` ([n_j, k] each) stacked into [Σ n_j, k]; one leaf keeps its checkpoint name. */

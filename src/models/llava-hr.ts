@@ -11,7 +11,8 @@ import { Graph, type Value } from '../graph/ir.js';
 import * as op from '../graph/ops/index.js';
 import { WeightScope, identityLayout } from '../graph/weights.js';
 import { openCheckpoint, type TensorSource } from '../io/checkpoint.js';
-import { canAlign, mraFusion, mrAdapter } from '../methods/mra.js';
+import { isObject } from '../io/json.js';
+import { canAlign, mraFusion, mrAdapter } from './llava-hr/mr-adapter.js';
 import { ort, Session } from '../runtime/session.js';
 import { loadTokenizer } from '../text/load.js';
 import type { RGBImage } from '../vision/image.js';
@@ -25,7 +26,8 @@ import type { ChatModel, LoadModelOptions } from './index.js';
 import { linear } from './linear.js';
 import { llamaConfigFromHf, type LlamaConfig } from './llama/config.js';
 import { CausalLM } from './llama/load.js';
-import { visualChatModel } from './visual-prompt.js';
+import { checkVisualWidth, visualChatModel } from './visual-prompt.js';
+import { llavaHrVisionFlops } from './flops.js';
 
 export interface LlavaHrConfig {
   /** S: the side of the preprocessed square image, which the ConvNeXt sees whole. */
@@ -101,10 +103,6 @@ function convnextConfigFromJson(cfg: Json, where: string): ConvNextConfig {
     return v;
   };
   return { depths: ints('depths'), dims: ints('dims'), normEps: num('norm_eps', 1e-6), patchSize: num('patch_size', 4), kernelSize: num('kernel_size', 7) };
-}
-
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /**
@@ -198,7 +196,10 @@ export class LlavaHrVision {
     const graph = new Graph('llava-hr-vision');
     const S = config.inputImageSize;
     const pixels = graph.input('pixel_values', 'float32', ['images', 3, S, S]);
-    graph.output(buildMultipathVision(new WeightScope(graph, source), config, pixels).visualTokens, 'visual_tokens');
+    const scope = new WeightScope(graph, source);
+    const { visualTokens } = buildMultipathVision(scope, config, pixels);
+    checkVisualWidth(visualTokens, config.llm.hidden, scope.at('model.mm_projector').name('2.weight'));
+    graph.output(visualTokens, 'visual_tokens');
     return new LlavaHrVision(config, await Session.fromGraph(graph, { threads: opts.threads }));
   }
 
@@ -246,6 +247,7 @@ export async function loadLlavaHr(dir: string, cfg: Json, opts: LoadModelOptions
         return tokens;
       },
       disposeVision: () => vis.dispose(),
+      flopsPerImage: llavaHrVisionFlops(config, source.info(`model.vision_tower.fast_vision_tower.vision_tower.vision_model.encoder.layers.0.${HF_CLIP_NAMING.fc1}.weight`).shape[0]!, visualTokenCount(config)),
     });
   } catch (err) {
     await Promise.all([vision?.dispose(), lm?.dispose()]);

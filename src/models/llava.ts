@@ -17,7 +17,8 @@ import { linear } from './linear.js';
 import { llamaConfigFromHf, type LlamaConfig } from './llama/config.js';
 import { prefixedLayout } from './llama/layout.js';
 import { CausalLM } from './llama/load.js';
-import { visualChatModel } from './visual-prompt.js';
+import { checkVisualWidth, visualChatModel } from './visual-prompt.js';
+import { llavaVisionFlops } from './flops.js';
 
 export interface LlavaConfig {
   text: LlamaConfig;
@@ -87,7 +88,9 @@ export function buildLlavaVisionGraph(config: LlavaConfig, source: TensorSource)
   const projector = new WeightScope(graph, source, 'multi_modal_projector');
   const bias = (leaf: string) => (config.projectorBias ? leaf : undefined);
   const h = op.gelu(linear(projector, 'linear_1.weight', selected, 'fp32', bias('linear_1.bias')));
-  graph.output(linear(projector, 'linear_2.weight', h, 'fp32', bias('linear_2.bias')), 'image_features');
+  const features = linear(projector, 'linear_2.weight', h, 'fp32', bias('linear_2.bias'));
+  checkVisualWidth(features, config.text.hidden, projector.name('linear_2.weight'));
+  graph.output(features, 'image_features');
   return graph;
 }
 
@@ -98,9 +101,11 @@ export async function loadLlava(dir: string, cfg: Json, opts: LoadModelOptions):
   const source = await openCheckpoint(dir);
   let lm: CausalLM | undefined;
   let vision: Session;
+  let flopsPerImage: number;
   try {
     lm = await CausalLM.build({ config: config.text, source, layout: prefixedLayout('language_model.') }, opts);
     vision = await Session.fromGraph(buildLlavaVisionGraph(config, source), { threads: opts.threads });
+    flopsPerImage = llavaVisionFlops(config, source.info(`vision_tower.vision_model.encoder.layers.0.${HF_CLIP_NAMING.fc1}.weight`).shape[0]!);
   } catch (err) {
     await lm?.dispose();
     throw err;
@@ -136,5 +141,6 @@ export async function loadLlava(dir: string, cfg: Json, opts: LoadModelOptions):
       }
     },
     disposeVision: () => vision.dispose(),
+    flopsPerImage,
   });
 }

@@ -24,6 +24,11 @@ export interface PreparedPrompt {
    * they are computed once, not with each prompt (LaVIN's modality token, row 0). `egret logits` lists them first.
    */
   leadingLogits?: Float32Array;
+  /**
+   * Matrix FLOPs spent to prepare this prompt besides its prefill: the vision tower and projector of each image,
+   * FastV's ranking pass. Counted in a request's stats.flops.
+   */
+  preparationFlops?: number;
 }
 
 /** The decoder call that prefills `prompts` as rows of one batch, asking for each row's last logits. */

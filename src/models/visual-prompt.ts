@@ -6,6 +6,18 @@ import type { RGBImage } from '../vision/image.js';
 import type { ChatModel } from './index.js';
 import type { CausalLM } from './llama/load.js';
 import type { TemplateName } from '../text/templates.js';
+import type { Value } from '../graph/ir.js';
+
+/**
+ * The projector's output must be as wide as the language model's hidden size: a checkpoint whose projector disagrees
+ * with its config is an input error naming the projector's last weight and both widths.
+ */
+export function checkVisualWidth(visual: Value, hidden: number, projectorWeight: string): void {
+  const width = visual.dim(-1);
+  if (width !== hidden) {
+    throw new InputError(`checkpoint tensor '${projectorWeight}' makes visual tokens ${String(width)} wide, but the language model's hidden size is ${hidden} (config)`);
+  }
+}
 
 /** What a LLaVA-style model (a vision tower whose tokens replace each image placeholder) brings to its ChatModel. */
 export interface VisualModelParts {
@@ -22,6 +34,8 @@ export interface VisualModelParts {
   defaultTemplate?: TemplateName;
   /** The model's own changes to a prepared prompt (LaVIN: positions after its modality token, its routes). */
   finish?(prompt: PreparedPrompt, images: readonly RGBImage[]): PreparedPrompt;
+  /** Matrix FLOPs of the vision tower and projector for one image (models/flops.ts). */
+  flopsPerImage: number;
 }
 
 /**
@@ -44,7 +58,8 @@ export function visualChatModel(parts: VisualModelParts): ChatModel {
       const fresh = [...new Set(images.filter((img) => !encoded.has(img)))];
       if (fresh.length > 0) (await parts.encode(fresh)).forEach((tokens, i) => encoded.set(fresh[i]!, tokens));
       const prompt = spliceVisualTokens(ids, (text) => lm.embed(text), images.map((img) => encoded.get(img)!), lm.config.hidden);
-      return parts.finish ? parts.finish(prompt, images) : prompt;
+      const counted = images.length === 0 ? prompt : { ...prompt, preparationFlops: images.length * parts.flopsPerImage };
+      return parts.finish ? parts.finish(counted, images) : counted;
     },
     async dispose() {
       await Promise.all([lm.dispose(), parts.disposeVision()]);

@@ -28,7 +28,14 @@ export interface ServerOptions {
   loopback?: boolean;
 }
 
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+/**
+ * Whether a host name or address is loopback: localhost, any IPv4 address of 127.0.0.0/8, or ::1 (bracketed or
+ * not). Literal addresses cannot be rebound by DNS, so every one of them is the server's own name.
+ */
+export function isLoopbackName(name: string): boolean {
+  const lower = name.toLowerCase();
+  return lower === 'localhost' || lower === '::1' || lower === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(lower);
+}
 
 /**
  * Web pages of other sites must not drive the server through the user's browser: a cross-origin request (its
@@ -40,7 +47,7 @@ function refuseForeignPages(req: IncomingMessage, opts: ServerOptions): void {
   const host = req.headers.host ?? '';
   if (opts.loopback) {
     const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0]!;
-    if (!LOOPBACK_HOSTS.has(name.toLowerCase())) throw new RequestError(`Host '${host}' is not a loopback name: this server listens on loopback only`, 403, null, 'forbidden');
+    if (!isLoopbackName(name)) throw new RequestError(`Host '${host}' is not a loopback name: this server listens on loopback only`, 403, null, 'forbidden');
   }
   const origin = req.headers.origin;
   if (origin !== undefined && origin !== 'null') {

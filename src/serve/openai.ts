@@ -5,6 +5,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { InputError } from '../errors.js';
+import { isObject } from '../io/json.js';
 import type { GenerateOptions } from '../generate/generate.js';
 import { IMAGE_PLACEHOLDER } from '../text/image-prompt.js';
 import type { ChatTurn } from '../text/templates.js';
@@ -41,7 +42,6 @@ export interface RequestLimits {
 }
 
 type Json = unknown;
-const isObject = (v: Json): v is Record<string, Json> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const describe = (v: Json) => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v);
 
 function fail(param: string, message: string): never {

@@ -1,6 +1,7 @@
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { InputError } from '../errors.js';
+import { expectObject, readJsonFile } from '../io/json.js';
 import { SentencePieceTokenizer } from './sentencepiece.js';
 import { TokenizerJson } from './tokenizer-json.js';
 import type { Tokenizer } from './tokenizer.js';
@@ -9,7 +10,8 @@ import type { Tokenizer } from './tokenizer.js';
  * The tokenizer of a model: `path` is a tokenizer.model or tokenizer.json file, or a model directory. A directory
  * holds tokenizer.model itself (HF layouts), or, for a Meta LLaMA directory (params.json), one level up (Meta's
  * release keeps `tokenizer.model` beside `7B/`). tokenizer.model is preferred: it is what LLaVA (use_fast=False)
- * and LaVIN tokenise with; tokenizer.json is used when it is the only one. tokenizer_config.json (add_bos_token,
+ * and LaVIN tokenise with; tokenizer.json is used when it is the only one. In an HF layout, special and added
+ * tokens written in the text are single ids, as transformers' slow LlamaTokenizer reads them. tokenizer_config.json (add_bos_token,
  * add_eos_token, bos_token, eos_token) and added_tokens.json (extra ids such as `<image>`) are honoured.
  */
 export async function loadTokenizer(path: string): Promise<Tokenizer> {
@@ -22,7 +24,9 @@ export async function loadTokenizer(path: string): Promise<Tokenizer> {
   const addBos = optionalBoolean(config, 'add_bos_token', path);
   const addEos = optionalBoolean(config, 'add_eos_token', path);
   const candidates = [join(path, 'tokenizer.model')];
-  if ((await pathKind(join(path, 'params.json'))) === 'file') candidates.push(join(dirname(path), 'tokenizer.model'));
+  // Meta's layout is tokenised by SentencePiece itself (LaVIN); HF layouts by transformers' LlamaTokenizer.
+  const meta = (await pathKind(join(path, 'params.json'))) === 'file';
+  if (meta) candidates.push(join(dirname(path), 'tokenizer.model'));
   for (const file of candidates) {
     if ((await pathKind(file)) !== 'file') continue;
     const added = await readJsonObject(join(path, 'added_tokens.json'));
@@ -30,6 +34,7 @@ export async function loadTokenizer(path: string): Promise<Tokenizer> {
       addBos,
       addEos,
       addedTokens: addedTokens(added, join(path, 'added_tokens.json')),
+      specialTokensInText: !meta,
     });
   }
   const json = join(path, 'tokenizer.json');
@@ -52,21 +57,10 @@ async function pathKind(path: string): Promise<'file' | 'dir' | 'missing'> {
   }
 }
 
+/** An optional JSON object beside the tokenizer; undefined when the file is not there. */
 async function readJsonObject(file: string): Promise<Record<string, unknown> | undefined> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch {
-    return undefined;
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new InputError(`${file}: invalid JSON (${(err as Error).message})`);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InputError(`${file}: expected a JSON object`);
-  return value as Record<string, unknown>;
+  const value = await readJsonFile(file, { optional: true });
+  return value === undefined ? undefined : expectObject(value, file);
 }
 
 function optionalBoolean(config: Record<string, unknown> | undefined, key: string, dir: string): boolean | undefined {

@@ -4,6 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { InputError } from '../errors.js';
+import { longestFirst, splitOnTokens, type TextToken } from './added-tokens.js';
 import { bpeMerge, type InitialSymbol } from './bpe-merge.js';
 import { StreamDecoder, type PieceSurface } from './decoder.js';
 import { MODEL_TYPE_BPE, PieceType, parseSentencePieceModel, type SentencePieceModel } from './sentencepiece-model.js';
@@ -19,6 +20,13 @@ export interface SentencePieceOptions {
   addEos?: boolean;
   /** Extra tokens past the model's pieces (added_tokens.json), e.g. `<image>` → 400. Invisible when decoded. */
   addedTokens?: ReadonlyMap<string, number>;
+  /**
+   * Encode as HF's slow LlamaTokenizer (legacy=True) does rather than as bare SentencePiece: the special tokens
+   * `<s>`, `</s>`, `<unk>` and the added tokens written in the text are their own ids, and the text between them
+   * is encoded piece by piece (each with its own dummy prefix). LLaVA's vicuna_v1 history relies on it: its `</s>`
+   * separator is EOS. Bare SentencePiece (LaVIN's tokenizer) reads `</s>` as four characters.
+   */
+  specialTokensInText?: boolean;
 }
 
 export class SentencePieceTokenizer implements Tokenizer {
@@ -38,6 +46,8 @@ export class SentencePieceTokenizer implements Tokenizer {
   private readonly userDefinedLengths: number[];
   private readonly added: ReadonlyMap<string, number>;
   private readonly addedById = new Map<number, string>();
+  /** The tokens that encode splits the text on (SentencePieceOptions.specialTokensInText), longest first. */
+  private readonly textTokens: TextToken[] = [];
 
   private constructor(private readonly model: SentencePieceModel, where: string, options: SentencePieceOptions) {
     if (model.modelType !== MODEL_TYPE_BPE) {
@@ -89,6 +99,10 @@ export class SentencePieceTokenizer implements Tokenizer {
       size = Math.max(size, id + 1);
     }
     this.vocabSize = size;
+    if (options.specialTokensInText) {
+      const specials = [this.bosId, this.eosId, this.unkId].filter((id) => id >= 0 && id < model.pieces.length);
+      this.textTokens = longestFirst([...specials.map((id) => ({ content: model.pieces[id]!.piece, id })), ...[...this.added].map(([content, id]) => ({ content, id }))]);
+    }
   }
 
   static async fromFile(path: string, options: SentencePieceOptions = {}): Promise<SentencePieceTokenizer> {
@@ -106,7 +120,8 @@ export class SentencePieceTokenizer implements Tokenizer {
   }
 
   encode(text: string, options: EncodeOptions = {}): number[] {
-    const ids = this.encodeBody(text);
+    const ids = this.textTokens.length === 0 ? this.encodeBody(text)
+      : splitOnTokens(text, this.textTokens).flatMap((part) => (typeof part === 'number' ? [part] : this.encodeBody(part)));
     if (options.bos ?? this.addBos) ids.unshift(this.special('bos', this.bosId));
     if (options.eos ?? this.addEos) ids.push(this.special('eos', this.eosId));
     return ids;

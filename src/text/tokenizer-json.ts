@@ -8,6 +8,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { InputError } from '../errors.js';
+import { splitOnTokens, type TextToken } from './added-tokens.js';
 import { bpeMerge, type InitialSymbol } from './bpe-merge.js';
 import { StreamDecoder, type PieceSurface } from './decoder.js';
 import type { EncodeOptions, Tokenizer } from './tokenizer.js';
@@ -46,7 +47,8 @@ export class TokenizerJson implements Tokenizer {
   private readonly byteOfId = new Map<number, number>();
   private readonly special = new Set<number>();
   /** Added tokens, longest first, so that the longest one matches. */
-  private readonly addedTokens: { content: string; id: number }[] = [];
+  /** Longest first (splitOnTokens). */
+  private readonly addedTokens: TextToken[] = [];
   private readonly steps: Step[];
   private readonly fuseUnk: boolean;
   private readonly stripsLeadingSpace: boolean;
@@ -132,7 +134,7 @@ export class TokenizerJson implements Tokenizer {
   encode(text: string, options: EncodeOptions = {}): number[] {
     const ids: number[] = [];
     if (options.bos ?? this.options.addBos ?? true) ids.push(this.bosId);
-    this.splitOnAddedTokens(text).forEach((segment, i) => {
+    splitOnTokens(text, this.addedTokens).forEach((segment, i) => {
       if (typeof segment === 'number') ids.push(segment);
       else for (const word of this.normalize(segment, i === 0)) ids.push(...this.encodeWord(word));
     });
@@ -174,26 +176,6 @@ export class TokenizerJson implements Tokenizer {
     const id = this.vocab.get(piece) ?? this.addedTokens.find((t) => t.content === piece)?.id;
     if (id === undefined) throw new InputError(`${this.where}: ${what} '${piece}' is not in the vocabulary`);
     return id;
-  }
-
-  /** Text segments and the ids of the added tokens between them (left to right, longest token first). */
-  private splitOnAddedTokens(text: string): (string | number)[] {
-    const out: (string | number)[] = [];
-    let start = 0;
-    let i = 0;
-    while (i < text.length) {
-      const token = this.addedTokens.find((t) => text.startsWith(t.content, i));
-      if (!token) {
-        i++;
-        continue;
-      }
-      if (i > start) out.push(text.slice(start, i));
-      out.push(token.id);
-      i += token.content.length;
-      start = i;
-    }
-    if (start < text.length) out.push(text.slice(start));
-    return out;
   }
 
   /** Applies the normaliser and pre-tokenizer to one segment; returns its words. */

@@ -15,15 +15,17 @@ export interface RunningServer {
 export async function startServer(model: string, ...args: string[]): Promise<RunningServer> {
   const child = spawn(process.execPath, ['bin/egret', 'serve', '--model', model, '--port', '0', '--threads', '1', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
+  let host = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`egret serve did not start within 60 s:\n${stderr}`)), 60_000);
     child.stderr!.on('data', (data: Buffer) => {
       stderr += data.toString();
-      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(stderr);
+      const m = /listening on http:\/\/([^\s/]+):(\d+)/.exec(stderr);
       if (m) {
         clearTimeout(timer);
-        resolve(Number(m[1]));
+        host = m[1]!;
+        resolve(Number(m[2]));
       }
     });
     void exited.then((code) => {
@@ -32,7 +34,7 @@ export async function startServer(model: string, ...args: string[]): Promise<Run
     });
   });
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${host}:${port}`,
     port,
     child,
     log: () => stderr,

@@ -22,6 +22,8 @@ import type { LlamaConfig } from '../llama/config.js';
 import { CausalLM, openLlama, type BuildOptions, type LanguageModelWeights } from '../llama/load.js';
 import type { PreparedPrompt } from '../prompt.js';
 import { visualChatModel } from '../visual-prompt.js';
+import { OPENAI_CLIP_NAMING } from '../clip.js';
+import { lavinVisionFlops } from '../flops.js';
 import { checkAdapter, mixtureAdapter, routeWeights } from './adapter.js';
 import { lavinSettings, type LavinSettings } from './settings.js';
 import { lavinClipConfig, lavinVisionGraph } from './vision.js';
@@ -136,7 +138,9 @@ export async function loadLavin(dir: string, files: LavinFiles, opts: LoadModelO
     vision = await Session.fromGraph(lavinVisionGraph(clip, adapters, clipConfig, settings), { threads: opts.threads });
     let modality: ModalityRows;
     ({ lm, modality } = await buildLavinDecoder(weights, adapters, settings, files.adapter, opts));
-    return lavinChatModel(lm, vision, tokenizer, modality, clipConfig.imageSize, files.officialPositions ?? false);
+    const mlp = clip.info(`visual.${OPENAI_CLIP_NAMING.layer(0)}.${OPENAI_CLIP_NAMING.fc1}.weight`).shape[0]!;
+    const flopsPerImage = lavinVisionFlops(clipConfig, mlp, settings.clip, settings.visualTokens, settings.projectorHidden, weights.config.hidden);
+    return lavinChatModel(lm, vision, tokenizer, modality, clipConfig.imageSize, flopsPerImage, files.officialPositions ?? false);
   } catch (err) {
     await Promise.all([lm?.dispose(), vision?.dispose()]);
     throw err;
@@ -146,7 +150,7 @@ export async function loadLavin(dir: string, files: LavinFiles, opts: LoadModelO
   }
 }
 
-function lavinChatModel(lm: CausalLM, vision: Session, tokenizer: ChatModel['tokenizer'], modality: ModalityRows, size: number, officialPositions: boolean): ChatModel {
+function lavinChatModel(lm: CausalLM, vision: Session, tokenizer: ChatModel['tokenizer'], modality: ModalityRows, size: number, flopsPerImage: number, officialPositions: boolean): ChatModel {
   /** Visual tokens of new images, all through the tower in one run; each image routes on its own features. */
   async function encode(images: readonly RGBImage[]): Promise<Float32Array[]> {
     const per = 3 * size * size;
@@ -163,6 +167,7 @@ function lavinChatModel(lm: CausalLM, vision: Session, tokenizer: ChatModel['tok
     lm,
     tokenizer,
     encode,
+    flopsPerImage,
     defaultTemplate: 'lavin_sqa',
     checkIds(ids) {
       const slots = ids.filter((id) => id === IMAGE_TOKEN_INDEX).length;

@@ -1,5 +1,5 @@
-import { readFile } from 'node:fs/promises';
 import { InputError } from '../../errors.js';
+import { expectObject, readJsonFile } from '../../io/json.js';
 
 /** A LLaMA-family decoder's geometry, whichever layout it came from. */
 export interface LlamaConfig {
@@ -89,18 +89,7 @@ export function llamaConfigFromMeta(params: Json, where: string, fromWeights: { 
   }, where);
 }
 
+/** A model's config.json or params.json: a JSON object. */
 export async function readJson(path: string): Promise<Json> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    throw new InputError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
-  try {
-    const v = JSON.parse(text) as unknown;
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
-    return v as Json;
-  } catch (err) {
-    throw new InputError(`${path}: invalid JSON (${(err as Error).message})`);
-  }
+  return expectObject(await readJsonFile(path), path) as Json;
 }

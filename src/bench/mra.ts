@@ -16,29 +16,29 @@
  *
  * Measured in the same rounds, interleaved: time to first token of each model for one 1280×960 image and a short
  * question (preprocessing, vision tower, prefill of the spliced prompt and the first token's argmax), split into
- * its parts; the towers' GFLOP/s against raw ORT MatMuls (hand-made sessions, bench/matmul.ts) of the shape that
+ * its parts; the towers' GFLOP/s against raw ORT MatMuls (hand-made sessions, matmul.ts) of the shape that
  * dominates each tower: the ViT's MLP fc1 over 5330 tokens for LLaVA-1.5, the ConvNeXt's stages.2 MLP fc1 for LLaVA-HR.
  *
  * Options: --layers=N (LLaMA layers, default 2).
  */
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { identityLayout } from '../src/graph/weights.js';
-import { openCheckpoint } from '../src/io/checkpoint.js';
-import { convnextGrid } from '../src/models/convnext.js';
-import { decoderFlops, llavaHrVisionFlops, llavaVisionFlops } from '../src/models/flops.js';
-import { llavaHrConfig, LlavaHrVision, visualTokenCount, type LlavaHrConfig } from '../src/models/llava-hr.js';
-import { buildLlavaVisionGraph, llavaConfigFromHf, type LlavaConfig } from '../src/models/llava.js';
-import { readJson, type LlamaConfig } from '../src/models/llama/config.js';
-import { prefixedLayout } from '../src/models/llama/layout.js';
-import { CausalLM } from '../src/models/llama/load.js';
-import { prefillCall } from '../src/models/prompt.js';
-import { spliceVisualTokens } from '../src/models/visual-prompt.js';
-import { argmax } from '../src/generate/sampling.js';
-import { ort, Session } from '../src/runtime/session.js';
-import { IMAGE_TOKEN_INDEX } from '../src/text/image-prompt.js';
-import type { RGBImage } from '../src/vision/image.js';
-import { preprocessLlavaPad } from '../src/vision/pipelines.js';
+import { identityLayout } from '../graph/weights.js';
+import { openCheckpoint } from '../io/checkpoint.js';
+import { convnextGrid } from '../models/convnext.js';
+import { decoderFlops, llavaHrVisionFlops, llavaVisionFlops } from '../models/flops.js';
+import { llavaHrConfig, LlavaHrVision, visualTokenCount, type LlavaHrConfig } from '../models/llava-hr.js';
+import { buildLlavaVisionGraph, llavaConfigFromHf, type LlavaConfig } from '../models/llava.js';
+import { readJson, type LlamaConfig } from '../models/llama/config.js';
+import { prefixedLayout } from '../models/llama/layout.js';
+import { CausalLM } from '../models/llama/load.js';
+import { prefillCall } from '../models/prompt.js';
+import { spliceVisualTokens } from '../models/visual-prompt.js';
+import { argmax } from '../generate/sampling.js';
+import { ort, Session } from '../runtime/session.js';
+import { IMAGE_TOKEN_INDEX } from '../text/image-prompt.js';
+import type { RGBImage } from '../vision/image.js';
+import { preprocessLlavaPad } from '../vision/pipelines.js';
 import { interleave, summarize, type Report, type Stats, type Suite, type SuiteContext } from './harness.js';
 import { baselineSession, randomFloats, type Shape3 } from './matmul.js';
 import type { RandomLlamaShape } from './random-llama.js';
@@ -86,7 +86,7 @@ function prefillFlops(llm: LlamaConfig, visual: number): number {
   return decoderFlops(llm, tokens, tokens, 1);
 }
 
-const hrFlops = (c: LlavaHrConfig, mlp: number) => ({ tower: llavaHrVisionFlops(c, mlp), prefill: prefillFlops(c.llm, visualTokenCount(c)) });
+const hrFlops = (c: LlavaHrConfig, mlp: number) => ({ tower: llavaHrVisionFlops(c, mlp, visualTokenCount(c)), prefill: prefillFlops(c.llm, visualTokenCount(c)) });
 const llava15Flops = (c: LlavaConfig, mlp: number) => {
   const visual = (c.vision.imageSize / c.vision.patchSize) ** 2;
   return { tower: llavaVisionFlops(c, mlp), prefill: prefillFlops(c.text, visual) };

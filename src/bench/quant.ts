@@ -1,7 +1,7 @@
 /**
  * Suite `quant` (issue #3, not quick: loads the `llama` suite's 2.7 GB random model three times): what --dtype
  * q8 / q4 cost in accuracy against fp32, on test/fixtures/tiny-llama and on the random LLaMA with 7B's layer
- * shapes (bench/random-llama.ts).
+ * shapes (random-llama.ts).
  *
  * The text: a fixed prompt of 16 ids (i · 7919 mod vocab) followed by the fp32 model's own greedy continuation
  * of 48 tokens. Each dtype computes the logits of every position of that text in one prefill; reported: max and
@@ -11,9 +11,9 @@
  *
  * Options: --layers=N of the random model (default 2), --skip-random (the fixture only).
  */
-import { argmax } from '../src/generate/sampling.js';
-import type { ComputeDtype } from '../src/models/linear.js';
-import { CausalLM, openLlama } from '../src/models/llama/load.js';
+import { argmax } from '../generate/sampling.js';
+import type { ComputeDtype } from '../models/linear.js';
+import { CausalLM, openLlama } from '../models/llama/load.js';
 import type { Report, Suite, SuiteContext } from './harness.js';
 import { promptIds } from './llama.js';
 import { LLAMA_7B_LAYER, randomLlamaDir } from './random-llama.js';

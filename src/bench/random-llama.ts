@@ -6,7 +6,7 @@
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeSafetensors, type TensorToWrite } from '../src/io/safetensors-write.js';
+import { writeSafetensors, type TensorToWrite } from '../io/safetensors-write.js';
 
 export interface RandomLlamaShape {
   hidden: number;

@@ -1,8 +1,8 @@
 /**
  * Suite `matmul` (issue #2): an fp32 MatMul x[M,K] · W[K,N], W an initializer, built through egret's graph
  * builder (Graph + op.matmul + Session.fromGraph) against the same op in a hand-made ORT session whose model is
- * built with the `onnx-proto` package (protobufjs), so the baseline shares no code with egret's serialiser or
- * session options. Same data, same thread count, measured interleaved in one process; reports GFLOP/s of each
+ * written field by field (baselineModel), so the baseline shares neither egret's graph serialiser nor its session
+ * options. Same data, same thread count, measured interleaved in one process; reports GFLOP/s of each
  * and the ratio egret/baseline (goal ≥ 0.95).
  *
  * Options: --shapes=MxKxN,MxKxN,… (default: 1x4096x11008, 1024x1024x1024, 2048x2048x2048, 512x4096x11008);
@@ -12,14 +12,12 @@
  * --no-control leaves out the second hand-made session that gives the A/A column (baseline vs an identical
  * baseline: the noise floor of the method, as measured in the same rounds).
  */
-import onnxProto from 'onnx-proto';
 import { availableParallelism } from 'node:os';
-import { Graph } from '../src/graph/ir.js';
-import * as op from '../src/graph/ops/index.js';
-import { Session, ort } from '../src/runtime/session.js';
+import { Graph } from '../graph/ir.js';
+import * as op from '../graph/ops/index.js';
+import { Message } from '../graph/protobuf.js';
+import { Session, ort } from '../runtime/session.js';
 import { interleave, pairedRatio, spread, summarize, type Report, type Stats, type Suite, type SuiteContext } from './harness.js';
-
-const { onnx } = onnxProto;
 
 export interface Shape3 { m: number; k: number; n: number }
 
@@ -71,26 +69,29 @@ async function egretSession({ m, k, n }: Shape3, w: Float32Array, threads: numbe
 }
 
 /**
- * The baseline: a ModelProto written with onnx-proto (protobufjs) and an InferenceSession with ORT's defaults
- * except the thread count. MatMul has had the same definition since opset 13, the newest this onnx-proto knows.
+ * The baseline's model: a ModelProto for y = x · w written field by field (numbers from onnx.proto) rather than
+ * through egret's Graph and serialiser, with IR version 8 and opset 13 (MatMul has had the same definition since).
+ * Only the wire encoding (protobuf.ts's Message) is shared; a test decodes the bytes with the `onnx-proto` package.
  */
-export async function baselineSession({ m, k, n }: Shape3, w: Float32Array, threads: number): Promise<ort.InferenceSession> {
-  const FLOAT = onnx.TensorProto.DataType.FLOAT;
-  const tensorType = (dims: number[]) => ({ tensorType: { elemType: FLOAT, shape: { dim: dims.map((d) => ({ dimValue: d })) } } });
-  const model = onnx.ModelProto.create({
-    irVersion: 8,
-    producerName: 'egret-bench-baseline',
-    opsetImport: [{ domain: '', version: 13 }],
-    graph: {
-      name: 'baseline',
-      node: [{ name: 'mm', opType: 'MatMul', input: ['x', 'w'], output: ['y'] }],
-      initializer: [{ name: 'w', dataType: FLOAT, dims: [k, n], rawData: asBytes(w) }],
-      input: [{ name: 'x', type: tensorType([m, k]) }],
-      output: [{ name: 'y', type: tensorType([m, n]) }],
-    },
-  });
-  const bytes = onnx.ModelProto.encode(model).finish();
-  return ort.InferenceSession.create(bytes, { intraOpNumThreads: threads });
+export function baselineModel({ m, k, n }: Shape3, w: Float32Array): Uint8Array {
+  const FLOAT = 1;
+  const valueInfo = (name: string, dims: number[]) => {
+    const shape = new Message();
+    for (const d of dims) shape.message(1, new Message().varint(1, d)); // TensorShapeProto.dim: dim_value
+    const tensorType = new Message().varint(1, FLOAT).message(2, shape); // TypeProto.Tensor: elem_type, shape
+    return new Message().string(1, name).message(2, new Message().message(1, tensorType)); // ValueInfoProto: name, type
+  };
+  const node = new Message().string(1, 'x').string(1, 'w').string(2, 'y').string(3, 'mm').string(4, 'MatMul');
+  const initializer = new Message().varint(1, k).varint(1, n).varint(2, FLOAT).string(8, 'w').bytes(9, asBytes(w));
+  const graph = new Message().message(1, node).string(2, 'baseline').message(5, initializer)
+    .message(11, valueInfo('x', [m, k])).message(12, valueInfo('y', [m, n]));
+  return new Message().varint(1, 8).string(2, 'egret-bench-baseline').message(7, graph)
+    .message(8, new Message().string(1, '').varint(2, 13)).encode();
+}
+
+/** The baseline: baselineModel in an InferenceSession with ORT's defaults except the thread count. */
+export async function baselineSession(shape: Shape3, w: Float32Array, threads: number): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(baselineModel(shape, w), { intraOpNumThreads: threads });
 }
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
@@ -199,7 +200,7 @@ async function run(ctx: SuiteContext): Promise<Report> {
     details.push({ shape, flop, trials, warmup, repsPerTrial, pauseMs, maxAbsDiff: maxDiff, times: all.times, ratio, trialRatios, controlRatio: aa });
   }
   return {
-    title: 'fp32 MatMul x·W (W an initializer): egret builder vs hand-made ORT session (onnx-proto)',
+    title: 'fp32 MatMul x·W (W an initializer): egret builder vs hand-made ORT session',
     columns: [
       { key: 'shape', label: 'M×K×N' },
       { key: 'egret_ms', label: 'egret ms', digits: 2 },

@@ -3,13 +3,15 @@
  * low-resolution ViT's token stream through MR-Adapters between groups of ViT layers and a final fusion. As
  * luogen1996/LLaVA-HR runs it (llava_hr/model/multimodal_encoder/multipath_encoder_wapper.py), not as the paper
  * words it: the gate sees the adapted ViT tokens, and every adapter gets the same last-stage map.
+ * It lives beside LLaVA-HR's model, not in methods/: the adapters are layers of that model's vision tower, built by
+ * its loader, and models/ must not import from methods/ above it (DESIGN.md: dependencies point down).
  */
-import { InputError } from '../errors.js';
-import type { Value } from '../graph/ir.js';
-import * as op from '../graph/ops/index.js';
-import type { WeightScope } from '../graph/weights.js';
-import { conv2d } from '../models/convnext.js';
-import { linear } from '../models/linear.js';
+import { InputError } from '../../errors.js';
+import type { Value } from '../../graph/ir.js';
+import * as op from '../../graph/ops/index.js';
+import type { WeightScope } from '../../graph/weights.js';
+import { conv2d } from '../convnext.js';
+import { linear } from '../linear.js';
 
 /**
  * Brings a square map [B, C, h, h] to the ViT's grid [B, C, grid, grid] as `src2dst_align` does: bilinear

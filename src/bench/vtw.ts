@@ -12,13 +12,12 @@
  *
  * Options: --hidden=N (default 512; intermediate = 2.6875·N rounded to 32, heads = N/64), --layer=K (default L/2).
  */
-import { decoderFlops } from '../src/models/flops.js';
-import { CausalLM, openLlama } from '../src/models/llama/load.js';
-import { prefillCall, type PreparedPrompt } from '../src/models/prompt.js';
-import { promptLayerTokens } from '../src/generate/flops.js';
-import { applyFastV } from '../src/methods/fastv.js';
-import { withdrawVisualTokens } from '../src/methods/vtw.js';
-import type { KVCache } from '../src/runtime/kv-cache.js';
+import { decoderFlops, promptLayerTokens } from '../models/flops.js';
+import { CausalLM, openLlama } from '../models/llama/load.js';
+import { prefillCall, type PreparedPrompt } from '../models/prompt.js';
+import { applyFastV } from '../methods/fastv.js';
+import { withdrawVisualTokens } from '../methods/vtw.js';
+import type { KVCache } from '../runtime/kv-cache.js';
 import { interleave, pairedRatio, type Report, type Suite, type SuiteContext } from './harness.js';
 import { randomLlamaDir } from './random-llama.js';
 

@@ -20,7 +20,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeSafetensors, type TensorToWrite } from '../src/io/safetensors-write.js';
+import { writeSafetensors, type TensorToWrite } from '../io/safetensors-write.js';
 import { INIT_STD, llamaConfigKeys, normals, randomLlamaTensors, type RandomLlamaShape } from './random-llama.js';
 
 /** A CLIP ViT with patch 14 (OpenAI's ViT-L/14 geometry: width 1024, 16 heads, MLP 4096, 24 layers). */

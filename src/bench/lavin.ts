@@ -15,17 +15,16 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openCheckpointFile } from '../src/io/checkpoint.js';
-import { tensor, torchSave, type SavedValue } from '../src/io/torch-save.js';
-import { decoderFlops } from '../src/models/flops.js';
-import { buildLavinDecoder } from '../src/models/lavin/load.js';
-import { lavinSettings } from '../src/models/lavin/settings.js';
-import type { ComputeDtype } from '../src/models/linear.js';
-import { CausalLM, openLlama } from '../src/models/llama/load.js';
-import { prefillCall, type PreparedPrompt } from '../src/models/prompt.js';
-import { promptLayerTokens } from '../src/generate/flops.js';
-import { withdrawVisualTokens } from '../src/methods/vtw.js';
-import type { Decoder } from '../src/models/decoder.js';
+import { openCheckpointFile } from '../io/checkpoint.js';
+import { tensor, torchSave, type SavedValue } from '../io/torch-save.js';
+import { decoderFlops, promptLayerTokens } from '../models/flops.js';
+import { buildLavinDecoder } from '../models/lavin/load.js';
+import { lavinSettings } from '../models/lavin/settings.js';
+import type { ComputeDtype } from '../models/linear.js';
+import { CausalLM, openLlama } from '../models/llama/load.js';
+import { prefillCall, type PreparedPrompt } from '../models/prompt.js';
+import { withdrawVisualTokens } from '../methods/vtw.js';
+import type { Decoder } from '../models/decoder.js';
 import { interleave, pairedRatio, type Report, type Suite, type SuiteContext } from './harness.js';
 import { LLAMA_7B_LAYER, normals, randomLlamaDir } from './random-llama.js';
 

@@ -12,20 +12,20 @@
  *              in the same rounds by an fp32 ORT MatMul streaming a 512 MiB weight; goal ≥ 0.7 in q4
  *              quantised, also against the bare MatMulNBits products of the same weights at M=1 (one ORT session,
  *              nothing else): what the kernel alone reaches, so that egret's own overhead shows apart
- *   torch      where /usr/bin/python3 (--python) has torch: the same weights in PyTorch (bench/torch_llama.py,
+ *   torch      where /usr/bin/python3 (--python) has torch: the same weights in PyTorch (src/bench/torch_llama.py,
  *              fp32, same threads), prefill and both decode steps in the same rounds as egret's fp32
  *
  * Options: --layers=N (2–4), --dtypes=fp32,q4, --python=PATH, --no-torch, --pause=MS (default 20).
  */
 import { availableParallelism } from 'node:os';
-import { Graph } from '../src/graph/ir.js';
-import * as op from '../src/graph/ops/index.js';
-import { quantizeBlockwise, quantizedWeight } from '../src/graph/quantize.js';
-import { decoderFlops } from '../src/models/flops.js';
-import { linearWeightBytes, type ComputeDtype } from '../src/models/linear.js';
-import type { LlamaConfig } from '../src/models/llama/config.js';
-import { CausalLM, openLlama } from '../src/models/llama/load.js';
-import { Session, ort } from '../src/runtime/session.js';
+import { Graph } from '../graph/ir.js';
+import * as op from '../graph/ops/index.js';
+import { quantizeBlockwise, quantizedWeight } from '../graph/quantize.js';
+import { decoderFlops } from '../models/flops.js';
+import { linearWeightBytes, type ComputeDtype } from '../models/linear.js';
+import type { LlamaConfig } from '../models/llama/config.js';
+import { CausalLM, openLlama } from '../models/llama/load.js';
+import { Session, ort } from '../runtime/session.js';
 import { interleave, pairedRatio, type Interleaved, type Report, type Suite, type SuiteContext } from './harness.js';
 import { LLAMA_7B_LAYER, randomLlamaDir } from './random-llama.js';
 import { DEFAULT_PYTHON, TorchBaseline } from './torch-baseline.js';

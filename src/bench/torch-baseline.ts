@@ -1,6 +1,6 @@
 /**
- * The PyTorch side of the `llama` suite: bench/torch_llama.py as a child process answering one command per line,
- * so that its calls interleave with egret's in the same rounds. Absent Python or torch, `start` says why and
+ * The PyTorch side of the `llama` suite: torch_llama.py (shipped in the package beside this source) as a child
+ * process answering one command per line, so that its calls interleave with egret's in the same rounds. Absent Python or torch, `start` says why and
  * the suite goes on without it.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 /** Debian's python3-torch lives under /usr/bin/python3; other interpreters on PATH may lack torch. */
 export const DEFAULT_PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
-const SCRIPT = fileURLToPath(new URL('../../bench/torch_llama.py', import.meta.url));
+const SCRIPT = fileURLToPath(new URL('../../../src/bench/torch_llama.py', import.meta.url));
 
 export class TorchBaseline {
   private constructor(

@@ -1,6 +1,6 @@
 /**
  * Shared pieces of the benchmark suites: timing (warm-up, repetitions, median/min/max), interleaved A/B
- * measurement, and the Suite/Report shapes that bench/run.ts prints as a table or writes as JSON.
+ * measurement, and the Suite/Report shapes that run.ts prints as a table or writes as JSON.
  *
  * House rule (docs/BENCHMARKS.md): speed is reported as a ratio against a baseline measured in the same run,
  * interleaved with it, as the median of several repetitions after warm-up, with the spread beside it.

@@ -23,10 +23,10 @@ import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Graph } from '../src/graph/ir.js';
-import { writeOnnxModel } from '../src/graph/onnx.js';
-import * as op from '../src/graph/ops/index.js';
-import { Session, ort } from '../src/runtime/session.js';
+import { Graph } from '../graph/ir.js';
+import { writeOnnxModel } from '../graph/onnx.js';
+import * as op from '../graph/ops/index.js';
+import { Session, ort } from '../runtime/session.js';
 import { measure, peakRss, type Report, type Suite, type SuiteContext } from './harness.js';
 
 const PROTOBUF_LIMIT = 2 ** 31;

@@ -1,20 +1,21 @@
 /**
  * Entry of `npm run bench`:
  *
- *   node dist/bench/run.js [suite ...] [--threads N] [--reps N] [--warmup N] [--json] [--out FILE] [--list]
+ *   node dist/src/bench/run.js [suite ...] [--threads N] [--reps N] [--warmup N] [--json] [--out FILE] [--list]
  *
  * With no suite named, runs every quick suite; `all` runs every suite. Prints one table per suite on stdout
  * (on stderr instead with --json, which prints the JSON document on stdout); --out FILE also writes the JSON.
  * Suite-specific switches are passed as --key=value or --flag (see each suite's file).
  *
- * Adding a suite: write bench/<name>.ts exporting a `Suite` (see harness.ts), import it here, add it to SUITES.
+ * Adding a suite: write src/bench/<name>.ts exporting a `Suite` (see harness.ts), import it here, add it to SUITES.
  */
 import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
+import { closestName } from '../errors.js';
 import { formatReport, type Report, type Suite, type SuiteContext } from './harness.js';
-import { ort } from '../src/runtime/session.js';
+import { ort } from '../runtime/session.js';
 import { matmulSuite } from './matmul.js';
 import { largeGraphSuite } from './large-graph.js';
 import { llamaSuite } from './llama.js';
@@ -26,7 +27,7 @@ import { lavinSuite } from './lavin.js';
 /** The registry: every suite, in the order they run. */
 const SUITES: readonly Suite[] = [matmulSuite, largeGraphSuite, llamaSuite, quantSuite, vtwSuite, mraSuite, lavinSuite];
 
-const USAGE = `usage: node dist/bench/run.js [suite ...] [options]
+const USAGE = `usage: egret bench [suite ...] [options]   (in a checkout also: npm run bench -- [suite ...] [options])
 
   suite            a suite name (default: every quick suite; 'all': every suite)
   --threads N      ORT intra-op threads (default: all cores, ${availableParallelism()} here)
@@ -96,13 +97,16 @@ function parseArgs(argv: readonly string[]): Args | 'list' | 'help' {
   else {
     suites = names.map((n) => {
       const s = SUITES.find((x) => x.name === n);
-      if (!s) throw new UsageError(`unknown suite '${n}' (known: ${SUITES.map((x) => x.name).join(', ')})`);
+      const near = closestName(n, SUITES.map((x) => x.name));
+      if (!s) throw new UsageError(`unknown suite '${n}' (${near ? `did you mean ${near}?` : `known: ${SUITES.map((x) => x.name).join(', ')}`})`);
       return s;
     });
   }
   for (const key of Object.keys(options)) {
     if (!suites.some((s) => s.options && key in s.options)) {
-      throw new UsageError(`unknown option --${key} (for the suites ${suites.map((s) => s.name).join(', ')})`);
+      const known = ['threads', 'reps', 'warmup', 'json', 'out', 'list', 'help', ...suites.flatMap((s) => Object.keys(s.options ?? {}))];
+      const near = closestName(key, known);
+      throw new UsageError(`unknown option --${key} (${near ? `did you mean --${near}?` : `for the suites ${suites.map((s) => s.name).join(', ')}`})`);
     }
   }
   return { suites, threads, reps, warmup, json, out, options };
