@@ -4,7 +4,7 @@ import { requestFlops } from '../generate/flops.js';
 import type { CommandHelp } from './args.js';
 import { decodeImageArgs, openModel, parseCommandArgs, positiveInt, promptFromArgs, type CommandValues } from './model-args.js';
 
-const USAGE = 'usage: egret generate --model PATH (--prompt TEXT [--template T] | --ids 1,2,3) [--image FILE] --max-new-tokens N ' +
+const USAGE = 'usage: egret generate --model PATH [--clip FILE --adapter FILE] (--prompt TEXT [--template T] | --ids 1,2,3) [--image FILE] --max-new-tokens N ' +
   '[--temperature T] [--top-p P] [--top-k K] [--repetition-penalty R] [--seed S] [--stop TEXT] [--ignore-eos] [--json]';
 
 export const SAMPLING_OPTIONS = {

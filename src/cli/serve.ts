@@ -7,7 +7,7 @@ import { parseCommandLine, type CommandHelp } from './args.js';
 import { loadOptionsFromArgs, positiveInt } from './model-args.js';
 
 const USAGE = 'usage: egret serve --model PATH [--host 127.0.0.1] [--port 8080] [--dtype fp32|q8|q4] [--threads N] [--cache-dir DIR] ' +
-  '[--concurrency N] [--max-queue N] [--allow-remote-images]';
+  '[--concurrency N] [--max-queue N] [--allow-remote-images] [--clip FILE --adapter FILE [--official-positions]]';
 
 const MiB = 1024 * 1024;
 
