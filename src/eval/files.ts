@@ -56,19 +56,7 @@ export function isDirectory(path: string): boolean {
   }
 }
 
-export { expectObject as asRecord } from '../io/json.js';
-
-export function stringField(record: Record<string, unknown>, key: string, where: string): string {
-  const value = record[key];
-  if (typeof value !== 'string') throw new InputError(`${where}: '${key}' must be a string`);
-  return value;
-}
-
-export function arrayField(record: Record<string, unknown>, key: string, where: string): unknown[] {
-  const value = record[key];
-  if (!Array.isArray(value)) throw new InputError(`${where}: '${key}' must be an array`);
-  return value;
-}
+export { expectObject as asRecord, stringField, arrayField } from '../io/json.js';
 
 /** A question id as the official scripts key it: JSON strings and integers both appear in the wild. */
 export function idField(record: Record<string, unknown>, key: string, where: string): string {

@@ -3,9 +3,9 @@
  * LLaVA's llava/eval/model_vqa_loader.py (TextVQA, POPE, GQA, MME question files), model_vqa_science.py (ScienceQA
  * with `--single-pred-prompt`, as scripts/v1_5/eval/sqa.sh runs it) and LaVIN's eval.py (ScienceQA, QCM-ALE).
  */
-import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import { scienceQaPrompt } from '../text/templates.js';
+import { readScienceQa, type SqaProblem } from '../train/scienceqa.js';
 import { arrayField, asRecord, isDirectory, readJson, readJsonLines, stringField } from './files.js';
 import { pyStrip } from '../text/pytext.js';
 
@@ -78,58 +78,27 @@ function llavaScienceQuestion(id: string | number, value: string, image: string 
   return { id, message, image, prompt: image === undefined ? message : `<image>\n${message}` };
 }
 
-interface Problem {
-  question: string;
-  hint: string;
-  choices: string[];
-  image?: string;
-}
-
 /**
  * ScienceQA problems of one split. llava: the human turn scripts/convert_sqa_to_llava.py writes (format CQM-A,
  * no captions), asked as model_vqa_science.py asks it; lavin: LaVIN's QCM-ALE prompt (scienceQaPrompt). Images are
  * `<pid>/<image>` under the split's image folder, as in both repositories.
  */
 function loadScienceQaProblems(dir: string, split: string, style: PromptStyle): EvalQuestion[] {
-  const splitsPath = join(dir, 'pid_splits.json');
-  const problemsPath = join(dir, 'problems.json');
-  const splits = asRecord(readJson(splitsPath), splitsPath);
-  const ids = splits[split];
-  if (!Array.isArray(ids)) throw new InputError(`${splitsPath}: no split '${split}' (${Object.keys(splits).join(', ')})`);
-  const problems = asRecord(readJson(problemsPath), problemsPath);
-  return ids.map((pid) => {
-    const id = String(pid);
-    if (!Object.hasOwn(problems, id)) throw new InputError(`${splitsPath}: problem ${id} is not in ${problemsPath}`);
-    const problem = readProblem(problems[id], `${problemsPath}: problem ${id}`);
+  return readScienceQa(dir, split).map((problem) => {
+    const { id } = problem;
     const image = problem.image === undefined ? undefined : `${id}/${problem.image}`;
     if (style === 'llava') {
       const human = convertSqaToLlava(problem);
       return llavaScienceQuestion(id, image === undefined ? human : `${human}\n<image>`, image);
     }
-    const message = scienceQaPrompt({ ...problem, answer: 0, lecture: '', solution: '' });
+    const message = scienceQaPrompt(problem);
     // LaVIN keeps no answer file; egret writes LLaVA's, marking image questions as LLaVA does (for IMG-Accuracy).
     return { id, message, image, prompt: image === undefined ? message : `<image>\n${message}` };
   });
 }
 
-function readProblem(value: unknown, where: string): Problem {
-  const record = asRecord(value, where);
-  const choices = arrayField(record, 'choices', where);
-  if (!choices.every((choice) => typeof choice === 'string')) throw new InputError(`${where}: 'choices' must be strings`);
-  if (choices.length > OPTION_LETTERS.length) throw new InputError(`${where}: ${choices.length} choices, at most ${OPTION_LETTERS.length} are lettered`);
-  const image = record['image'];
-  if (image !== null && image !== undefined && typeof image !== 'string') throw new InputError(`${where}: 'image' must be a string or null`);
-  return {
-    question: stringField(record, 'question', where),
-    hint: stringField(record, 'hint', where),
-    choices: choices as string[],
-    // The scripts test `image is None`; an empty name would be no file at all.
-    image: typeof image === 'string' && image !== '' ? image : undefined,
-  };
-}
-
 /** convert_sqa_to_llava_base_prompt.py create_one_example_chatbot, input format CQM, use_caption=False. */
-function convertSqaToLlava(problem: Problem): string {
+function convertSqaToLlava(problem: SqaProblem): string {
   const context = pyStrip(`${problem.hint} `) || 'N/A';
   const choices = problem.choices.map((choice, i) => `(${OPTION_LETTERS[i]}) ${choice}`).join(' ');
   const input = pyStrip(`Context: ${context}\nQuestion: ${problem.question}\nOptions: ${choices}\n`.replaceAll('  ', ' '));

@@ -47,3 +47,17 @@ export function expectObject(value: unknown, path: string): Record<string, unkno
   if (!isObject(value)) throw new InputError(`${path}: expected a JSON object`);
   return value;
 }
+
+/** `record[key]` as a string; anything else is an input error naming `where` and the key. */
+export function stringField(record: Record<string, unknown>, key: string, where: string): string {
+  const value = record[key];
+  if (typeof value !== 'string') throw new InputError(`${where}: '${key}' must be a string`);
+  return value;
+}
+
+/** `record[key]` as an array; anything else is an input error naming `where` and the key. */
+export function arrayField(record: Record<string, unknown>, key: string, where: string): unknown[] {
+  const value = record[key];
+  if (!Array.isArray(value)) throw new InputError(`${where}: '${key}' must be an array`);
+  return value;
+}

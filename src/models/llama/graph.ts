@@ -27,6 +27,8 @@ export interface DecoderGraphOptions {
    * LaVIN's MM-Adapter sits there (lavin/model.py TransformerBlock, adapter_type 'attn').
    */
   attentionInput?: (x: Value, layer: number) => Value;
+  /** The decoder's input rows, when the graph computes them (LaVIN's training graph); default the input `inputs_embeds`. */
+  embeds?: Value;
 }
 
 /** HF's inv_freq: 1 / θ^(2j/d) for j < d/2 (transformers LlamaRotaryEmbedding), rounded to float32. */
@@ -39,7 +41,7 @@ export function buildDecoderGraph(config: LlamaConfig, scope: WeightScope, opts:
   const g = scope.graph;
   const { hidden, heads, kvHeads, headDim, rmsEps } = config;
   const invFreq = g.constant('float32', [headDim / 2], ropeInverseFrequencies(headDim, config.ropeTheta), 'inv_freq');
-  let h = g.input('inputs_embeds', 'float32', ['batch', 'seq.0', hidden]);
+  let h = opts.embeds ?? g.input('inputs_embeds', 'float32', ['batch', 'seq.0', hidden]);
   const model = scope.at('model');
   for (let i = 0; i < config.layers; i++) {
     if (i > 0) h = op.gatherND(h, op.unsqueeze(g.input(`keep.${i}`, 'int64', ['batch', `seq.${i}`]), [-1]), 1);
