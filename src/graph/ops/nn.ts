@@ -9,6 +9,10 @@ export function softmax(x: Value, axis = -1): Value {
   return x.graph.node('Softmax', [x], [{ type: x.type, shape: x.shape }], { axis: axisOf('Softmax', x, axis) })[0]!;
 }
 
+export function logSoftmax(x: Value, axis = -1): Value {
+  return x.graph.node('LogSoftmax', [x], [{ type: x.type, shape: x.shape }], { axis: axisOf('LogSoftmax', x, axis) })[0]!;
+}
+
 /** LayerNorm over the last dims covered by `scale` (ONNX LayerNormalization, computed in the input type). */
 export function layerNorm(x: Value, scale: Value, bias: Value | null, epsilon: number): Value {
   const axis = x.rank - scale.rank;
@@ -59,6 +63,33 @@ export function conv(x: Value, w: Value, bias: Value | null, opts: ConvOptions =
   }
   const attrs = { strides, pads, dilations, group, kernel_shape: w.shape.slice(2) as number[] };
   return x.graph.node('Conv', bias ? [x, w, bias] : [x, w], [{ type: x.type, shape }], attrs)[0]!;
+}
+
+/**
+ * The transposed convolution of `conv` with the same options: x [N, M, ...] and w [M, C / group, ...kernel]
+ * (conv's own weight) give [N, C, ...]; `outputPadding` adds to the end of each spatial dim, picking among the
+ * sizes a strided conv maps to the same output size.
+ */
+export function convTranspose(x: Value, w: Value, opts: ConvOptions & { outputPadding?: number[] } = {}): Value {
+  const spatial = x.rank - 2;
+  if (w.rank !== x.rank) fail('ConvTranspose', [x, w], 'weight rank must equal input rank');
+  const group = opts.group ?? 1;
+  const strides = opts.strides ?? Array(spatial).fill(1);
+  const dilations = opts.dilations ?? Array(spatial).fill(1);
+  const pads = opts.pads ?? Array(spatial * 2).fill(0);
+  const outputPadding = opts.outputPadding ?? Array(spatial).fill(0);
+  if (sameDim(x.shape[1]!, w.shape[0]!) === false) fail('ConvTranspose', [x, w], 'input channels differ from the weight\'s first dim');
+  const wc = w.shape[1]!;
+  const shape: Dim[] = [x.shape[0]!, typeof wc === 'number' ? wc * group : x.graph.fresh('conv_dim')];
+  for (let i = 0; i < spatial; i++) {
+    const d = x.shape[2 + i]!;
+    const k = w.shape[2 + i] as number;
+    shape.push(typeof d === 'number'
+      ? (d - 1) * strides[i]! + dilations[i]! * (k - 1) + 1 - pads[i]! - pads[i + spatial]! + outputPadding[i]!
+      : x.graph.fresh('conv_dim'));
+  }
+  const attrs = { strides, pads, dilations, group, kernel_shape: w.shape.slice(2) as number[], output_padding: outputPadding };
+  return x.graph.node('ConvTranspose', [x, w], [{ type: x.type, shape }], attrs)[0]!;
 }
 
 export interface PoolOptions {
