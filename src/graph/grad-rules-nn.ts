@@ -50,8 +50,15 @@ function matmulBatched(c: GradCall, a: Value, b: Value, g: Value): (Value | unde
   });
 }
 
+interface Geometry {
+  kernel: number[];
+  strides: number[];
+  dilations: number[];
+  pads: number[];
+}
+
 /** Spatial geometry of a Conv or pool node, from its attributes (ONNX defaults filled in). */
-function geometry(c: GradCall, kernel: number[]) {
+function geometry(c: GradCall, kernel: number[]): Geometry {
   const n = kernel.length;
   return {
     kernel,
@@ -63,12 +70,14 @@ function geometry(c: GradCall, kernel: number[]) {
 
 /**
  * ConvTranspose's output_padding that maps a strided output back to exactly the input's spatial size (the sizes a
- * strided conv maps to one output size differ in what the last window leaves over).
+ * strided conv maps to one output size differ in what the last window leaves over). Stride 1 leaves nothing over,
+ * whatever the (possibly symbolic) sizes.
  */
-function outputPadding(c: GradCall, x: Value, y: Value, geo: ReturnType<typeof geometry>): number[] {
+function outputPadding(c: GradCall, x: Value, y: Value, geo: Geometry): number[] {
   return geo.kernel.map((k, i) => {
+    if (geo.strides[i] === 1) return 0;
     const [d, o] = [x.shape[2 + i], y.shape[2 + i]];
-    if (typeof d !== 'number' || typeof o !== 'number') throw c.error('needs known spatial dims');
+    if (typeof d !== 'number' || typeof o !== 'number') throw c.error('a strided window needs known spatial dims');
     return d - ((o - 1) * geo.strides[i]! + geo.dilations[i]! * (k - 1) + 1 - geo.pads[i]! - geo.pads[i + geo.kernel.length]!);
   });
 }
@@ -76,20 +85,29 @@ function outputPadding(c: GradCall, x: Value, y: Value, geo: ReturnType<typeof g
 /**
  * d(loss)/dW of y = conv(x, W) with groups G: per group, the correlation of the input with the output gradient
  * over the batch. As one grouped Conv: input [Cg, G·N, ...] (the batch becomes channels), kernel dY [M, N, ...],
- * with strides and dilations swapped; its output [Cg, M, ...] is cut to the kernel size (padding may leave more)
- * and transposed to W's [M, Cg, ...].
+ * with strides and dilations swapped; its output [Cg, M, ...] is cut to the kernel size (padding may leave more
+ * with strides > 1; with stride 1 it is exactly the kernel) and transposed to W's [M, Cg, ...].
  */
-function convWeightGradient(x: Value, w: Value, g: Value, geo: ReturnType<typeof geometry>, group: number): Value {
-  const spatial = x.shape.slice(2) as number[];
+function convWeightGradient(c: GradCall, x: Value, w: Value, g: Value, geo: Geometry, group: number): Value {
+  const spatial = x.shape.slice(2);
+  const axes = spatial.map((_, i) => 2 + i);
   const cg = w.shape[1] as number;
-  const perGroup = op.reshape(x, [0, group, cg, ...spatial]);
-  const input = op.reshape(op.transpose(perGroup, [2, 1, 0, ...spatial.map((_, i) => 3 + i)]), [cg, -1, ...spatial]);
-  const kernel = op.transpose(g, [1, 0, ...spatial.map((_, i) => 2 + i)]);
-  let dw = op.conv(input, kernel, null, { strides: geo.dilations, dilations: geo.strides, pads: geo.pads, group });
-  if (dw.shape.slice(2).some((d, i) => d !== geo.kernel[i])) {
-    dw = op.slice(dw, spatial.map((_, i) => 2 + i), spatial.map(() => 0), geo.kernel);
-  }
-  return op.transpose(dw, [1, 0, ...spatial.map((_, i) => 2 + i)]);
+  const dims = spatial.map((_, i) => c.shapes.dimOf(x, 2 + i, [g]));
+  const perGroup = c.reshapeTo(x, c.shapes.join([c.shapes.dimOf(x, 0, [g]), BigInt(group), BigInt(cg), ...dims]), [x.shape[0]!, group, cg, ...spatial]);
+  const input = c.reshapeTo(op.transpose(perGroup, [2, 1, 0, ...axes.map((a) => a + 1)]), c.shapes.join([BigInt(cg), -1n, ...dims]),
+    [cg, c.graph.fresh('batch_groups'), ...spatial]);
+  const kernel = op.transpose(g, [1, 0, ...axes]);
+  const strided = geo.strides.some((s) => s !== 1);
+  const outSpatial = strided ? spatial.map((d, i) => {
+    const k = kernel.shape[2 + i]!;
+    if (typeof d !== 'number' || typeof k !== 'number') throw c.error('a strided window needs known spatial dims');
+    return Math.floor((d + geo.pads[i]! + geo.pads[i + spatial.length]! - geo.strides[i]! * (k - 1) - 1) / geo.dilations[i]!) + 1;
+  }) : geo.kernel;
+  // kernel_shape is left to ORT: the kernel here is the output gradient, whose spatial dims may be symbolic.
+  let dw = c.graph.node('Conv', [input, kernel], [{ type: x.type, shape: [cg, w.shape[0]!, ...outSpatial] }],
+    { strides: geo.dilations, dilations: geo.strides, pads: geo.pads, group })[0]!;
+  if (outSpatial.some((d, i) => d !== geo.kernel[i])) dw = op.slice(dw, axes, axes.map(() => 0), geo.kernel);
+  return op.transpose(dw, [1, 0, ...axes]);
 }
 
 export const nnRules: Record<string, GradRule> = {
@@ -144,7 +162,7 @@ export const nnRules: Record<string, GradRule> = {
     const group = c.attr('group', 1);
     return c.each((i) => {
       if (i === 0) return op.convTranspose(g, w, { ...geo, group, outputPadding: outputPadding(c, x, y, geo) });
-      if (i === 1) return convWeightGradient(x, w, g, geo, group);
+      if (i === 1) return convWeightGradient(c, x, w, g, geo, group);
       return op.reduceSum(g, g.shape.map((_, a) => a).filter((a) => a !== 1), false);
     });
   },

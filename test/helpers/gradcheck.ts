@@ -55,11 +55,11 @@ export async function gradCheck(name: string, inputs: Record<string, CheckedInpu
 
   // The output's concrete shape, for the cotangent.
   const probe = new Graph('probe');
-  probe.output(build(declare(probe), probe), 'y');
+  probe.output(build(declare(probe), probe), 'probe.y');
   // ORT's fusions (QuickGelu, Gelu, LayerNorm...) have float32 kernels only: float64 graphs run unfused.
   const sessionOptions = { threads: 1, optimization: type === 'float64' ? 'basic' : 'all' } as const;
   const probeSession = await Session.fromGraph(probe, sessionOptions);
-  const yDims = [...(await probeSession.run(feeds()))['y']!.dims];
+  const yDims = [...(await probeSession.run(feeds()))['probe.y']!.dims];
   await probeSession.dispose();
   const cotangent = Arr.from(Array.from({ length: yDims.reduce((a, b) => a * b, 1) }, () => random() * 2 - 1));
 
