@@ -59,13 +59,8 @@ interface Geometry {
 
 /** Spatial geometry of a Conv or pool node, from its attributes (ONNX defaults filled in). */
 function geometry(c: GradCall, kernel: number[]): Geometry {
-  const n = kernel.length;
-  return {
-    kernel,
-    strides: c.attr('strides', Array(n).fill(1) as number[]),
-    dilations: c.attr('dilations', Array(n).fill(1) as number[]),
-    pads: c.attr('pads', Array(2 * n).fill(0) as number[]),
-  };
+  const attrs = c.node.attrs as op.ConvOptions;
+  return { kernel, ...op.convDefaults({ strides: attrs.strides, dilations: attrs.dilations, pads: attrs.pads }, kernel.length) };
 }
 
 /**

@@ -12,7 +12,7 @@ import { trainingNames, type TrainableTensor, type TrainingGraph } from './train
 
 type Floats = Float32Array | Float64Array;
 
-export interface TrainerOptions extends Pick<SessionOptions, 'threads' | 'optimization'> {
+export interface TrainerOptions extends Pick<SessionOptions, 'threads' | 'optimization' | 'memArena'> {
   /** Seed of the dropout masks (each micro-batch gets its own stream from it); default 0. */
   seed?: number;
 }
@@ -96,7 +96,7 @@ export class Trainer {
       }
       slots.set(t.name, slot);
     }
-    const session = await Session.fromGraph(training.graph, { threads: opts.threads, optimization: opts.optimization });
+    const session = await Session.fromGraph(training.graph, { threads: opts.threads, optimization: opts.optimization, memArena: opts.memArena });
     return new Trainer(session, training, slots, opts.seed ?? 0);
   }
 
