@@ -170,3 +170,19 @@ test('a tiny attention block trains its adapter through frozen projections, repr
   assert.notDeepEqual(a, c, 'another seed, other dropout masks');
   assert.ok(a.at(-1)! < 0.8 * a[0]!, `loss ${a[0]} → ${a.at(-1)}`);
 });
+
+test('a trainer resumed from another one\'s state continues exactly as the original does', async () => {
+  const original = await mlpTrainer('float64');
+  const resumed = await mlpTrainer('float64');
+  for (let step = 0; step < 3; step++) await original.run(feeds('float64', batch(step)), settings.lr);
+  resumed.setState(original.state());
+  assert.equal(resumed.step, 3);
+  for (let step = 3; step < 6; step++) {
+    const [a, b] = [await original.run(feeds('float64', batch(step)), settings.lr), await resumed.run(feeds('float64', batch(step)), settings.lr)];
+    assert.equal(b.loss, a.loss);
+  }
+  for (const t of original.tensors) assert.deepEqual(resumed.param(t.name), original.param(t.name));
+  assert.throws(() => resumed.setParam('fc1.weight', [1, 2]), /holds 32 values, got 2/);
+  assert.throws(() => resumed.param('nope'), /not a trainable tensor/);
+  await Promise.all([original.dispose(), resumed.dispose()]);
+});
