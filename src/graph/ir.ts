@@ -67,6 +67,8 @@ export class Graph {
    */
   readonly checkpointShapes = new Map<string, { tensor: string; shape: readonly number[] }>();
   private readonly names = new Set<string>();
+  /** Every tensor by name, for passes over the graph (autodiff) that start from node input and output names. */
+  private readonly values = new Map<string, Value>();
   private counter = 0;
 
   constructor(readonly name = 'egret') {}
@@ -86,8 +88,37 @@ export class Graph {
   }
 
   input(name: string, type: ElemType, shape: Shape): Value {
-    const v = new Value(this, this.claim(name, 'input'), type, shape);
+    const v = this.track(new Value(this, this.claim(name, 'input'), type, shape));
     this.inputs.push(v);
+    return v;
+  }
+
+  /** The tensor named `name` (an input, initializer or node output of this graph). */
+  value(name: string): Value {
+    const v = this.values.get(name);
+    if (!v) throw new GraphError(`graph '${this.name}' has no tensor '${name}'`);
+    return v;
+  }
+
+  /** The initializer named `name`, if there is one. */
+  initializer(name: string): Initializer | undefined {
+    return this.initializers.find((w) => w.name === name);
+  }
+
+  /**
+   * Turns the initializer `name` into a graph input of the same name, type and shape and returns what it held:
+   * a weight that training feeds and updates instead of one fixed in the model.
+   */
+  initializerToInput(name: string): Initializer {
+    const at = this.initializers.findIndex((w) => w.name === name);
+    if (at < 0) throw new GraphError(`graph '${this.name}' has no initializer '${name}'`);
+    const [w] = this.initializers.splice(at, 1);
+    this.inputs.push(this.value(name));
+    return w!;
+  }
+
+  private track(v: Value): Value {
+    this.values.set(v.name, v);
     return v;
   }
 
@@ -96,7 +127,7 @@ export class Graph {
     this.owns(value, 'output');
     let out = value;
     if (name !== value.name) {
-      out = new Value(this, this.claim(name, 'output'), value.type, value.shape);
+      out = this.track(new Value(this, this.claim(name, 'output'), value.type, value.shape));
       this.nodes.push({ opType: 'Identity', domain: '', name: this.fresh(`${name}_identity`), inputs: [value.name], outputs: [out.name], attrs: {} });
     }
     this.outputs.push(out);
@@ -120,7 +151,7 @@ export class Graph {
       throw new GraphError(`weight '${name}' ${type}${formatShape(shape)} needs ${expected} bytes, got ${length}`);
     }
     this.initializers.push({ name, type, shape: [...shape], bytes, byteLength: length });
-    return new Value(this, name, type, shape);
+    return this.track(new Value(this, name, type, shape));
   }
 
   /** Appends a node; `outputs` gives each output's type and shape, already inferred by the caller. */
@@ -128,7 +159,7 @@ export class Graph {
        attrs: Record<string, AttrValue> = {}, domain = ''): Value[] {
     for (const v of inputs) if (v) this.owns(v, opType);
     const name = this.fresh(opType);
-    const outs = outputs.map((o, i) => new Value(this, this.fresh(`${name}_out${i}`), o.type, o.shape));
+    const outs = outputs.map((o, i) => this.track(new Value(this, this.fresh(`${name}_out${i}`), o.type, o.shape)));
     this.nodes.push({ opType, domain, name, inputs: inputs.map((v) => (v ? v.name : '')), outputs: outs.map((v) => v.name), attrs });
     return outs;
   }

@@ -17,6 +17,11 @@ export interface SessionOptions {
    * and every option that changes the graph). A later session with the same key skips building and optimising.
    */
   cache?: { dir: string; key: string };
+  /**
+   * ORT's CPU memory arena (default on). Off, tensors go back to the system as they die: a training step's peak
+   * is ~1/3 lower (measured on a LLaMA-shaped adapter step), at some speed.
+   */
+  memArena?: boolean;
 }
 
 /** Graphs whose weights exceed this are written to disk with external data (protobuf stops at 2 GB). */
@@ -109,6 +114,7 @@ function baseOptions(opts: SessionOptions): ort.InferenceSession.SessionOptions 
     interOpNumThreads: 1,
     graphOptimizationLevel: opts.optimization ?? 'all',
     executionMode: 'sequential',
+    enableCpuMemArena: opts.memArena ?? true,
   };
 }
 

@@ -45,6 +45,9 @@ export const erf = (x: Value) => (floatOnly('Erf', x), unary('Erf', x));
 export const tanh = (x: Value) => (floatOnly('Tanh', x), unary('Tanh', x));
 export const sigmoid = (x: Value) => (floatOnly('Sigmoid', x), unary('Sigmoid', x));
 export const not = (x: Value) => unary('Not', x);
+export const and = (a: Value, b: Value) => binary('And', a, b);
+export const log = (x: Value) => (floatOnly('Log', x), unary('Log', x));
+export const sign = (x: Value) => unary('Sign', x);
 export const cos = (x: Value) => (floatOnly('Cos', x), unary('Cos', x));
 export const sin = (x: Value) => (floatOnly('Sin', x), unary('Sin', x));
 

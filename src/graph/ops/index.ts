@@ -6,3 +6,4 @@ export * from './nn.js';
 export * from './attention.js';
 export * from './torch-resize.js';
 export type { Value } from '../ir.js';
+export * from './dropout.js';

@@ -9,6 +9,10 @@ export function softmax(x: Value, axis = -1): Value {
   return x.graph.node('Softmax', [x], [{ type: x.type, shape: x.shape }], { axis: axisOf('Softmax', x, axis) })[0]!;
 }
 
+export function logSoftmax(x: Value, axis = -1): Value {
+  return x.graph.node('LogSoftmax', [x], [{ type: x.type, shape: x.shape }], { axis: axisOf('LogSoftmax', x, axis) })[0]!;
+}
+
 /** LayerNorm over the last dims covered by `scale` (ONNX LayerNormalization, computed in the input type). */
 export function layerNorm(x: Value, scale: Value, bias: Value | null, epsilon: number): Value {
   const axis = x.rank - scale.rank;
@@ -36,29 +40,52 @@ export interface ConvOptions {
   group?: number;
 }
 
+/** Conv options with ONNX's defaults filled in for `spatial` dims. */
+export function convDefaults(opts: ConvOptions, spatial: number): Required<ConvOptions> {
+  return {
+    group: opts.group ?? 1,
+    strides: opts.strides ?? Array(spatial).fill(1),
+    dilations: opts.dilations ?? Array(spatial).fill(1),
+    pads: opts.pads ?? Array(spatial * 2).fill(0),
+  };
+}
+
+/** Output dims of a conv-like op: batch, `channels`, then `size(input dim, kernel dim, i)` per known spatial dim. */
+function convShape(opType: string, x: Value, w: Value, channels: Dim, size: (d: number, k: number, i: number) => number): Dim[] {
+  if (w.rank !== x.rank) fail(opType, [x, w], 'weight rank must equal input rank');
+  return [x.shape[0]!, channels, ...x.shape.slice(2).map((d, i) => (typeof d === 'number' ? size(d, w.shape[2 + i] as number, i) : x.graph.fresh('conv_dim')))];
+}
+
 /** N-d convolution, x [N, C, ...] with w [M, C / group, ...kernel]. */
 export function conv(x: Value, w: Value, bias: Value | null, opts: ConvOptions = {}): Value {
   const spatial = x.rank - 2;
-  if (w.rank !== x.rank) fail('Conv', [x, w], 'weight rank must equal input rank');
-  const group = opts.group ?? 1;
-  const strides = opts.strides ?? Array(spatial).fill(1);
-  const dilations = opts.dilations ?? Array(spatial).fill(1);
-  const pads = opts.pads ?? Array(spatial * 2).fill(0);
+  const { group, strides, dilations, pads } = convDefaults(opts, spatial);
   const c = x.shape[1]!;
   const wc = w.shape[1]!;
   if (typeof c === 'number' && typeof wc === 'number' && c !== wc * group) {
     fail('Conv', [x, w], `input channels ${c} ≠ weight channels ${wc} × group ${group}`);
   }
-  const shape: Dim[] = [x.shape[0]!, w.shape[0]!];
-  for (let i = 0; i < spatial; i++) {
-    const d = x.shape[2 + i]!;
-    const k = w.shape[2 + i] as number;
-    shape.push(typeof d === 'number'
-      ? Math.floor((d + pads[i]! + pads[i + spatial]! - dilations[i]! * (k - 1) - 1) / strides[i]!) + 1
-      : x.graph.fresh('conv_dim'));
-  }
+  const shape = convShape('Conv', x, w, w.shape[0]!, (d, k, i) =>
+    Math.floor((d + pads[i]! + pads[i + spatial]! - dilations[i]! * (k - 1) - 1) / strides[i]!) + 1);
   const attrs = { strides, pads, dilations, group, kernel_shape: w.shape.slice(2) as number[] };
   return x.graph.node('Conv', bias ? [x, w, bias] : [x, w], [{ type: x.type, shape }], attrs)[0]!;
+}
+
+/**
+ * The transposed convolution of `conv` with the same options: x [N, M, ...] and w [M, C / group, ...kernel]
+ * (conv's own weight) give [N, C, ...]; `outputPadding` adds to the end of each spatial dim, picking among the
+ * sizes a strided conv maps to the same output size.
+ */
+export function convTranspose(x: Value, w: Value, opts: ConvOptions & { outputPadding?: number[] } = {}): Value {
+  const spatial = x.rank - 2;
+  const { group, strides, dilations, pads } = convDefaults(opts, spatial);
+  const outputPadding = opts.outputPadding ?? Array(spatial).fill(0);
+  if (sameDim(x.shape[1]!, w.shape[0]!) === false) fail('ConvTranspose', [x, w], 'input channels differ from the weight\'s first dim');
+  const wc = w.shape[1]!;
+  const shape = convShape('ConvTranspose', x, w, typeof wc === 'number' ? wc * group : x.graph.fresh('conv_dim'), (d, k, i) =>
+    (d - 1) * strides[i]! + dilations[i]! * (k - 1) + 1 - pads[i]! - pads[i + spatial]! + outputPadding[i]!);
+  const attrs = { strides, pads, dilations, group, kernel_shape: w.shape.slice(2) as number[], output_padding: outputPadding };
+  return x.graph.node('ConvTranspose', [x, w], [{ type: x.type, shape }], attrs)[0]!;
 }
 
 export interface PoolOptions {

@@ -1,6 +1,6 @@
 import { GraphError, type Value } from '../ir.js';
 import { axisOf, broadcast, dimProduct, dimQuotient, dimSum, fail, sameDim } from '../shape.js';
-import type { Dim } from '../types.js';
+import type { Dim, ElemType, Shape } from '../types.js';
 
 function ints(like: Value, values: readonly number[]): Value {
   return like.graph.constant('int64', [values.length], values.map((v) => BigInt(v)), 'ints');
@@ -103,11 +103,53 @@ export function gatherND(data: Value, indices: Value, batchDims = 0): Value {
   return data.graph.node('GatherND', [data, indices], [{ type: data.type, shape }], { batch_dims: batchDims })[0]!;
 }
 
-/** ScatterND: a copy of `data` with slices at `indices` (int64 [..., k]) replaced by `updates`. */
-export function scatterND(data: Value, indices: Value, updates: Value): Value {
+/**
+ * ScatterND: a copy of `data` with slices at `indices` (int64 [..., k]) replaced by `updates`, or with `updates`
+ * added to them (reduction 'add', opset 16: repeated indices accumulate).
+ */
+export function scatterND(data: Value, indices: Value, updates: Value, reduction?: 'add'): Value {
   if (indices.type !== 'int64') fail('ScatterND', [data, indices, updates], 'indices must be int64');
   if (data.type !== updates.type) fail('ScatterND', [data, updates], 'element types differ');
-  return data.graph.node('ScatterND', [data, indices, updates], [{ type: data.type, shape: data.shape }])[0]!;
+  return data.graph.node('ScatterND', [data, indices, updates], [{ type: data.type, shape: data.shape }], reduction ? { reduction } : {})[0]!;
+}
+
+/** GatherElements along `axis`: out[..., i, ...] = data[..., indices[..., i, ...], ...] (indices int64, data's rank). */
+export function gatherElements(data: Value, indices: Value, axis: number): Value {
+  if (indices.type !== 'int64' || indices.rank !== data.rank) fail('GatherElements', [data, indices], 'indices must be int64 of the data\'s rank');
+  return data.graph.node('GatherElements', [data, indices], [{ type: data.type, shape: indices.shape }], { axis: axisOf('GatherElements', data, axis) })[0]!;
+}
+
+/** ScatterElements along `axis`, the inverse of gatherElements; reduction 'add' accumulates repeated indices. */
+export function scatterElements(data: Value, indices: Value, updates: Value, axis: number, reduction?: 'add'): Value {
+  if (indices.type !== 'int64') fail('ScatterElements', [data, indices, updates], 'indices must be int64');
+  if (data.type !== updates.type) fail('ScatterElements', [data, updates], 'element types differ');
+  const attrs: Record<string, number | string> = { axis: axisOf('ScatterElements', data, axis) };
+  if (reduction) attrs['reduction'] = reduction;
+  return data.graph.node('ScatterElements', [data, indices, updates], [{ type: data.type, shape: data.shape }], attrs)[0]!;
+}
+
+/** A tensor filled with `value`, of the runtime shape `shape` (int64 [rank]); `declared` is its shape in the graph. */
+export function filled(shape: Value, type: ElemType, value: number, declared: Shape): Value {
+  if (shape.type !== 'int64' || shape.rank !== 1) fail('Expand', [shape], 'shape must be an int64 vector');
+  const fill = shape.graph.constant(type, [], [type === 'int64' ? BigInt(value) : value], 'fill');
+  return shape.graph.node('Expand', [fill, shape], [{ type, shape: declared }])[0]!;
+}
+
+/**
+ * Zero padding: `pads` (numbers or an int64 tensor) holds the amounts before every axis, then after every axis
+ * (ONNX Pad, mode constant). `declared` is the padded shape when the pads are a tensor.
+ */
+export function pad(x: Value, pads: readonly number[] | Value, declared?: Shape): Value {
+  let shape: Shape;
+  if (Array.isArray(pads)) {
+    if (pads.length !== 2 * x.rank) fail('Pad', [x], `needs ${2 * x.rank} pads, got ${pads.length}`);
+    shape = x.shape.map((d, i) => (pads[i] === 0 && pads[i + x.rank] === 0 ? d
+      : typeof d === 'number' ? d + pads[i]! + pads[i + x.rank]! : x.graph.fresh('pad_dim')));
+  } else {
+    shape = declared ?? x.shape.map(() => x.graph.fresh('pad_dim'));
+  }
+  const padsV = Array.isArray(pads) ? ints(x, pads) : (pads as Value);
+  return x.graph.node('Pad', [x, padsV], [{ type: x.type, shape }])[0]!;
 }
 
 export function unsqueeze(x: Value, axes: readonly number[]): Value {
