@@ -15,7 +15,7 @@ export interface TensorInfo {
 
 /** Tensors of one file, a sharded set or a model directory. Listing reads no tensor data. */
 export interface TensorSource {
-  readonly format: 'safetensors' | 'pytorch';
+  readonly format: 'safetensors' | 'pytorch' | 'memory';
   list(): TensorInfo[];
   has(name: string): boolean;
   /** InputError if absent, naming it. */

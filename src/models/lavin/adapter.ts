@@ -50,9 +50,15 @@ export function checkAdapter(source: TensorSource, module: string, shape: Adapte
   }
 }
 
+/** Dropout on the adapters' hidden units while training: its probability and the graph's random stream. */
+export interface AdapterDropout {
+  p: number;
+  noise: op.DropoutNoise;
+}
+
 /** softmax((z · Wᵀ + b) / t) over the router's two experts: [..., C] → [..., 2]. */
 export function routeWeights(scope: WeightScope, z: Value, shape: AdapterShape): Value {
-  const logits = op.add(op.matmul(z, scope.weight('expert_weights.weight', { transpose: true })), scope.weight('expert_weights.bias'));
+  const logits = op.add(op.matmul(z, op.transpose(scope.weight('expert_weights.weight'), [1, 0])), scope.weight('expert_weights.bias'));
   return op.softmax(op.mul(logits, 1 / shape.temperature), -1);
 }
 
@@ -62,11 +68,12 @@ export function routeWeights(scope: WeightScope, z: Value, shape: AdapterShape):
  * they are stored (training updates them in place and saves them in LaVIN's layout): the kernel-1 convolutions are
  * reshaped into products, the grouped ones as a batch of per-group products.
  */
-export function mixtureAdapter(scope: WeightScope, x: Value, route: Value, shape: AdapterShape): Value {
+export function mixtureAdapter(scope: WeightScope, x: Value, route: Value, shape: AdapterShape, dropout?: AdapterDropout): Value {
   const { width, hidden, groups } = shape;
   const perGroup = hidden / groups;
   const down = op.reshape(scope.weight('conv_A.weight'), [hidden, width]);
-  const h = op.add(op.matmul(x, op.transpose(down, [1, 0])), scope.weight('conv_A.bias'));
+  // RepAdapter_Router's dropout (0.1 by default) acts on the down-projection, in training only.
+  const h = op.dropout(op.add(op.matmul(x, op.transpose(down, [1, 0])), scope.weight('conv_A.bias')), dropout?.p ?? 0, dropout?.noise);
   // [batch, tokens, r] → [batch, tokens, g, 1, r/g]: group j's hidden units as one row.
   const rows = op.unsqueeze(op.reshape(h, [0, 0, groups, perGroup]), [3]);
   const expert = (leaf: string) => {

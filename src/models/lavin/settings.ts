@@ -27,7 +27,7 @@ const MODALITY = 'adapter_modality_embedding.weight';
 const PREFIXES = ['model.module.', 'model.', 'module.', ''];
 
 /** The saved argparse Namespace's fields, if the file has one. */
-function savedArgs(source: TensorSource): Map<PyValue, PyValue> | undefined {
+function savedArgs(source: TensorSource): ReadonlyMap<PyValue, PyValue> | undefined {
   if (!(source instanceof PytorchFile) || !(source.root instanceof PyDict)) return undefined;
   const args = source.root.entries.get('args');
   if (args instanceof PyObject && args.state instanceof PyDict) return args.state.entries;
@@ -38,12 +38,12 @@ function savedArgs(source: TensorSource): Map<PyValue, PyValue> | undefined {
 /**
  * The settings of the LaVIN checkpoint `source` (file `where`) for a LLaMA of width `llmWidth` and a CLIP tower of
  * width `clipWidth` with `clipLayers` blocks. A missing or contradictory setting is an InputError naming the field or
- * tensor.
+ * tensor. `args` defaults to the checkpoint's saved ones (a fresh start passes its own).
  */
-export function lavinSettings(source: TensorSource, where: string, dims: { llmWidth: number; clipWidth: number; clipLayers: number }): LavinSettings {
+export function lavinSettings(source: TensorSource, where: string, dims: { llmWidth: number; clipWidth: number; clipLayers: number },
+                              args: ReadonlyMap<PyValue, PyValue> | undefined = savedArgs(source)): LavinSettings {
   const prefix = PREFIXES.find((p) => source.has(p + MODALITY));
   if (prefix === undefined) throw new InputError(`${where}: no tensor '${MODALITY}' (with or without 'model.module.'): not a LaVIN checkpoint`);
-  const args = savedArgs(source);
   const arg = (key: string): PyValue | undefined => args?.get(key);
   const number = (key: string, check: (v: number) => boolean, rule: string): number => {
     const v = arg(key);

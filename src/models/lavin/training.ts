@@ -19,7 +19,7 @@ import { MASKED } from '../../runtime/kv-cache.js';
 import type { ClipVisionConfig } from '../clip.js';
 import { buildDecoderGraph } from '../llama/graph.js';
 import type { LanguageModelWeights } from '../llama/load.js';
-import { mixtureAdapter, routeWeights } from './adapter.js';
+import { mixtureAdapter, routeWeights, type AdapterDropout } from './adapter.js';
 import type { LavinSettings } from './settings.js';
 import { buildLavinVision } from './vision.js';
 
@@ -28,12 +28,15 @@ export interface LavinTrainingForward {
   logits: Value;
 }
 
-export function buildLavinTrainingForward(weights: LanguageModelWeights, clip: TensorSource, adapters: TensorSource, clipConfig: ClipVisionConfig, settings: LavinSettings): LavinTrainingForward {
+/** The forward graph; with `dropout` > 0 the adapters drop hidden units from the graph's `dropout_seed` stream. */
+export function buildLavinTrainingForward(weights: LanguageModelWeights, clip: TensorSource, adapters: TensorSource, clipConfig: ClipVisionConfig, settings: LavinSettings,
+                                          dropout = 0): LavinTrainingForward {
   const graph = new Graph('lavin-train');
+  const drop: AdapterDropout | undefined = dropout > 0 ? { p: dropout, noise: op.DropoutNoise.input(graph) } : undefined;
   const { hidden } = weights.config;
   const size = clipConfig.imageSize;
   const pixels = graph.input('pixel_values', 'float32', ['batch', 3, size, size]);
-  const visual = buildLavinVision(graph, clip, adapters, clipConfig, settings, pixels).tokens;
+  const visual = buildLavinVision(graph, clip, adapters, clipConfig, settings, pixels, drop).tokens;
   const text = graph.input('text_embeds', 'float32', ['batch', 'seq.0', hidden]);
   const visualRows = graph.input('visual_rows', 'float32', ['batch', 'seq.0', settings.visualTokens]);
   const modalityRows = graph.input('modality_rows', 'float32', ['batch', 'seq.0', 2]);
@@ -46,7 +49,7 @@ export function buildLavinTrainingForward(weights: LanguageModelWeights, clip: T
     attentionInput: (x, layer) => {
       const adapter = new WeightScope(graph, adapters, `${settings.prefix}layers.${layer}.adapter_attn`);
       // lavin/mm_adapter.py: the route of every sample from its first row (the modality token), per layer.
-      return mixtureAdapter(adapter, x, routeWeights(adapter, op.slice(x, [1], [0], [1]), settings.llm), settings.llm);
+      return mixtureAdapter(adapter, x, routeWeights(adapter, op.slice(x, [1], [0], [1]), settings.llm), settings.llm, drop);
     },
   });
   return { graph, logits: graph.outputs.find((v) => v.name === 'logits')! };

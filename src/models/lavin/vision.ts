@@ -12,9 +12,8 @@ import * as op from '../../graph/ops/index.js';
 import { WeightScope } from '../../graph/weights.js';
 import type { TensorSource } from '../../io/checkpoint.js';
 import { clipEmbeddings, clipLayerNorm, clipMlp, clipPreLayerNorm, clipSelfAttention, clipVisionConfigFromOpenAi, OPENAI_CLIP_NAMING, type ClipTower, type ClipVisionConfig } from '../clip.js';
-import { linear } from '../linear.js';
 import { readJson } from '../llama/config.js';
-import { mixtureAdapter, routeWeights } from './adapter.js';
+import { mixtureAdapter, routeWeights, type AdapterDropout } from './adapter.js';
 import type { LavinSettings } from './settings.js';
 
 /**
@@ -53,7 +52,8 @@ export interface LavinVision {
  * pixels [batch, 3, S, S] (preprocessLavin) → LaVIN's visual tokens. `clip` holds the tower (`visual.*`), `adapters`
  * the checkpoint (names under `settings.prefix`).
  */
-export function buildLavinVision(graph: Graph, clip: TensorSource, adapters: TensorSource, config: ClipVisionConfig, settings: LavinSettings, pixels: Value): LavinVision {
+export function buildLavinVision(graph: Graph, clip: TensorSource, adapters: TensorSource, config: ClipVisionConfig, settings: LavinSettings, pixels: Value,
+                                 dropout?: AdapterDropout): LavinVision {
   const tower: ClipTower = { config, scope: new WeightScope(graph, clip, 'visual'), naming: OPENAI_CLIP_NAMING, dtype: 'fp32' };
   const every = config.layers / settings.visualTokens;
   const routes: Value[] = [];
@@ -65,14 +65,15 @@ export function buildLavinVision(graph: Graph, clip: TensorSource, adapters: Ten
     const y = clipLayerNorm(tower, `${block}.${OPENAI_CLIP_NAMING.norm1}`, x);
     const route = routeWeights(adapter, y, settings.clip);
     routes.push(route);
-    const h = op.add(x, clipSelfAttention(tower, i, mixtureAdapter(adapter, y, route, settings.clip)));
+    const h = op.add(x, clipSelfAttention(tower, i, mixtureAdapter(adapter, y, route, settings.clip, dropout)));
     x = op.add(h, clipMlp(tower, i, clipLayerNorm(tower, `${block}.${OPENAI_CLIP_NAMING.norm2}`, h)));
     if ((i + 1) % every === 0) cls.push(op.slice(x, [1], [0], [1]));
   }
   const features = op.concat(cls, 1);
   const projector = new WeightScope(graph, adapters, `${settings.prefix}adapter_proj`);
-  const hidden = op.silu(linear(projector, 'conv_A.weight', features, 'fp32', 'conv_A.bias'));
-  return { routes, cls: features, tokens: linear(projector, 'conv_B.weight', hidden, 'fp32', 'conv_B.bias') };
+  // adapter_proj's Linear weights [out, in] are used as stored (training updates them in LaVIN's layout).
+  const project = (x: Value, leaf: string) => op.add(op.matmul(x, op.transpose(projector.weight(`${leaf}.weight`), [1, 0])), projector.weight(`${leaf}.bias`));
+  return { routes, cls: features, tokens: project(op.silu(project(features, 'conv_A')), 'conv_B') };
 }
 
 /** The graph the model runs per batch of images: pixel_values → visual_tokens. */
