@@ -16,6 +16,7 @@ import { LOGITS_HELP } from '../src/cli/logits.js';
 import { MODEL_OPTIONS } from '../src/cli/model-args.js';
 import { SERVE_HELP } from '../src/cli/serve.js';
 import { TOKENIZE_HELP } from '../src/cli/tokenize.js';
+import { TRAIN_HELP } from '../src/cli/train.js';
 import { assertInputError, egret, ROOT } from './helpers/cli.js';
 
 /** Every command line with its parser's options (model commands take the model options too). */
@@ -31,6 +32,7 @@ const COMMANDS: [string[], CommandHelp][] = [
   [['serve'], SERVE_HELP],
   [['tokenize'], TOKENIZE_HELP],
   [['inspect'], INSPECT_HELP],
+  [['train', 'lavin'], TRAIN_HELP],
 ];
 
 test('egret <command> --help and egret help <command> print the usage and every option, exit 0', async () => {
