@@ -4,35 +4,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openCheckpoint, openCheckpointFile, type TensorSource } from '../src/io/checkpoint.js';
 import { ROOT, assertInputError, egret } from './helpers/cli.js';
 import { maxAbsDiff } from './helpers/compare.js';
+import { tinyScienceQa } from './helpers/lavin.js';
 
 const DIR = join(ROOT, 'test/fixtures/tiny-lavin');
 const MODEL = ['--model', join(DIR, 'llama'), '--clip', join(DIR, 'clip/ViT-tiny.pt')];
 const ADAPTER = join(DIR, 'lavin/checkpoint-19.pth');
 
-interface Sample { qid: string; image_file?: string; problem: Record<string, unknown> }
-const SAMPLES = (JSON.parse(readFileSync(join(DIR, 'expected.json'), 'utf8')) as { samples: Sample[] }).samples;
-
-/** The fixture's problems as an official ScienceQA folder, `train` holding `ids` in that order. */
-function scienceQa(dir: string, ids: readonly string[]): string {
-  const data = join(dir, 'sqa');
-  const problems: Record<string, unknown> = {};
-  for (const s of SAMPLES) {
-    problems[s.qid] = { ...s.problem, split: 'train' };
-    if (s.image_file) {
-      mkdirSync(join(data, 'images/train', s.qid), { recursive: true });
-      copyFileSync(join(DIR, s.image_file), join(data, 'images/train', s.qid, 'image.png'));
-    }
-  }
-  writeFileSync(join(data, 'problems.json'), JSON.stringify(problems));
-  writeFileSync(join(data, 'pid_splits.json'), JSON.stringify({ train: ids, val: [] }));
-  return data;
-}
 
 const EXACT = ['--batch-size', '2', '--accum-iter', '1', '--no-shuffle', '--dropout', '0', '--lr', '1e-3', '--schedule', 'constant', '--threads', '1'];
 
@@ -48,7 +31,7 @@ async function withFiles<T>(paths: string[], run: (sources: TensorSource[]) => P
 test('egret train lavin --trace: four losses, first-step gradients and AdamW step 1 match the training reference', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'egret-train-trace-'));
   try {
-    const data = scienceQa(dir, ['a0', 'a2']);
+    const data = tinyScienceQa(dir, ['a0', 'a2']);
     const trace = join(dir, 'trace.safetensors');
     const run = await egret('train', 'lavin', ...MODEL, '--adapter', ADAPTER, '--data', data, '--out', join(dir, 'run'), ...EXACT, '--max-steps', '4', '--trace', trace);
     assert.equal(run.code, 0, run.stderr);
@@ -79,7 +62,7 @@ test('egret train lavin --trace: four losses, first-step gradients and AdamW ste
 test('egret train lavin from fresh adapters lowers the loss; its checkpoint holds the trained adapters and loads for inference', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'egret-train-fresh-'));
   try {
-    const data = scienceQa(dir, ['a0', 'a2', 'a1', 'a3']);
+    const data = tinyScienceQa(dir, ['a0', 'a2', 'a1', 'a3']);
     const out = join(dir, 'run');
     const trace = join(dir, 'trace.safetensors');
     const run = await egret('train', 'lavin', ...MODEL, '--data', data, '--out', out, '--batch-size', '2', '--accum-iter', '1', '--no-shuffle',
@@ -104,7 +87,7 @@ test('egret train lavin from fresh adapters lowers the loss; its checkpoint hold
 test('egret train lavin --resume: a run stopped after 2 updates and resumed ends with the uninterrupted run\'s adapters', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'egret-train-resume-'));
   try {
-    const data = scienceQa(dir, ['a0', 'a2', 'a1', 'a3']);
+    const data = tinyScienceQa(dir, ['a0', 'a2', 'a1', 'a3']);
     // Shuffled data, dropout and a cosine schedule: the order, the masks and the rate must all pick up where they were.
     const common = [...MODEL, '--data', data, '--batch-size', '1', '--accum-iter', '2', '--epochs', '3', '--warmup-epochs', '1', '--dropout', '0.1', '--seed', '7', '--threads', '1'];
     const whole = await egret('train', 'lavin', ...common, '--out', join(dir, 'whole'));
@@ -129,7 +112,7 @@ test('egret train lavin --resume: a run stopped after 2 updates and resumed ends
 test('SIGKILL while egret train lavin saves leaves a loadable, resumable checkpoint', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'egret-train-kill-'));
   try {
-    const data = scienceQa(dir, ['a0', 'a2']);
+    const data = tinyScienceQa(dir, ['a0', 'a2']);
     const out = join(dir, 'run');
     // Every update ends an epoch here, so every update saves: kills land in saves often.
     for (const delayMs of [150, 400, 700]) {
@@ -158,7 +141,7 @@ test('SIGKILL while egret train lavin saves leaves a loadable, resumable checkpo
 test('egret train lavin bad input: exit 2 before any step, a previous run left as it was', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'egret-train-bad-'));
   try {
-    const data = scienceQa(dir, ['a0', 'a2']);
+    const data = tinyScienceQa(dir, ['a0', 'a2']);
     const ok = ['--batch-size', '2', '--max-steps', '1', '--threads', '1'];
     assertInputError(await egret('train', 'lavin', ...MODEL, '--data', join(dir, 'nowhere'), '--out', join(dir, 'o1'), ...ok), /no problems\.json/);
     assertInputError(await egret('train', 'lavin', ...MODEL, '--data', data, '--split', 'minitrain', '--out', join(dir, 'o2'), ...ok), /no split 'minitrain'/);

@@ -2,7 +2,7 @@
 // labels, the sequence's labels after the modality token and the inserted rows, and the batch loss.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openCheckpoint, openCheckpointFile } from '../src/io/checkpoint.js';
@@ -14,6 +14,7 @@ import { lavinSettings } from '../src/models/lavin/settings.js';
 import { lavinClipConfig } from '../src/models/lavin/vision.js';
 import { buildLavinTrainingForward, lavinTrainingMask } from '../src/models/lavin/training.js';
 import { loadTokenizer } from '../src/text/load.js';
+import { tinyScienceQa } from './helpers/lavin.js';
 import { readScienceQa } from '../src/train/scienceqa.js';
 import { lavinBatch, lavinSample } from '../src/train/lavin-data.js';
 
@@ -21,24 +22,6 @@ const DIR = 'test/fixtures/tiny-lavin';
 const CLIP = `${DIR}/clip/ViT-tiny.pt`;
 const ADAPTER = `${DIR}/lavin/checkpoint-19.pth`;
 
-interface Sample { qid: string; image_file?: string; problem: Record<string, unknown> }
-const SAMPLES = (JSON.parse(readFileSync(`${DIR}/expected.json`, 'utf8')) as { samples: Sample[] }).samples;
-
-/** The fixture's training problems (a0 with its image, a2 text-only) as an official ScienceQA folder. */
-function scienceQaFolder(dir: string): string {
-  const data = join(dir, 'sqa');
-  const problems: Record<string, unknown> = {};
-  for (const s of SAMPLES) {
-    problems[s.qid] = { ...s.problem, split: 'train' };
-    if (s.image_file) {
-      mkdirSync(join(data, 'images/train', s.qid), { recursive: true });
-      copyFileSync(join(DIR, s.image_file), join(data, 'images/train', s.qid, 'image.png'));
-    }
-  }
-  writeFileSync(join(data, 'problems.json'), JSON.stringify(problems));
-  writeFileSync(join(data, 'pid_splits.json'), JSON.stringify({ train: ['a0', 'a2'] }));
-  return data;
-}
 
 const ints = (bytes: Uint8Array) => Array.from(new BigInt64Array(bytes.slice().buffer), Number);
 
@@ -46,7 +29,7 @@ test('LaVIN training data and forward: examples, labels, sequence labels exact; 
   const dir = mkdtempSync(join(tmpdir(), 'egret-lavin-train-'));
   const ref = await openCheckpoint(`${DIR}/expected_train.safetensors`);
   try {
-    const data = scienceQaFolder(dir);
+    const data = tinyScienceQa(dir, ['a0', 'a2']);
     const tokenizer = await loadTokenizer(`${DIR}/llama`);
     const samples = readScienceQa(data, 'train').map((p) => lavinSample(tokenizer, p, join(data, 'images/train'), 512));
     assert.deepEqual(samples.map((s) => s.indicator), ints(await ref.read('indicators')));
