@@ -1,6 +1,6 @@
 // A training run's curves as a PNG line chart (`egret train lavin` writes loss.png with it as the run goes).
 // Drawn into an RGB buffer here and encoded by sharp; text uses the bitmap font below, so no system font is needed.
-import { rename, rm } from 'node:fs/promises';
+import { rename, rm, writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { InputError } from '../errors.js';
 
@@ -92,6 +92,8 @@ function valueRange(values: readonly number[]): [number, number] {
   let lo = Infinity, hi = -Infinity;
   for (const v of values) if (Number.isFinite(v)) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
   if (lo > hi) return [0, 1];
+  // hi - lo must stay finite for the scale (NaN pixel rows would never end a line); values beyond are clipped.
+  if (!Number.isFinite(hi - lo)) [lo, hi] = [Math.max(lo, -Number.MAX_VALUE / 4), Math.min(hi, Number.MAX_VALUE / 4)];
   if (lo === hi) {
     const pad = lo === 0 ? 1 : Math.abs(lo) / 2;
     return [lo - pad, hi + pad];
@@ -149,13 +151,15 @@ export async function writeCurvesPng(path: string, title: string, curves: readon
   canvas.fill(px - 1, py - 1, 1, ph + 2, INK);
   canvas.fill(px + pw, py - 1, 1, ph + 2, INK);
 
+  // Encoded in memory and written by fs rather than sharp's toFile, whose errors span lines and carry no code.
+  const png = await sharp(canvas.pixels, { raw: { width, height, channels: 3 } }).png().toBuffer();
   const tmp = `${path}.tmp-${process.pid}-${writes++}`;
   try {
-    await sharp(canvas.pixels, { raw: { width, height, channels: 3 } }).png().toFile(tmp);
+    await writeFile(tmp, png);
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });
-    throw new InputError(`cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new InputError(`cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
 }
 
