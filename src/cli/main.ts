@@ -17,6 +17,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   inspect: { summary: 'the tensors of a checkpoint, without reading their data', load: async () => (await import('./inspect.js')).inspectCommand },
   calibrate: { summary: "calibrate vtw: pick VTW's withdrawal layer by the official KL rule", load: async () => (await import('./calibrate.js')).calibrateCommand },
   eval: { summary: 'eval run|merge|score: answer and score benchmarks', load: async () => (await import('./eval.js')).evalCommand },
+  lab: { summary: "lab generate|tokenizer: the lab's generated tasks and tiny models' tokenizer", load: async () => (await import('./lab.js')).labCommand },
   bench: { summary: 'speed and FLOPs benchmarks (egret bench --list)', load: async () => (await import('./bench.js')).benchCommand },
 };
 
