@@ -28,9 +28,13 @@ export interface DatasetOptions {
 /** Samples rendered at once: sharp works on its own threads while the next sample is drawn. */
 const IN_FLIGHT = 4;
 
-/** The image name of small-print sample `index`. */
+/** The id of small-print sample `index` in the question and annotation files, and its image's name. */
+export function smallPrintId(index: number): string {
+  return String(index).padStart(6, '0');
+}
+
 export function smallPrintImageName(index: number): string {
-  return `${String(index).padStart(6, '0')}.png`;
+  return `${smallPrintId(index)}.png`;
 }
 
 /** The user's message of a small-print question, without the image placeholder. */
@@ -52,7 +56,7 @@ export async function writeSmallPrintDataset(dir: string, { seed, count, onProgr
     samples.push(sample);
     onProgress?.(samples.length);
   });
-  const id = (s: { index: number }) => String(s.index).padStart(6, '0');
+  const id = (s: { index: number }) => smallPrintId(s.index);
   const llava = samples.map((s) => ({
     id: id(s),
     image: smallPrintImageName(s.index),
