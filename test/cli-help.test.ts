@@ -12,6 +12,7 @@ import { SCORE_HELP } from '../src/cli/eval.js';
 import { MERGE_HELP, RUN_HELP } from '../src/cli/eval-run.js';
 import { GENERATE_HELP } from '../src/cli/generate.js';
 import { INSPECT_HELP } from '../src/cli/inspect.js';
+import { LAB_GENERATE_HELP, LAB_TOKENIZER_HELP } from '../src/cli/lab.js';
 import { LOGITS_HELP } from '../src/cli/logits.js';
 import { MODEL_OPTIONS } from '../src/cli/model-args.js';
 import { SERVE_HELP } from '../src/cli/serve.js';
@@ -33,6 +34,8 @@ const COMMANDS: [string[], CommandHelp][] = [
   [['tokenize'], TOKENIZE_HELP],
   [['inspect'], INSPECT_HELP],
   [['train', 'lavin'], TRAIN_HELP],
+  [['lab', 'generate'], LAB_GENERATE_HELP],
+  [['lab', 'tokenizer'], LAB_TOKENIZER_HELP],
 ];
 
 test('egret <command> --help and egret help <command> print the usage and every option, exit 0', async () => {
@@ -44,7 +47,7 @@ test('egret <command> --help and egret help <command> print the usage and every 
       for (const name of Object.keys(help.options)) assert.match(run.stdout, new RegExp(`\\n  --${name}\\b`), `${words.join(' ')} --help lacks --${name}`);
     }
   }
-  for (const words of [['--help'], ['help'], ['eval', '--help'], ['bench', '--help'], ['help', 'bench']]) {
+  for (const words of [['--help'], ['help'], ['eval', '--help'], ['lab', '--help'], ['bench', '--help'], ['help', 'bench']]) {
     const run = await egret(...words);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /^usage: egret/);

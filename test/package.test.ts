@@ -1,12 +1,13 @@
 // egret installed as a user installs it: `npm pack`, then `npm install ./egret-vl-*.tgz` in an empty folder with
 // this npm and with npm 10, with ONNXRUNTIME_NODE_INSTALL=skip as the README tells users (onnxruntime-node's
 // postinstall would otherwise fetch CUDA files from outside the npm registry, and fail the install without network).
-// Then `npx egret --help`, a generate on tiny-llama (the same answer as from this checkout) and `npx egret bench`.
+// Then `npx egret --help`, a generate on tiny-llama (the same answer as from this checkout), a small-print image (the
+// same pixels: the font ships) and `npx egret bench`.
 // Packages come from npm's cache when they are there, else from the npm registry.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -41,6 +42,11 @@ for (const [label, npm] of [['this npm', ['npm']], ['npm 10', ['npx', '-y', 'npm
     const generated = JSON.parse((await egret('generate', '--model', MODEL, '--ids', '1,2,3', '--max-new-tokens', '4', '--json')).stdout);
     const local = egretSync('generate', '--model', MODEL, '--ids', '1,2,3', '--max-new-tokens', '4', '--json');
     assert.deepEqual(generated.ids, JSON.parse(local.stdout).ids);
+    // The shipped font and fontconfig file: the installed package draws the same small-print image as this checkout.
+    await egret('lab', 'generate', '--task', 'smallprint', '--count', '1', '--out', join(folder, 'lab'));
+    const localLab = await mkdtemp(join(work, 'lab-'));
+    assert.equal(egretSync('lab', 'generate', '--task', 'smallprint', '--count', '1', '--out', join(localLab, 'out')).code, 0);
+    assert.deepEqual(await readFile(join(folder, 'lab', 'images', '000000.png')), await readFile(join(localLab, 'out', 'images', '000000.png')));
     assert.match((await egret('bench', '--list')).stdout, /matmul/);
     const bench = JSON.parse((await egret('bench', 'matmul', '--shapes=16x16x16', '--reps', '1', '--warmup', '1', '--trials=1', '--json')).stdout);
     assert.equal(bench.results[0].suite, 'matmul');

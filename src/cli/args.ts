@@ -94,6 +94,9 @@ export const OPTION_HELP: Record<string, [string, string]> = {
   shard: ['i/n', 'answer the i-th of n contiguous parts (0-based); eval merge joins them'],
   limit: ['N', 'only the first N questions'],
   batch: ['B', 'questions generated together (default 1)'],
+  task: ['smallprint|scienceqa', 'which generated task'],
+  count: ['N', 'how many samples'],
+  'vocab-size': ['N', 'pieces in the vocabulary, special and byte pieces included (default 1024)'],
 };
 
 /** The help text: usage, summary, one line per option. */

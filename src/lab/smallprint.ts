@@ -1,0 +1,194 @@
+/**
+ * Task 1, "small print": a code of 4-6 characters (A-Z, 0-9) printed in DejaVu Sans at a cap height of 8-16 px,
+ * dark on light, somewhere on a 768-1024 px image among shapes, lines and short words in the same font. The
+ * question asks for the code; the answer is the code.
+ *
+ * The code is legible at full size and not once the image is shrunk so its shorter side is 224 px (LLaVA-1.5's
+ * low-resolution input): its cap height there stays under 3 px. The rendering varies what a model should not rely
+ * on (colours, size, place, a slight rotation, supersampling and resampling kernel, stroke weight, blur, noise,
+ * JPEG artefacts), so that codes printed by another program with the same font read alike.
+ */
+import type { RGB, RGBImage } from '../vision/image.js';
+import { emForCapHeight, renderText, type Mask } from './font.js';
+import { sampleRng, type Rng } from './random.js';
+import {
+  addNoise, blendMask, blur, boxesOverlap, encodePng, gammaMask, gradientCanvas, growBox, hsl, inkBox, jpegRoundTrip, luma, svgColour,
+  transformMask, drawSvg, type Box, type Kernel,
+} from './raster.js';
+
+export const SMALL_PRINT_TASK = 'smallprint';
+export const CODE_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
+export const MIN_CODE_LENGTH = 4;
+export const MAX_CODE_LENGTH = 6;
+export const MIN_SIDE = 768;
+export const MAX_SIDE = 1024;
+export const MIN_CAP_HEIGHT = 8;
+export const MAX_CAP_HEIGHT = 16;
+/** The low resolution at which the code must be unreadable, and the cap height it may have there at most. */
+export const LOW_RES_SIDE = 224;
+export const MAX_LOW_RES_CAP_HEIGHT = 2.9;
+export const MAX_ANGLE = 3;
+
+/** The question, most often the README's "What is the code?". */
+export const SMALL_PRINT_QUESTIONS = ['What is the code?', 'What is the code?', 'What code is printed in the image?', 'Read the code in the image.'];
+
+/** Distractor words: each has a lower-case letter or punctuation, so none reads as a code. */
+const WORDS = [
+  'ticket', 'Ticket', 'gate', 'Gate 12', 'seat', 'Seat 4a', 'row', 'Row 7', 'valid', 'Valid until', 'date', 'total', 'Total', 'price',
+  '$4.50', '12:45', '09:10', 'No. 31', 'zone', 'Zone B', 'platform', 'departure', 'Arrival', 'from', 'to', 'passenger', 'class',
+  'economy', 'Thank you', 'keep this', 'page 2', 'lot', 'batch', 'ref.', 'item', 'Item 3', 'qty', 'serial', 'model', 'size M',
+  'exp.', 'best before', 'net wt.', 'made in', 'store', 'open', 'exit', 'entry', 'print', 'hello', 'notice', 'x 2', 'box', 'fragile',
+];
+
+const KERNELS: Kernel[] = ['linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3'];
+
+export interface SmallPrintText {
+  code: string;
+  question: string;
+}
+
+export interface SmallPrintSample extends SmallPrintText {
+  index: number;
+  width: number;
+  height: number;
+  /** The code's cap height in pixels. */
+  capHeight: number;
+  /** The code's rotation in degrees, clockwise. */
+  angle: number;
+  /** The box of the code's ink (pixels covered at least half) in the image. */
+  box: Box;
+  /** The code's colour. */
+  ink: RGB;
+  png: Uint8Array;
+}
+
+/** The code and question: the first draws of the sample's stream, so the text is known without rendering. */
+function drawText(rng: Rng): SmallPrintText {
+  const length = rng.int(MIN_CODE_LENGTH, MAX_CODE_LENGTH);
+  const code = Array.from({ length }, () => rng.pick([...CODE_ALPHABET])).join('');
+  return { code, question: rng.pick(SMALL_PRINT_QUESTIONS) };
+}
+
+/** Sample `index`'s code and question in the dataset of `seed`. */
+export function smallPrintText(seed: number, index: number): SmallPrintText {
+  return drawText(sampleRng(seed, SMALL_PRINT_TASK, index));
+}
+
+/** The largest cap height for an image whose shorter side is `minSide`: 16 px, and under 3 px at 224. */
+export function maxCapHeight(minSide: number): number {
+  return Math.min(MAX_CAP_HEIGHT, (MAX_LOW_RES_CAP_HEIGHT * minSide) / LOW_RES_SIDE);
+}
+
+/** Renders sample `index` of the dataset of `seed`. */
+export async function renderSmallPrint(seed: number, index: number): Promise<SmallPrintSample> {
+  const rng = sampleRng(seed, SMALL_PRINT_TASK, index);
+  const text = drawText(rng);
+  const width = rng.int(MIN_SIDE, MAX_SIDE);
+  const height = rng.int(MIN_SIDE, MAX_SIDE);
+  const capHeight = rng.uniform(MIN_CAP_HEIGHT, maxCapHeight(Math.min(width, height)));
+  const angle = rng.chance(0.3) ? 0 : rng.uniform(-MAX_ANGLE, MAX_ANGLE);
+  const { paper, ink } = drawColours(rng);
+  const img = gradientCanvas(width, height, paper, jitter(paper, rng, 12));
+
+  const mask = await printMask(text.code, capHeight, angle, rng);
+  const margin = Math.ceil(2 * capHeight);
+  const x = rng.int(margin, width - mask.width - margin);
+  const y = rng.int(margin, height - mask.height - margin);
+  const ink0 = inkBox(mask)!;
+  const box = { x: x + ink0.x, y: y + ink0.y, width: ink0.width, height: ink0.height };
+  const taken = [growBox(box, Math.ceil(1.5 * capHeight))];
+
+  await drawSvg(img, drawShapes(rng, width, height, taken));
+  await drawWords(img, rng, ink, taken);
+  blendMask(img, mask, x, y, ink);
+
+  let out: RGBImage = img;
+  if (rng.chance(0.25)) out = await blur(out, rng.uniform(0.3, 0.6));
+  if (rng.chance(0.4)) addNoise(out, rng.uniform(1, 4), rng);
+  if (rng.chance(0.3)) out = await jpegRoundTrip(out, rng.int(70, 95));
+  return { index, ...text, width, height, capHeight, angle, box, ink, png: await encodePng(out) };
+}
+
+/** Light paper and a dark ink, at least 130 apart in luma. */
+function drawColours(rng: Rng): { paper: RGB; ink: RGB } {
+  for (;;) {
+    const paper = hsl(rng.uniform(0, 360), rng.uniform(0, 0.6), rng.uniform(0.82, 0.98));
+    const ink = hsl(rng.uniform(0, 360), rng.uniform(0, 0.8), rng.uniform(0.02, 0.3));
+    if (luma(paper) - luma(ink) >= 130) return { paper, ink };
+  }
+}
+
+function jitter(colour: RGB, rng: Rng, amount: number): RGB {
+  return colour.map((c) => Math.max(0, Math.min(255, Math.round(c + rng.uniform(-amount, amount))))) as unknown as RGB;
+}
+
+/**
+ * Text as one renderer or another might print it: drawn at 1-4 times the size and shrunk with one of several
+ * kernels at a random sub-pixel phase, strokes made a little thinner or bolder, slightly rotated.
+ */
+async function printMask(text: string, capHeight: number, angle: number, rng: Rng): Promise<Mask> {
+  const shrink = rng.pick([1, 1, 2, 3, 4]);
+  const kernel = rng.pick(KERNELS);
+  const offset: [number, number] = [rng.int(0, shrink - 1), rng.int(0, shrink - 1)];
+  const gamma = rng.uniform(0.75, 1.35);
+  const mask = await transformMask(await renderText(text, emForCapHeight(capHeight) * shrink), angle, shrink, kernel, offset);
+  return gammaMask(mask, gamma);
+}
+
+/** Places a box of `width` x `height` clear of `taken` (trying a few times); undefined when none was found. */
+function place(rng: Rng, canvas: [number, number], width: number, height: number, taken: Box[]): Box | undefined {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const box = { x: rng.int(0, Math.max(0, canvas[0] - width)), y: rng.int(0, Math.max(0, canvas[1] - height)), width, height };
+    if (!taken.some((t) => boxesOverlap(t, box))) return box;
+  }
+  return undefined;
+}
+
+/** Filled shapes and line segments, none within `taken`. */
+function drawShapes(rng: Rng, width: number, height: number, taken: Box[]): string {
+  const parts: string[] = [];
+  const colour = () => svgColour(hsl(rng.uniform(0, 360), rng.uniform(0.2, 0.9), rng.uniform(0.3, 0.85)));
+  for (let i = rng.int(3, 12); i > 0; i--) {
+    const size = rng.int(20, 240);
+    const box = place(rng, [width, height], size, Math.round(size * rng.uniform(0.5, 1.5)), taken);
+    if (!box) continue;
+    const fill = `fill="${colour()}" fill-opacity="${rng.uniform(0.25, 1).toFixed(3)}"`;
+    const stroke = rng.chance(0.4) ? ` stroke="${colour()}" stroke-width="${rng.int(1, 4)}"` : '';
+    const { x, y, width: w, height: h } = box;
+    switch (rng.pick(['rect', 'ellipse', 'triangle'])) {
+      case 'rect':
+        parts.push(`<rect x="${x + 2}" y="${y + 2}" width="${w - 4}" height="${h - 4}" rx="${rng.int(0, 12)}" ${fill}${stroke}/>`);
+        break;
+      case 'ellipse':
+        parts.push(`<ellipse cx="${x + w / 2}" cy="${y + h / 2}" rx="${w / 2 - 2}" ry="${h / 2 - 2}" ${fill}${stroke}/>`);
+        break;
+      default:
+        parts.push(`<polygon points="${x + w / 2},${y + 2} ${x + w - 2},${y + h - 2} ${x + 2},${y + h - 2}" ${fill}${stroke}/>`);
+    }
+  }
+  for (let i = rng.int(2, 8); i > 0; i--) {
+    const length = rng.uniform(40, 400);
+    const theta = rng.uniform(0, Math.PI);
+    const dx = Math.round(length * Math.cos(theta));
+    const dy = Math.round(length * Math.sin(theta));
+    const box = place(rng, [width, height], Math.abs(dx) + 8, dy + 8, taken);
+    if (!box) continue;
+    const [x1, x2] = dx >= 0 ? [box.x + 4, box.x + 4 + dx] : [box.x + 4 - dx, box.x + 4];
+    parts.push(`<line x1="${x1}" y1="${box.y + 4}" x2="${x2}" y2="${box.y + 4 + dy}" stroke="${colour()}" stroke-width="${rng.int(1, 4)}"/>`);
+  }
+  return parts.join('');
+}
+
+/** Short words in the same font, smaller and larger than the code, some in the code's ink; none overlapping. */
+async function drawWords(img: RGBImage, rng: Rng, ink: RGB, taken: Box[]): Promise<void> {
+  for (let i = rng.int(4, 14); i > 0; i--) {
+    const word = rng.pick(WORDS);
+    const capHeight = rng.chance(0.5) ? rng.uniform(MIN_CAP_HEIGHT, MAX_CAP_HEIGHT) : rng.uniform(6, 40);
+    const colour = rng.chance(0.5) ? ink : hsl(rng.uniform(0, 360), rng.uniform(0, 0.9), rng.uniform(0.05, 0.5));
+    const mask = await printMask(word, capHeight, rng.uniform(-MAX_ANGLE, MAX_ANGLE), rng);
+    const box = place(rng, [img.width, img.height], mask.width, mask.height, taken);
+    if (!box) continue;
+    blendMask(img, mask, box.x, box.y, colour);
+    taken.push(growBox(box, 4));
+  }
+}
