@@ -3,6 +3,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InputError } from '../errors.js';
 import { checkContext, type PreparedPrompt } from '../generate/generate.js';
 import { loadModel, type ChatModel, type LoadModelOptions } from '../models/index.js';
+import { defaultCacheDir } from '../runtime/cache-dir.js';
 import type { ComputeDtype } from '../models/linear.js';
 import { tokenizeImagePrompt } from '../text/image-prompt.js';
 import { loadImage } from '../vision/decode.js';
@@ -22,6 +23,7 @@ export const MODEL_OPTIONS = {
   'vtw-layer': { type: 'string' },
   fastv: { type: 'string' },
   'cache-dir': { type: 'string' },
+  'no-cache': { type: 'boolean' },
 } as const satisfies ParseArgsConfig['options'];
 
 /** Parsed options: the model options typed, a command's own ones as parsed. */
@@ -35,7 +37,9 @@ export function parseCommandArgs(args: string[], options: ParseArgsConfig['optio
   }
 }
 
-export type ModelValues = { [K in keyof typeof MODEL_OPTIONS]?: (typeof MODEL_OPTIONS)[K] extends { multiple: true } ? string[] : string };
+export type ModelValues = {
+  [K in keyof typeof MODEL_OPTIONS]?: (typeof MODEL_OPTIONS)[K] extends { multiple: true } ? string[] : (typeof MODEL_OPTIONS)[K] extends { type: 'boolean' } ? boolean : string;
+};
 
 export function positiveInt(value: string | undefined, name: string, fallback?: number): number | undefined {
   if (value === undefined) return fallback;
@@ -43,16 +47,18 @@ export function positiveInt(value: string | undefined, name: string, fallback?: 
   return Number(value);
 }
 
-/** --dtype and --threads, checked. */
-export function loadOptionsFromArgs(values: { dtype?: string; threads?: string; 'cache-dir'?: string }): LoadModelOptions {
+/** --dtype, --threads and the cache options, checked. */
+export function loadOptionsFromArgs(values: { dtype?: string; threads?: string; 'cache-dir'?: string; 'no-cache'?: boolean }): LoadModelOptions {
   const dtype = values.dtype ?? 'fp32';
   if (!['fp32', 'q8', 'q4'].includes(dtype)) throw new InputError(`--dtype must be fp32, q8 or q4, got '${dtype}'`);
   const threads = positiveInt(values.threads, 'threads');
   // More threads than this only oversubscribes the cores (and a huge number would exhaust the process).
   const most = 4 * availableParallelism();
   if (threads !== undefined && threads > most) throw new InputError(`--threads ${threads} is more than 4 × the ${availableParallelism()} cores here`);
-  // Optimised models kept between runs: --cache-dir, else $EGRET_CACHE_DIR, else none.
-  const cacheDir = values['cache-dir'] ?? process.env['EGRET_CACHE_DIR'];
+  // Optimised models are kept between runs (--cache-dir, else the user's cache folder) unless --no-cache.
+  if (values['no-cache'] && values['cache-dir'] !== undefined) throw new InputError('give either --cache-dir or --no-cache, not both');
+  if (values['cache-dir'] === '') throw new InputError('--cache-dir needs a folder');
+  const cacheDir = values['no-cache'] ? undefined : values['cache-dir'] ?? defaultCacheDir();
   return { dtype: dtype as ComputeDtype, threads, ...(cacheDir ? { cacheDir } : {}) };
 }
 

@@ -6,7 +6,7 @@ import { Engine } from '../serve/engine.js';
 import { createChatServer } from '../serve/http.js';
 import { loadOptionsFromArgs, positiveInt } from './model-args.js';
 
-const USAGE = 'usage: egret serve --model PATH [--host 127.0.0.1] [--port 8080] [--dtype fp32|q8|q4] [--threads N] [--cache-dir DIR] ' +
+const USAGE = 'usage: egret serve --model PATH [--host 127.0.0.1] [--port 8080] [--dtype fp32|q8|q4] [--threads N] [--cache-dir DIR | --no-cache] ' +
   '[--concurrency N] [--max-queue N] [--allow-remote-images]';
 
 const MiB = 1024 * 1024;
@@ -33,6 +33,7 @@ export async function serveCommand(args: string[]): Promise<void> {
         port: { type: 'string', default: '8080' },
         dtype: { type: 'string' },
         'cache-dir': { type: 'string' },
+        'no-cache': { type: 'boolean' },
         threads: { type: 'string' },
         concurrency: { type: 'string' },
         'max-queue': { type: 'string' },

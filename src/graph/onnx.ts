@@ -22,6 +22,14 @@ export async function toOnnxBytes(graph: Graph): Promise<Uint8Array> {
 }
 
 /**
+ * The graph as an ONNX model without its weights' values (each weight's name, type and shape only): what
+ * identifies the computation, cheap to produce since no lazy weight is read.
+ */
+export function graphStructure(graph: Graph): Uint8Array {
+  return modelProto(graph, tensorHeader).encode();
+}
+
+/**
  * Writes `modelPath` and its external weights file: weights stream to disk one at a time (never all in memory),
  * so graphs over the 2 GB protobuf limit work. Both files are written under temporary names and renamed at the
  * end, so a crash never leaves a half-written model that a later run would trust.

@@ -20,20 +20,25 @@ export interface LoadModelOptions {
   threads?: number;
   /** A folder where ORT's optimised models are kept between runs (keyed by the checkpoint's files and the options). */
   cacheDir?: string;
+  /** Told once why the cache folder cannot be used (default: a `warning:` line on stderr); the load goes on without it. */
+  warn?(message: string): void;
 }
 
 /**
  * What identifies a model directory's weights for the cache: every file's name, size and modification time,
- * with egret's version and the compute dtype (a new release or another dtype builds another graph).
+ * with egret's version (a release may prepare weights differently) and the compute dtype. The graph's own
+ * structure is part of the key too (Session.fromGraph adds it).
  */
-async function cacheKey(dir: string, opts: LoadModelOptions): Promise<string> {
+export async function cacheKey(dir: string, opts: LoadModelOptions, version = EGRET_VERSION): Promise<string> {
   const names = (await readdir(dir)).sort();
   const files = await Promise.all(names.map(async (name) => {
     const s = await stat(join(dir, name));
     return s.isFile() ? [name, s.size, s.mtimeMs] : [name, 'dir'];
   }));
-  return JSON.stringify([EGRET_VERSION, resolve(dir), opts.dtype ?? 'fp32', files]);
+  return JSON.stringify([version, resolve(dir), opts.dtype ?? 'fp32', files]);
 }
+
+const warnOnStderr = (message: string) => void process.stderr.write(`warning: ${message}\n`);
 
 /** A model as commands and the server use it: a tokenizer, a decoder, and prompt preparation. */
 export interface ChatModel {
@@ -53,7 +58,9 @@ export interface ChatModel {
 
 /** Loads the model in `dir`, detecting its layout from its files (CONTRACT.md, "Models"). */
 export async function loadModel(dir: string, loadOpts: LoadModelOptions = {}): Promise<ChatModel> {
-  const opts: LoadModelOptions & BuildOptions = loadOpts.cacheDir ? { ...loadOpts, cache: { dir: loadOpts.cacheDir, key: await cacheKey(dir, loadOpts) } } : loadOpts;
+  const opts: LoadModelOptions & BuildOptions = loadOpts.cacheDir
+    ? { ...loadOpts, cache: { dir: loadOpts.cacheDir, key: await cacheKey(dir, loadOpts), warn: loadOpts.warn ?? warnOnStderr } }
+    : loadOpts;
   const configPath = join(dir, 'config.json');
   const config = (await stat(configPath).then((s) => s.isFile(), () => false)) ? await readJson(configPath) : undefined;
   // LLaVA-HR's config also says model_type llava; its multipath vision tower is what sets it apart.

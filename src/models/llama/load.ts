@@ -5,7 +5,7 @@ import { Graph } from '../../graph/ir.js';
 import { WeightScope, identityLayout, type WeightLayout } from '../../graph/weights.js';
 import { openCheckpoint, openCheckpointFile, type TensorSource } from '../../io/checkpoint.js';
 import { openSplitShards } from '../../io/split-shards.js';
-import { Session } from '../../runtime/session.js';
+import { Session, type ModelCache } from '../../runtime/session.js';
 import { Decoder } from '../decoder.js';
 import type { ComputeDtype } from '../linear.js';
 import { llamaConfigFromHf, llamaConfigFromMeta, readJson, type LlamaConfig } from './config.js';
@@ -23,7 +23,7 @@ export interface BuildOptions {
   dtype?: ComputeDtype;
   threads?: number;
   /** Keep ORT's optimised decoder on disk (see Session.fromGraph): `key` names the checkpoint and the options. */
-  cache?: { dir: string; key: string };
+  cache?: ModelCache;
 }
 
 /** Opens a text-only LLaMA: HF layout (config.json model_type llama) or Meta's (params.json + consolidated.*.pth). */
