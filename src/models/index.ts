@@ -58,15 +58,20 @@ export interface ChatModel {
 
 /** Loads the model in `dir`, detecting its layout from its files (CONTRACT.md, "Models"). */
 export async function loadModel(dir: string, loadOpts: LoadModelOptions = {}): Promise<ChatModel> {
-  const opts: LoadModelOptions & BuildOptions = loadOpts.cacheDir
+  // Keyed once the directory is known to be a model (a missing one is reported as such, below).
+  const withCache = async (): Promise<LoadModelOptions & BuildOptions> => loadOpts.cacheDir
     ? { ...loadOpts, cache: { dir: loadOpts.cacheDir, key: await cacheKey(dir, loadOpts), warn: loadOpts.warn ?? warnOnStderr } }
     : loadOpts;
   const configPath = join(dir, 'config.json');
   const config = (await stat(configPath).then((s) => s.isFile(), () => false)) ? await readJson(configPath) : undefined;
   // LLaVA-HR's config also says model_type llava; its multipath vision tower is what sets it apart.
-  if (config?.['is_multipath_encoder'] === true) return loadLlavaHr(dir, config, opts);
-  if (config?.['model_type'] === 'llava') return loadLlava(dir, config, opts);
+  if (config?.['is_multipath_encoder'] === true) return loadLlavaHr(dir, config, await withCache());
+  if (config?.['model_type'] === 'llava') return loadLlava(dir, config, await withCache());
   const weights = await openLlama(dir);
+  const opts = await withCache().catch(async (err: unknown) => {
+    await weights.source.close();
+    throw err;
+  });
   let lm: CausalLM;
   let tokenizer: Tokenizer;
   try {
