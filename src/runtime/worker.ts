@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { InputError } from '../errors.js';
+import { Channel } from './channel.js';
 
 /**
  * Runs a module in a worker thread and calls its exported functions. ORT's `run` blocks the thread it runs on,
@@ -68,52 +69,22 @@ export class WorkerHost {
 }
 
 /** The items a streamed worker call yields, then its result (see WorkerHost.stream). */
-export class WorkerStream<E, R> implements AsyncIterable<E> {
-  /** The function's return value; rejects with its error (which iterating reports as well). */
-  readonly result: Promise<R>;
-  private settle!: { resolve(v: R): void; reject(e: unknown): void };
-  private readonly items: E[] = [];
-  private ended = false;
-  private wake: () => void = () => {};
-
+export class WorkerStream<E, R> extends Channel<E, R> {
   constructor(private readonly sendCancel: () => void) {
-    this.result = new Promise<R>((resolve, reject) => (this.settle = { resolve, reject }));
-    this.result.catch(() => {}); // a caller that only iterates sees the error there; no unhandled rejection
+    super();
   }
 
   /** Asks the worker to stop the call (its function sees its signal aborted). */
   cancel(): void {
-    if (!this.ended) this.sendCancel();
+    if (!this.closed) this.sendCancel();
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<E> {
+  override async *[Symbol.asyncIterator](): AsyncGenerator<E, R> {
     try {
-      for (;;) {
-        if (this.items.length > 0) yield this.items.shift()!;
-        else if (this.ended) return void (await this.result);
-        else await new Promise<void>((resolve) => (this.wake = resolve));
-      }
+      return yield* super[Symbol.asyncIterator]();
     } finally {
       this.cancel(); // the consumer left early: nobody wants the rest
     }
-  }
-
-  // Called by WorkerHost as the worker's messages arrive.
-  push(item: E): void {
-    this.items.push(item);
-    this.wake();
-  }
-
-  end(value: R): void {
-    this.ended = true;
-    this.settle.resolve(value);
-    this.wake();
-  }
-
-  fail(err: unknown): void {
-    this.ended = true;
-    this.settle.reject(err);
-    this.wake();
   }
 }
 
