@@ -52,7 +52,7 @@ export async function serveCommand(args: string[]): Promise<void> {
   // Room for the largest images base64-encoded (4 characters per 3 bytes), and the text around them.
   const maxBodyBytes = 4 * Math.ceil((4 / 3) * maxImageBytes) + MiB;
   const vtw = await readVtwSidecar(values.model);
-  const engine = await Engine.start(values.model, loadOptionsFromArgs(values), { maxPixels, maxBytes: maxImageBytes });
+  const engine = await Engine.start(values.model, loadOptionsFromArgs(values), { maxPixels, maxBytes: maxImageBytes }, concurrency);
   try {
     const server = await createChatServer(engine, {
       modelName: basename(resolve(values.model)),

@@ -54,6 +54,8 @@ export class Batcher {
     private readonly target: GenerationTarget,
     /** Most sequences decoding together; more wait for a place. */
     readonly maxBatch = Infinity,
+    /** Called after every prefill and decode step, and when the batch empties (for metrics). */
+    private readonly onChange?: () => void,
   ) {}
 
   /** Sequences in the running batch. */
@@ -95,6 +97,7 @@ export class Batcher {
       while (this.waiting.length > 0 || this.rows.length > 0) {
         const joining = await this.prefill();
         this.regroup(joining);
+        this.onChange?.();
         if (this.rows.length > 0) await this.step();
       }
     } catch (err) {
@@ -105,6 +108,7 @@ export class Batcher {
       this.cache = undefined;
     } finally {
       this.running = false;
+      this.onChange?.();
     }
   }
 
