@@ -4,6 +4,7 @@ import { InputError } from '../errors.js';
 import { checkContext, type PreparedPrompt } from '../generate/generate.js';
 import { loadModel, type ChatModel, type LoadModelOptions } from '../models/index.js';
 import { defaultCacheDir } from '../runtime/cache-dir.js';
+import { LoadDisplay } from './progress.js';
 import type { ComputeDtype } from '../models/linear.js';
 import { tokenizeImagePrompt } from '../text/image-prompt.js';
 import { loadImage } from '../vision/decode.js';
@@ -62,10 +63,16 @@ export function loadOptionsFromArgs(values: { dtype?: string; threads?: string; 
   return { dtype: dtype as ComputeDtype, threads, ...(cacheDir ? { cacheDir } : {}) };
 }
 
-/** Loads the model the options name. */
+/** Loads the model the options name, with a progress display on a TTY. */
 export async function openModel(values: ModelValues, usage: string): Promise<ChatModel> {
   if (!values.model) throw new InputError(`--model is required; ${usage}`);
-  return loadModel(values.model, loadOptionsFromArgs(values));
+  const opts = loadOptionsFromArgs(values);
+  const display = new LoadDisplay(opts.dtype === 'fp32' ? 'reading weights' : 'reading and quantising weights');
+  try {
+    return await loadModel(values.model, { ...opts, progress: display.report });
+  } finally {
+    display.finish();
+  }
 }
 
 /** The prompt the options describe: --ids as given, or --prompt rendered with the template and tokenised. */

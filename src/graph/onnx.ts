@@ -31,10 +31,10 @@ export function graphStructure(graph: Graph): Uint8Array {
 
 /**
  * Writes `modelPath` and its external weights file: weights stream to disk one at a time (never all in memory),
- * so graphs over the 2 GB protobuf limit work. Both files are written under temporary names and renamed at the
+ * so graphs over the 2 GB protobuf limit work; `onWeight` hears the bytes written so far after each weight. Both files are written under temporary names and renamed at the
  * end, so a crash never leaves a half-written model that a later run would trust.
  */
-export async function writeOnnxModel(graph: Graph, modelPath: string, minExternalBytes = 1024): Promise<void> {
+export async function writeOnnxModel(graph: Graph, modelPath: string, minExternalBytes = 1024, onWeight?: (done: number, total: number) => void): Promise<void> {
   await mkdir(dirname(modelPath), { recursive: true });
   const dataName = `${basename(modelPath)}.data`;
   const dataPath = `${modelPath}.data`;
@@ -43,18 +43,22 @@ export async function writeOnnxModel(graph: Graph, modelPath: string, minExterna
   const locations = new Map<string, { offset: number; length: number }>();
   const inline = new Map<string, Uint8Array>();
   const file = await open(tmpData, 'w');
+  const total = graph.weightBytes();
+  let done = 0;
   try {
     let offset = 0;
     for (const w of graph.initializers) {
       if (w.byteLength < minExternalBytes) {
         inline.set(w.name, await weightBytes(w));
-        continue;
+      } else {
+        offset = Math.ceil(offset / EXTERNAL_ALIGN) * EXTERNAL_ALIGN;
+        const bytes = await weightBytes(w);
+        await writeFully(file, bytes, offset);
+        locations.set(w.name, { offset, length: bytes.byteLength });
+        offset += bytes.byteLength;
       }
-      offset = Math.ceil(offset / EXTERNAL_ALIGN) * EXTERNAL_ALIGN;
-      const bytes = await weightBytes(w);
-      await writeFully(file, bytes, offset);
-      locations.set(w.name, { offset, length: bytes.byteLength });
-      offset += bytes.byteLength;
+      done += w.byteLength;
+      onWeight?.(done, total);
     }
     await file.sync();
   } finally {

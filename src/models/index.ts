@@ -14,6 +14,7 @@ import { EGRET_VERSION } from '../version.js';
 import { loadLlava } from './llava.js';
 import { loadLlavaHr } from './llava-hr.js';
 import type { Decoder } from './decoder.js';
+import type { LoadProgress } from '../runtime/session.js';
 
 export interface LoadModelOptions {
   dtype?: ComputeDtype;
@@ -22,6 +23,8 @@ export interface LoadModelOptions {
   cacheDir?: string;
   /** Told once why the cache folder cannot be used (default: a `warning:` line on stderr); the load goes on without it. */
   warn?(message: string): void;
+  /** Told what loading the language model is doing (see LoadProgress). */
+  progress?: (event: LoadProgress) => void;
 }
 
 /**

@@ -18,7 +18,15 @@ export interface SessionOptions {
    * key skips reading, quantising and optimising.
    */
   cache?: ModelCache;
+  /** Told what loading is doing (a large model takes minutes: a progress bar shows it). */
+  progress?: (event: LoadProgress) => void;
 }
+
+/**
+ * Loading's phases: the weights prepared (read, converted, quantised) and written for ORT, in bytes; ORT
+ * optimising the graph; or a model read back from the cache.
+ */
+export type LoadProgress = { phase: 'weights'; done: number; total: number } | { phase: 'optimising' } | { phase: 'cached' };
 
 /**
  * A folder of optimised models. One that cannot be written (read-only, full, not a folder) is not an error: the
@@ -72,7 +80,8 @@ export class Session {
     // Too large to embed: write model + external data to a private temp dir; ORT maps the weights from the file.
     const dir = await mkdtemp(join(tmpdir(), 'egret-model-'));
     try {
-      await writeOnnxModel(g, join(dir, 'model.onnx'));
+      await writeOnnxModel(g, join(dir, 'model.onnx'), undefined, weightProgress(opts));
+      opts.progress?.({ phase: 'optimising' });
       return new Session(await ort.InferenceSession.create(join(dir, 'model.onnx'), baseOptions(opts)), 'file');
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -89,6 +98,7 @@ export class Session {
     const optimized = join(dir, 'optimized.onnx');
     if (await exists(optimized)) {
       try {
+        opts.progress?.({ phase: 'cached' });
         return new Session(await ort.InferenceSession.create(optimized, { ...base, graphOptimizationLevel: 'disabled' }), 'cache');
       } catch {
         // Unreadable (a disk error, a file changed by hand): built again below, into a fresh folder.
@@ -105,7 +115,7 @@ export class Session {
       cache.warn?.(`the model cache in ${cache.dir} cannot be written (${describeError(err)}); running without it`);
     };
     try {
-      await writeOnnxModel(g, raw);
+      await writeOnnxModel(g, raw, undefined, weightProgress(opts));
     } catch (err) {
       if (!isStorageError(err)) {
         await rm(work, { recursive: true, force: true }).catch(() => {});
@@ -115,6 +125,7 @@ export class Session {
       return undefined;
     }
     let session: ort.InferenceSession;
+    opts.progress?.({ phase: 'optimising' });
     try {
       session = await ort.InferenceSession.create(raw, {
         ...base,
@@ -174,6 +185,11 @@ function describeError(err: unknown): string {
   if (e?.code) return e.code;
   const message = e instanceof Error ? e.message : String(err);
   return message.split(/ FAIL : \S+ /).at(-1)!.split('\n')[0]!;
+}
+
+function weightProgress(opts: SessionOptions): ((done: number, total: number) => void) | undefined {
+  const progress = opts.progress;
+  return progress && ((done, total) => progress({ phase: 'weights', done, total }));
 }
 
 function baseOptions(opts: SessionOptions): ort.InferenceSession.SessionOptions {

@@ -5,7 +5,7 @@ import { Graph } from '../../graph/ir.js';
 import { WeightScope, identityLayout, type WeightLayout } from '../../graph/weights.js';
 import { openCheckpoint, openCheckpointFile, type TensorSource } from '../../io/checkpoint.js';
 import { openSplitShards } from '../../io/split-shards.js';
-import { Session, type ModelCache } from '../../runtime/session.js';
+import { Session, type LoadProgress, type ModelCache } from '../../runtime/session.js';
 import { Decoder } from '../decoder.js';
 import type { ComputeDtype } from '../linear.js';
 import { llamaConfigFromHf, llamaConfigFromMeta, readJson, type LlamaConfig } from './config.js';
@@ -24,6 +24,7 @@ export interface BuildOptions {
   threads?: number;
   /** Keep ORT's optimised decoder on disk (see Session.fromGraph): `key` names the checkpoint and the options. */
   cache?: ModelCache;
+  progress?: (event: LoadProgress) => void;
 }
 
 /** Opens a text-only LLaMA: HF layout (config.json model_type llama) or Meta's (params.json + consolidated.*.pth). */
@@ -66,7 +67,11 @@ export class CausalLM {
     buildDecoderGraph(config, scope, { dtype: opts.dtype ?? 'fp32' });
     const embedTable = await scope.read('model.embed_tokens.weight');
     // Weights are read lazily: on a cache hit only the embedding table above is read from the checkpoint.
-    const session = await Session.fromGraph(graph, { threads: opts.threads, ...(opts.cache ? { cache: { ...opts.cache, key: `${opts.cache.key}|decoder` } } : {}) });
+    const session = await Session.fromGraph(graph, {
+      threads: opts.threads,
+      ...(opts.progress ? { progress: opts.progress } : {}),
+      ...(opts.cache ? { cache: { ...opts.cache, key: `${opts.cache.key}|decoder` } } : {}),
+    });
     return new CausalLM(config, new Decoder(config, session), embedTable);
   }
 
