@@ -45,14 +45,15 @@ export async function writeOnnxModel(graph: Graph, modelPath: string, minExterna
   const file = await open(tmpData, 'w');
   const total = graph.weightBytes();
   let done = 0;
+  const weights = aheadOf(graph.initializers);
   try {
     let offset = 0;
-    for (const w of graph.initializers) {
+    for (const [i, w] of graph.initializers.entries()) {
       if (w.byteLength < minExternalBytes) {
-        inline.set(w.name, await weightBytes(w));
+        inline.set(w.name, await weights(i));
       } else {
         offset = Math.ceil(offset / EXTERNAL_ALIGN) * EXTERNAL_ALIGN;
-        const bytes = await weightBytes(w);
+        const bytes = await weights(i);
         await writeFully(file, bytes, offset);
         locations.set(w.name, { offset, length: bytes.byteLength });
         offset += bytes.byteLength;
@@ -82,6 +83,31 @@ export async function writeOnnxModel(graph: Graph, modelPath: string, minExterna
   }
   await rename(tmpData, dataPath);
   await rename(tmpModel, modelPath);
+}
+
+/** Weights produced ahead of the one being written (see aheadOf). */
+const PRODUCE_AHEAD = 4;
+
+/**
+ * The bytes of initializer i, with the next PRODUCE_AHEAD already being produced: a weight whose production
+ * awaits other work (a quantisation in a worker) overlaps with the reading and converting of the next ones.
+ * Each weight's bytes are handed out once and then dropped.
+ */
+function aheadOf(initializers: readonly Initializer[]): (i: number) => Promise<Uint8Array> {
+  const started = new Map<number, Promise<Uint8Array>>();
+  const start = (i: number) => {
+    if (i >= initializers.length || started.has(i)) return;
+    const bytes = weightBytes(initializers[i]!);
+    bytes.catch(() => {}); // a failure is reported when its turn comes, not as an unhandled rejection
+    started.set(i, bytes);
+  };
+  let next = 0;
+  return (i) => {
+    for (; next <= i + PRODUCE_AHEAD; next++) start(next);
+    const bytes = started.get(i)!;
+    started.delete(i);
+    return bytes;
+  };
 }
 
 /** Largest length passed to one write(): Node refuses lengths ≥ 2^31 and Linux writes at most 0x7ffff000 bytes. */

@@ -13,13 +13,19 @@ export class WorkerHost {
   private nextId = 1;
   private failure: Error | undefined;
 
-  constructor(moduleUrl: URL | string) {
+  /**
+   * `keepAliveWhileIdle: false`: the worker keeps the process running only while a call is pending, so a helper
+   * nobody closes (a pool serving a library function) never holds a finished process open.
+   */
+  constructor(moduleUrl: URL | string, private readonly opts: { keepAliveWhileIdle?: boolean } = {}) {
     this.worker = new Worker(new URL('./worker-entry.js', import.meta.url), { workerData: { moduleUrl: String(moduleUrl) } });
+    if (opts.keepAliveWhileIdle === false) this.worker.unref();
     this.worker.on('message', (msg: { id: number; ok?: boolean; value?: unknown; error?: SerializedError; event?: unknown }) => {
       const p = this.pending.get(msg.id);
       if (!p) return;
       if ('event' in msg) return p.event?.(msg.event);
       this.pending.delete(msg.id);
+      if (this.pending.size === 0 && opts.keepAliveWhileIdle === false) this.worker.unref();
       if (msg.ok) p.resolve(msg.value);
       else p.reject(deserializeError(msg.error!));
     });
@@ -40,6 +46,7 @@ export class WorkerHost {
   call<T>(method: string, ...args: unknown[]): Promise<T> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
+    if (this.opts.keepAliveWhileIdle === false) this.worker.ref();
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
       this.worker.postMessage({ id, method, args }, transferables(args));
