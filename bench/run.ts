@@ -21,9 +21,11 @@ import { llamaSuite } from './llama.js';
 import { quantSuite } from './quant.js';
 import { vtwSuite } from './vtw.js';
 import { mraSuite } from './mra.js';
+import { serveSuite } from './serve.js';
+import { startupSuite } from './startup.js';
 
 /** The registry: every suite, in the order they run. */
-const SUITES: readonly Suite[] = [matmulSuite, largeGraphSuite, llamaSuite, quantSuite, vtwSuite, mraSuite];
+const SUITES: readonly Suite[] = [matmulSuite, largeGraphSuite, llamaSuite, quantSuite, vtwSuite, mraSuite, serveSuite, startupSuite];
 
 const USAGE = `usage: node dist/bench/run.js [suite ...] [options]
 
