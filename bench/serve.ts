@@ -11,11 +11,13 @@
  * The server's /metrics gives the mean batch size of each run (decoded rows ÷ decode calls).
  *
  * Options: --streams=1,2,4,8, --rounds=N (default 3), --tokens=N new tokens per stream (default 64),
- * --prompt=N prompt tokens (default 100), --layers=N (default 2), --dtype=q4.
+ * --prompt=N prompt tokens (default 100), --layers=N (default 2), --dtype=q4, --stagger=MS (stream i starts
+ * i × MS after the first; default 0, all at once).
  */
 import { spawn } from 'node:child_process';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { summarize, type Report, type Suite, type SuiteContext } from './harness.js';
 import { LLAMA_7B_LAYER, randomLlamaDir, writeRandomTokenizer } from './random-llama.js';
@@ -99,18 +101,23 @@ interface Run {
   meanBatch: number;
 }
 
-/** n concurrent streams; prompts differ per stream but have the same length (one token per character). */
-async function measure(url: string, n: number, promptTokens: number, tokens: number): Promise<Run> {
+/**
+ * n concurrent streams, stream i starting i × staggerMs after the first (0: all at once); prompts differ per stream
+ * but have the same length (one token per character). Each stream's times count from its own start.
+ */
+async function measure(url: string, n: number, promptTokens: number, tokens: number, staggerMs: number): Promise<Run> {
   const [steps0, rows0] = [await metric(url, 'egret_decode_steps_total'), await metric(url, 'egret_decode_rows_total')];
   const t0 = performance.now();
-  const results = await Promise.all(Array.from({ length: n }, (_, i) => {
+  const results = await Promise.all(Array.from({ length: n }, async (_, i) => {
     const text = `${i}: ${'the quick brown fox jumps over the lazy dog '.repeat(8)}`.slice(0, promptTokens - 1); // + BOS
-    return stream(url, i, text, tokens, t0);
+    if (staggerMs > 0) await sleep(i * staggerMs);
+    const start = performance.now();
+    return { start: start - t0, ...(await stream(url, i, text, tokens, start)) };
   }));
   const steps = (await metric(url, 'egret_decode_steps_total')) - steps0;
   const rows = (await metric(url, 'egret_decode_rows_total')) - rows0;
   const total = results.reduce((s, r) => s + r.tokens, 0);
-  const wall = Math.max(...results.map((r) => r.endMs));
+  const wall = Math.max(...results.map((r) => r.start + r.endMs));
   return {
     aggregate: (1000 * total) / wall,
     perStream: summarize(results.map((r) => (1000 * r.tokens) / (r.endMs - r.ttftMs))).median,
@@ -129,6 +136,7 @@ async function run(ctx: SuiteContext): Promise<Report> {
   const promptTokens = ctx.options.prompt === undefined ? 100 : Number(ctx.options.prompt);
   const layers = ctx.options.layers === undefined ? 2 : Number(ctx.options.layers);
   const dtype = String(ctx.options.dtype ?? 'q4');
+  const staggerMs = ctx.options.stagger === undefined ? 0 : Number(ctx.options.stagger);
   const dir = await randomLlamaDir({ ...LLAMA_7B_LAYER, layers, vocab: VOCAB }, ctx.log);
   await writeRandomTokenizer(dir, VOCAB);
   const env = { ...process.env, EGRET_CACHE_DIR: join(tmpdir(), 'egret-bench-cache') };
@@ -137,12 +145,12 @@ async function run(ctx: SuiteContext): Promise<Report> {
   const server = await startServer(['--model', dir, '--dtype', dtype, '--concurrency', String(most), '--threads', String(ctx.threads)], env, ctx.log);
   const byN = new Map<number, Run[]>(streams.map((n) => [n, []]));
   try {
-    await measure(server.url, 1, promptTokens, 8); // warm-up
+    await measure(server.url, 1, promptTokens, 8, 0); // warm-up
     for (let r = 0; r < rounds; r++) {
       const order = r % 2 === 0 ? streams : [...streams].reverse();
       for (const n of order) {
         ctx.log(`round ${r + 1}/${rounds}: ${n} stream${n > 1 ? 's' : ''}`);
-        byN.get(n)!.push(await measure(server.url, n, promptTokens, tokens));
+        byN.get(n)!.push(await measure(server.url, n, promptTokens, tokens, staggerMs));
       }
     }
   } finally {
@@ -190,7 +198,7 @@ async function run(ctx: SuiteContext): Promise<Report> {
     rows,
     notes: [
       `threads ${ctx.threads} (cores ${availableParallelism()}); ${rounds} rounds, stream counts interleaved (reversed every other round); model in ${dir}`,
-      `each stream: a ${promptTokens}-token prompt of its own, ${tokens} new tokens (ignore_eos), its own temperature and seed, streamed (SSE) over HTTP from one client process`,
+      `each stream: a ${promptTokens}-token prompt of its own, ${tokens} new tokens (ignore_eos), its own temperature and seed, streamed (SSE) over HTTP from one client process; ${staggerMs > 0 ? `stream i starts i × ${staggerMs} ms after the first` : 'all start at once'}`,
       'aggregate: all completion tokens ÷ (last stream end − start); ratio = median over rounds of (N streams ÷ 1 stream, same round)',
       'TTFT: start → first text chunk; bound = 2 × TTFT of the lone stream + its prefill_ms (same round); ratio = the worst round\'s worst stream ÷ its bound',
       'per-stream decode tokens/s: a stream\'s tokens ÷ (its end − its first text); mean batch = egret_decode_rows_total ÷ egret_decode_steps_total over the run',
@@ -210,6 +218,7 @@ export const serveSuite: Suite = {
     prompt: '=N prompt tokens per stream (default 100)',
     layers: '=N decoder layers of 7B shape (default 2)',
     dtype: '=q4 weight type (fp32, q8, q4)',
+    stagger: '=MS stream i starts i × MS after the first (default 0: all at once)',
   },
   run,
 };
