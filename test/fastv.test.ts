@@ -11,6 +11,7 @@ import { argmax } from '../src/generate/sampling.js';
 import { applyFastV, fastVScores, parseFastV } from '../src/methods/fastv.js';
 import { loadImage } from '../src/vision/decode.js';
 import { maxAbsDiff } from './helpers/compare.js';
+import './helpers/env.js';
 
 const DIR = 'test/fixtures/tiny-llava15';
 const IMAGES = ['test/fixtures/images/wide_rgb.png', 'test/fixtures/images/rgba.png'];

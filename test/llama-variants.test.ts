@@ -94,6 +94,38 @@ test('tied word embeddings (no lm_head tensor) equal an untied head that copies 
   }
 });
 
+test('a bfloat16 checkpoint keeps its embedding table in bfloat16 (half the memory) and computes as its float32 values do', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'egret-bf16-'));
+  try {
+    // The same values both ways: tiny-llama rounded to bfloat16, stored as BF16 and as F32.
+    const rounded = (t: TensorToWrite) => {
+      const bits = new Uint32Array(Float32Array.from(t.data as Float32Array).buffer);
+      for (let i = 0; i < bits.length; i++) bits[i] = (bits[i]! + 0x7fff + ((bits[i]! >>> 16) & 1)) & 0xffff0000;
+      return new Float32Array(bits.buffer);
+    };
+    const asF32 = await variant(root, 'f32', (t) => {
+      for (const [n, x] of Object.entries(t)) t[n] = { ...x, data: rounded(x) };
+    });
+    const asBf16 = await variant(root, 'bf16', (t, cfg) => {
+      for (const [n, x] of Object.entries(t)) t[n] = { dtype: 'BF16', shape: x.shape, data: Uint16Array.from(new Uint32Array(rounded(x).buffer), (b) => b >>> 16) };
+      cfg['torch_dtype'] = 'bfloat16';
+    });
+    const weights = await openLlama(asBf16);
+    const lm = await CausalLM.build(weights, { threads: 1 });
+    await weights.source.close();
+    assert.ok(lm.embedTable instanceof Uint16Array, 'the table stays in bfloat16');
+    const ids = [1, 13, 300, 198, 178];
+    const f32 = await openLlama(asF32);
+    const reference = await CausalLM.build(f32, { threads: 1 });
+    await f32.source.close();
+    assert.deepEqual(lm.embed(ids), reference.embed(ids), 'rows widen exactly');
+    await Promise.all([lm.dispose(), reference.dispose()]);
+    assert.deepEqual(await logits(asBf16, ids), await logits(asF32, ids));
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
 test('inconsistent geometry in config.json is an input error, not a failure inside the graph', async () => {
   const root = await mkdtemp(join(tmpdir(), 'egret-badcfg-'));
   try {

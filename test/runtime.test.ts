@@ -45,6 +45,14 @@ test('the on-disk cache is keyed, skips reading weights on a hit, and gives the 
     assert.deepEqual((await second.run(feeds))['y']!.data, y1);
     const other = await Session.fromGraph(() => linearGraph(w, b, reads), { threads: 1, cache: { dir, key: 'ckpt-b' } });
     assert.equal(other.origin, 'file', 'another key is another model');
+    const changed = () => {
+      const g = linearGraph(w, b);
+      g.output(op.mul(g.outputs[0]!, 2), 'y2');
+      return g;
+    };
+    const otherGraph = await Session.fromGraph(changed, { threads: 1, cache: { dir, key: 'ckpt-a' } });
+    assert.equal(otherGraph.origin, 'file', 'the same key with another graph (changed model code) is another model');
+    await otherGraph.dispose();
     assert.equal((await readdir(dir)).filter((n) => n.includes('.tmp-')).length, 0, 'no temporary folders left');
     await Promise.all([first.dispose(), second.dispose(), other.dispose()]);
   } finally {

@@ -58,8 +58,25 @@ test('32 concurrent streams, a third disconnecting midway', async () => {
   const started = metric(warm, 'process_resident_memory_bytes');
   const tokensBefore = metric(warm, 'egret_completion_tokens_total');
 
+  // /metrics while the round runs: the batch never holds more than --concurrency (4) sequences.
+  let widest = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      widest = Math.max(widest, metric(await metrics(), 'egret_batch_size'));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
   const results = await round(client);
+  sampling = false;
+  await sampler;
   const after1 = await idle();
+  assert.ok(widest >= 1 && widest <= 4, `batch size seen: ${widest}`);
+  assert.equal(metric(after1, 'egret_batch_size'), 0);
+  // Sequences shared decode calls: more tokens were decoded than calls made.
+  const steps = metric(after1, 'egret_decode_steps_total') - metric(warm, 'egret_decode_steps_total');
+  const rows = metric(after1, 'egret_decode_rows_total') - metric(warm, 'egret_decode_rows_total');
+  assert.ok(rows > steps, `${rows} tokens in ${steps} decode calls`);
   const completed = results.filter((r) => !r.leave);
   assert.equal(completed.length, 21);
   for (const r of completed) {

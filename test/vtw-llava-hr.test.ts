@@ -13,6 +13,7 @@ import { argmax } from '../src/generate/sampling.js';
 import { withdrawVisualTokens } from '../src/methods/vtw.js';
 import { loadImage } from '../src/vision/decode.js';
 import { maxAbsDiff } from './helpers/compare.js';
+import './helpers/env.js';
 
 const DIR = 'test/fixtures/tiny-llava-hr';
 const VOCAB = 400;

@@ -33,7 +33,7 @@ import { DEFAULT_PYTHON, TorchBaseline } from './torch-baseline.js';
 const PROMPT = 512;
 const CONTEXTS = [100, 2000] as const;
 const VOCAB = 32000;
-const BANDWIDTH_BYTES = 512 * 2 ** 20;
+export const BANDWIDTH_BYTES = 512 * 2 ** 20;
 const PREFILL_GOAL = 0.8;
 const DECODE_GOAL_Q4 = 0.7;
 
@@ -79,7 +79,7 @@ function stepper(lm: CausalLM, context: number): { step: () => Promise<unknown>;
 }
 
 /** A contender with ORT resources to release. */
-interface Contender {
+export interface Contender {
   run(): Promise<unknown>;
   dispose(): Promise<void>;
 }
@@ -119,7 +119,7 @@ async function rawProducts(shapes: readonly [number, number][], m: number, dtype
  * than the caches. MLAS's SGEMV streams it at the memory's pace (an ORT ReduceSum of the same bytes measured
  * no faster here), so bytes ÷ time is the bandwidth a decode step can hope for.
  */
-async function bandwidthProbe(threads: number): Promise<Contender> {
+export async function bandwidthProbe(threads: number): Promise<Contender> {
   const k = 8192;
   const n = BANDWIDTH_BYTES / 4 / k;
   const g = new Graph('stream');

@@ -46,14 +46,74 @@ export function normals(count: number, seed: number, std: number): Float32Array 
 export async function randomLlamaDir(shape: RandomLlamaShape, log: (message: string) => void): Promise<string> {
   const { hidden, intermediate, heads, layers, vocab } = shape;
   const dir = join(tmpdir(), `egret-bench-llama-h${hidden}-i${intermediate}-a${heads}-l${layers}-v${vocab}-s${SEED}`);
+  return writeRandomLlama(dir, shape, { dtype: 'F32', shards: 1 }, log);
+}
+
+/**
+ * Writes a random LLaMA into `dir` unless an earlier run completed it there: one model.safetensors, or `shards`
+ * files named and indexed as transformers' save_pretrained names them (model-00001-of-00003.safetensors and
+ * model.safetensors.index.json), split by layers. Tensors are generated as each is written, so memory stays at
+ * one tensor whatever the model's size.
+ */
+export async function writeRandomLlama(dir: string, shape: RandomLlamaShape, opts: { dtype: 'F32' | 'BF16'; shards: number }, log: (message: string) => void): Promise<string> {
   const config = join(dir, 'config.json');
   if (await stat(config).then(() => true, () => false)) return dir;
   await mkdir(dir, { recursive: true });
-  log(`writing a random LLaMA (${layers} layers, hidden ${hidden}, vocab ${vocab}) to ${dir}`);
-  await writeSafetensors(join(dir, 'model.safetensors'), randomLlamaTensors(shape));
+  log(`writing a random LLaMA (${shape.layers} layers, hidden ${shape.hidden}, vocab ${shape.vocab}, ${opts.dtype}, ${opts.shards} file${opts.shards > 1 ? 's' : ''}) to ${dir}`);
+  const tensors = Object.entries(randomLlamaTensors(shape, '', opts.dtype));
+  if (opts.shards === 1) {
+    await writeSafetensors(join(dir, 'model.safetensors'), Object.fromEntries(tensors));
+  } else {
+    // Layer i goes to shard ⌊i · shards / layers⌋; the embedding with the first layers, the final norm and head with the last.
+    const shardOf = (name: string) => {
+      const layer = /\.layers\.(\d+)\./.exec(name);
+      if (layer) return Math.floor((Number(layer[1]) * opts.shards) / shape.layers);
+      return name.includes('embed_tokens') ? 0 : opts.shards - 1;
+    };
+    const fileName = (s: number) => `model-${String(s + 1).padStart(5, '0')}-of-${String(opts.shards).padStart(5, '0')}.safetensors`;
+    const weightMap: Record<string, string> = {};
+    for (let s = 0; s < opts.shards; s++) {
+      const mine = tensors.filter(([name]) => shardOf(name) === s);
+      for (const [name] of mine) weightMap[name] = fileName(s);
+      log(`  ${fileName(s)}: ${mine.length} tensors`);
+      await writeSafetensors(join(dir, fileName(s)), Object.fromEntries(mine), { format: 'pt' });
+    }
+    const totalSize = tensors.reduce((sum, [, t]) => sum + t.shape.reduce((a, b) => a * b, 1) * (opts.dtype === 'BF16' ? 2 : 4), 0);
+    await writeFile(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2));
+  }
   // config.json last: its presence says the directory is complete.
-  await writeFile(config, JSON.stringify({ model_type: 'llama', architectures: ['LlamaForCausalLM'], ...llamaConfigKeys(shape) }, null, 2));
+  const torchDtype = opts.dtype === 'BF16' ? 'bfloat16' : 'float32';
+  await writeFile(config, JSON.stringify({ model_type: 'llama', architectures: ['LlamaForCausalLM'], ...llamaConfigKeys(shape), torch_dtype: torchDtype }, null, 2));
   return dir;
+}
+
+/**
+ * A tokenizer.json for a random model of `vocab` tokens, so that commands can decode every id it generates:
+ * <unk>, <s>, </s>, the 256 byte tokens (text encodes byte by byte: one token per ASCII character), then
+ * '▁w<id>' words. Written unless present.
+ */
+export async function writeRandomTokenizer(dir: string, vocab: number): Promise<void> {
+  const path = join(dir, 'tokenizer.json');
+  if (await stat(path).then(() => true, () => false)) return;
+  const pieces: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
+  for (let b = 0; b < 256; b++) pieces[`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`] = 3 + b;
+  for (let id = 259; id < vocab; id++) pieces[`\u2581w${id}`] = id;
+  const special = ['<unk>', '<s>', '</s>'].map((content, id) => ({ id, content, special: true }));
+  await writeFile(path, JSON.stringify({
+    version: '1.0', added_tokens: special, normalizer: null, pre_tokenizer: null, decoder: null,
+    model: { type: 'BPE', vocab: pieces, merges: [], byte_fallback: true, unk_token: '<unk>', fuse_unk: true },
+  }));
+}
+
+/** bfloat16 bits of float32 values, rounded to nearest even (as torch's .to(torch.bfloat16) rounds). */
+export function toBfloat16(values: Float32Array): Uint16Array {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < bits.length; i++) {
+    const b = bits[i]!;
+    out[i] = (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
+  }
+  return out;
 }
 
 /**
@@ -61,12 +121,17 @@ export async function randomLlamaDir(shape: RandomLlamaShape, log: (message: str
  * 'language_model.'). The same shape gives the same weights, whatever the prefix: multimodal models built on it
  * share their LLM.
  */
-export function randomLlamaTensors(shape: RandomLlamaShape, prefix = ''): Record<string, TensorToWrite> {
+export function randomLlamaTensors(shape: RandomLlamaShape, prefix = '', dtype: 'F32' | 'BF16' = 'F32'): Record<string, TensorToWrite> {
   const { hidden, intermediate, layers, vocab } = shape;
   const tensors: Record<string, TensorToWrite> = {};
   let seed = SEED;
-  const matrix = (rows: number, cols: number): TensorToWrite => ({ dtype: 'F32', shape: [rows, cols], data: normals(rows * cols, seed++, INIT_STD) });
-  const ones = (n: number): TensorToWrite => ({ dtype: 'F32', shape: [n], data: new Float32Array(n).fill(1) });
+  const stored = (values: Float32Array) => (dtype === 'F32' ? values : toBfloat16(values));
+  // Produced when written: a 7B model's tensors are never all in memory.
+  const matrix = (rows: number, cols: number): TensorToWrite => {
+    const s = seed++;
+    return { dtype, shape: [rows, cols], data: () => stored(normals(rows * cols, s, INIT_STD)) };
+  };
+  const ones = (n: number): TensorToWrite => ({ dtype, shape: [n], data: () => stored(new Float32Array(n).fill(1)) });
   tensors[`${prefix}model.embed_tokens.weight`] = matrix(vocab, hidden);
   for (let i = 0; i < layers; i++) {
     const p = `${prefix}model.layers.${i}`;

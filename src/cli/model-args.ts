@@ -3,6 +3,8 @@ import type { ParseArgsConfig } from 'node:util';
 import { InputError } from '../errors.js';
 import { checkContext, type PreparedPrompt } from '../generate/generate.js';
 import { loadModel, type ChatModel, type LoadModelOptions } from '../models/index.js';
+import { defaultCacheDir } from '../runtime/cache-dir.js';
+import { LoadDisplay } from './progress.js';
 import type { ComputeDtype } from '../models/linear.js';
 import type { LavinFiles } from '../models/lavin/load.js';
 import { tokenizeImagePrompt } from '../text/image-prompt.js';
@@ -28,6 +30,7 @@ export const MODEL_OPTIONS = {
   clip: { type: 'string' },
   adapter: { type: 'string' },
   'official-positions': { type: 'boolean' },
+  'no-cache': { type: 'boolean' },
 } as const satisfies ParseArgsConfig['options'];
 
 /** Parsed options: the model options typed, a command's own ones as parsed. */
@@ -39,7 +42,7 @@ export function parseCommandArgs(args: string[], help: CommandHelp): CommandValu
 }
 
 export type ModelValues = {
-  [K in keyof typeof MODEL_OPTIONS]?: (typeof MODEL_OPTIONS)[K] extends { multiple: true } ? string[] : (typeof MODEL_OPTIONS)[K] extends { type: 'boolean' } ? boolean : string
+  [K in keyof typeof MODEL_OPTIONS]?: (typeof MODEL_OPTIONS)[K] extends { multiple: true } ? string[] : (typeof MODEL_OPTIONS)[K] extends { type: 'boolean' } ? boolean : string;
 };
 
 export function positiveInt(value: string | undefined, name: string, fallback?: number): number | undefined {
@@ -48,16 +51,18 @@ export function positiveInt(value: string | undefined, name: string, fallback?: 
   return Number(value);
 }
 
-/** --dtype and --threads, checked; --clip and --adapter (both or neither) make the model a LaVIN. */
-export function loadOptionsFromArgs(values: Pick<ModelValues, 'dtype' | 'threads' | 'cache-dir' | 'clip' | 'adapter' | 'official-positions'>): LoadModelOptions {
+/** --dtype, --threads and the cache options, checked; --clip and --adapter (both or neither) make the model a LaVIN. */
+export function loadOptionsFromArgs(values: Pick<ModelValues, 'dtype' | 'threads' | 'cache-dir' | 'no-cache' | 'clip' | 'adapter' | 'official-positions'>): LoadModelOptions {
   const dtype = values.dtype ?? 'fp32';
   if (!['fp32', 'q8', 'q4'].includes(dtype)) throw new InputError(`--dtype must be fp32, q8 or q4, got '${dtype}'`);
   const threads = positiveInt(values.threads, 'threads');
   // More threads than this only oversubscribes the cores (and a huge number would exhaust the process).
   const most = 4 * availableParallelism();
   if (threads !== undefined && threads > most) throw new InputError(`--threads ${threads} is more than 4 × the ${availableParallelism()} cores here`);
-  // Optimised models kept between runs: --cache-dir, else $EGRET_CACHE_DIR, else none.
-  const cacheDir = values['cache-dir'] ?? process.env['EGRET_CACHE_DIR'];
+  // Optimised models are kept between runs (--cache-dir, else the user's cache folder) unless --no-cache.
+  if (values['no-cache'] && values['cache-dir'] !== undefined) throw new InputError('give either --cache-dir or --no-cache, not both');
+  if (values['cache-dir'] === '') throw new InputError('--cache-dir needs a folder');
+  const cacheDir = values['no-cache'] ? undefined : values['cache-dir'] ?? defaultCacheDir();
   return { dtype: dtype as ComputeDtype, threads, ...(cacheDir ? { cacheDir } : {}), ...lavinFromArgs(values) };
 }
 
@@ -71,10 +76,16 @@ function lavinFromArgs(values: Pick<ModelValues, 'clip' | 'adapter' | 'official-
   return { lavin: { clip, adapter, officialPositions: values['official-positions'] === true } };
 }
 
-/** Loads the model the options name. */
+/** Loads the model the options name, with a progress display on a TTY. */
 export async function openModel(values: ModelValues, usage: string): Promise<ChatModel> {
   if (!values.model) throw new InputError(`--model is required; ${usage}`);
-  return loadModel(values.model, loadOptionsFromArgs(values));
+  const opts = loadOptionsFromArgs(values);
+  const display = new LoadDisplay(opts.dtype === 'fp32' ? 'reading weights' : 'reading and quantising weights');
+  try {
+    return await loadModel(values.model, { ...opts, progress: display.report });
+  } finally {
+    display.finish();
+  }
 }
 
 /** The images of --image, decoded: before the model loads, so that a wrong path or file costs no load. */

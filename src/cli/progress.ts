@@ -1,3 +1,5 @@
+import type { LoadProgress } from '../runtime/session.js';
+
 /** A progress bar with an ETA on stderr, drawn only when stderr is a TTY (CONTRACT.md); silent otherwise. */
 export class Progress {
   private readonly tty = process.stderr.isTTY === true;
@@ -12,6 +14,13 @@ export class Progress {
 
   advance(n = 1): void {
     this.done += n;
+    this.draw();
+  }
+
+  /** Sets how much is done (a producer that reports totals so far); redraws only when that changes. */
+  set(done: number): void {
+    if (done === this.done) return;
+    this.done = done;
     this.draw();
   }
 
@@ -33,4 +42,45 @@ export class Progress {
 
 function formatSeconds(s: number): string {
   return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(Math.floor(s % 60)).padStart(2, '0')}s` : `${s.toFixed(0)}s`;
+}
+
+/** Weights below this load in about a second: no bar. */
+const MIN_SHOWN_BYTES = 100e6;
+
+/**
+ * What loading a model is doing, on stderr when it is a TTY: a bar (in MB) while the weights are read (and
+ * quantised), then ORT's optimisation or the cached model's load with the seconds each took. `report` is the
+ * loader's progress callback; `finish` ends the display once the model is ready.
+ */
+export class LoadDisplay {
+  private readonly tty = process.stderr.isTTY === true;
+  private bar: Progress | undefined;
+  private phase: { label: string; started: number } | undefined;
+
+  constructor(private readonly weightsLabel: string) {}
+
+  readonly report = (event: LoadProgress): void => {
+    if (!this.tty) return;
+    if (event.phase === 'weights') {
+      if (event.total < MIN_SHOWN_BYTES) return;
+      this.bar ??= new Progress(`${this.weightsLabel} (MB)`, Math.round(event.total / 1e6));
+      this.bar.set(Math.round(event.done / 1e6));
+      return;
+    }
+    this.endPhase();
+    const label = event.phase === 'optimising' ? 'optimising with ONNX Runtime' : 'loading the cached model';
+    this.phase = { label, started: performance.now() };
+    process.stderr.write(`${label}…`);
+  };
+
+  finish(): void {
+    if (this.tty) this.endPhase();
+  }
+
+  private endPhase(): void {
+    this.bar?.finish();
+    this.bar = undefined;
+    if (this.phase) process.stderr.write(` ${((performance.now() - this.phase.started) / 1000).toFixed(1)} s\n`);
+    this.phase = undefined;
+  }
 }

@@ -6,7 +6,7 @@ import { createChatServer, isLoopbackName } from '../serve/http.js';
 import { parseCommandLine, type CommandHelp } from './args.js';
 import { loadOptionsFromArgs, positiveInt } from './model-args.js';
 
-const USAGE = 'usage: egret serve --model PATH [--host 127.0.0.1] [--port 8080] [--dtype fp32|q8|q4] [--threads N] [--cache-dir DIR] ' +
+const USAGE = 'usage: egret serve --model PATH [--host 127.0.0.1] [--port 8080] [--dtype fp32|q8|q4] [--threads N] [--cache-dir DIR | --no-cache] ' +
   '[--concurrency N] [--max-queue N] [--allow-remote-images] [--clip FILE --adapter FILE [--official-positions]]';
 
 const MiB = 1024 * 1024;
@@ -24,6 +24,7 @@ export const SERVE_HELP: CommandHelp = {
     port: { type: 'string', default: '8080' },
     dtype: { type: 'string' },
     'cache-dir': { type: 'string' },
+    'no-cache': { type: 'boolean' },
     threads: { type: 'string' },
     concurrency: { type: 'string' },
     'max-queue': { type: 'string' },
@@ -36,7 +37,7 @@ export const SERVE_HELP: CommandHelp = {
 
 export async function serveCommand(args: string[]): Promise<void> {
   const values = parseCommandLine(args, SERVE_HELP).values as {
-    model?: string; host: string; port: string; dtype?: string; 'cache-dir'?: string; threads?: string;
+    model?: string; host: string; port: string; dtype?: string; 'cache-dir'?: string; 'no-cache'?: boolean; threads?: string;
     concurrency?: string; 'max-queue'?: string; 'allow-remote-images': boolean; clip?: string; adapter?: string; 'official-positions'?: boolean;
   };
   if (!values.model) throw new InputError(`--model is required; ${USAGE}`);
@@ -48,7 +49,7 @@ export async function serveCommand(args: string[]): Promise<void> {
   // Room for the largest images base64-encoded (4 characters per 3 bytes), and the text around them.
   const maxBodyBytes = 4 * Math.ceil((4 / 3) * maxImageBytes) + MiB;
   const vtw = await readVtwSidecar(vtwSidecarPath(values.model, values.adapter));
-  const engine = await Engine.start(values.model, loadOptionsFromArgs(values), { maxPixels, maxBytes: maxImageBytes });
+  const engine = await Engine.start(values.model, loadOptionsFromArgs(values), { maxPixels, maxBytes: maxImageBytes }, concurrency);
   try {
     const server = await createChatServer(engine, {
       modelName: basename(resolve(values.model)),

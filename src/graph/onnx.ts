@@ -22,11 +22,19 @@ export async function toOnnxBytes(graph: Graph): Promise<Uint8Array> {
 }
 
 /**
+ * The graph as an ONNX model without its weights' values (each weight's name, type and shape only): what
+ * identifies the computation, cheap to produce since no lazy weight is read.
+ */
+export function graphStructure(graph: Graph): Uint8Array {
+  return modelProto(graph, tensorHeader).encode();
+}
+
+/**
  * Writes `modelPath` and its external weights file: weights stream to disk one at a time (never all in memory),
- * so graphs over the 2 GB protobuf limit work. Both files are written under temporary names and renamed at the
+ * so graphs over the 2 GB protobuf limit work; `onWeight` hears the bytes written so far after each weight. Both files are written under temporary names and renamed at the
  * end, so a crash never leaves a half-written model that a later run would trust.
  */
-export async function writeOnnxModel(graph: Graph, modelPath: string, minExternalBytes = 1024): Promise<void> {
+export async function writeOnnxModel(graph: Graph, modelPath: string, minExternalBytes = 1024, onWeight?: (done: number, total: number) => void): Promise<void> {
   await mkdir(dirname(modelPath), { recursive: true });
   const dataName = `${basename(modelPath)}.data`;
   const dataPath = `${modelPath}.data`;
@@ -35,18 +43,23 @@ export async function writeOnnxModel(graph: Graph, modelPath: string, minExterna
   const locations = new Map<string, { offset: number; length: number }>();
   const inline = new Map<string, Uint8Array>();
   const file = await open(tmpData, 'w');
+  const total = graph.weightBytes();
+  let done = 0;
+  const weights = aheadOf(graph.initializers);
   try {
     let offset = 0;
-    for (const w of graph.initializers) {
+    for (const [i, w] of graph.initializers.entries()) {
       if (w.byteLength < minExternalBytes) {
-        inline.set(w.name, await weightBytes(w));
-        continue;
+        inline.set(w.name, await weights(i));
+      } else {
+        offset = Math.ceil(offset / EXTERNAL_ALIGN) * EXTERNAL_ALIGN;
+        const bytes = await weights(i);
+        await writeFully(file, bytes, offset);
+        locations.set(w.name, { offset, length: bytes.byteLength });
+        offset += bytes.byteLength;
       }
-      offset = Math.ceil(offset / EXTERNAL_ALIGN) * EXTERNAL_ALIGN;
-      const bytes = await weightBytes(w);
-      await writeFully(file, bytes, offset);
-      locations.set(w.name, { offset, length: bytes.byteLength });
-      offset += bytes.byteLength;
+      done += w.byteLength;
+      onWeight?.(done, total);
     }
     await file.sync();
   } finally {
@@ -70,6 +83,31 @@ export async function writeOnnxModel(graph: Graph, modelPath: string, minExterna
   }
   await rename(tmpData, dataPath);
   await rename(tmpModel, modelPath);
+}
+
+/** Weights produced ahead of the one being written (see aheadOf). */
+const PRODUCE_AHEAD = 4;
+
+/**
+ * The bytes of initializer i, with the next PRODUCE_AHEAD already being produced: a weight whose production
+ * awaits other work (a quantisation in a worker) overlaps with the reading and converting of the next ones.
+ * Each weight's bytes are handed out once and then dropped.
+ */
+function aheadOf(initializers: readonly Initializer[]): (i: number) => Promise<Uint8Array> {
+  const started = new Map<number, Promise<Uint8Array>>();
+  const start = (i: number) => {
+    if (i >= initializers.length || started.has(i)) return;
+    const bytes = weightBytes(initializers[i]!);
+    bytes.catch(() => {}); // a failure is reported when its turn comes, not as an unhandled rejection
+    started.set(i, bytes);
+  };
+  let next = 0;
+  return (i) => {
+    for (; next <= i + PRODUCE_AHEAD; next++) start(next);
+    const bytes = started.get(i)!;
+    started.delete(i);
+    return bytes;
+  };
 }
 
 /** Largest length passed to one write(): Node refuses lengths ≥ 2^31 and Linux writes at most 0x7ffff000 bytes. */

@@ -5,7 +5,8 @@ import { DTYPE_SIZE, type DType } from './dtype.js';
 export interface TensorToWrite {
   dtype: DType;
   shape: readonly number[];
-  data: ArrayBufferView;
+  /** The bytes, or a function producing them when the tensor is written (so that a file's tensors need not all be in memory). */
+  data: ArrayBufferView | (() => ArrayBufferView);
 }
 
 /**
@@ -16,8 +17,8 @@ export async function writeSafetensors(path: string, tensors: Record<string, Ten
   const header: Record<string, unknown> = metadata ? { __metadata__: metadata } : {};
   let offset = 0;
   for (const [name, t] of Object.entries(tensors)) {
-    const expected = t.shape.reduce((a, b) => a * b, 1) * DTYPE_SIZE[t.dtype];
-    if (t.data.byteLength !== expected) throw new RangeError(`tensor '${name}' ${t.dtype}[${t.shape}] needs ${expected} bytes, got ${t.data.byteLength}`);
+    const expected = byteLength(t);
+    if (ArrayBuffer.isView(t.data)) checkLength(name, t, t.data);
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + expected] };
     offset += expected;
   }
@@ -33,7 +34,10 @@ export async function writeSafetensors(path: string, tensors: Record<string, Ten
   try {
     await file.write(prefix);
     await file.write(headerBytes);
-    for (const t of Object.values(tensors)) await file.write(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+    for (const [name, t] of Object.entries(tensors)) {
+      const data = checkLength(name, t, ArrayBuffer.isView(t.data) ? t.data : t.data());
+      await file.write(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    }
     await file.sync();
   } catch (err) {
     await file.close();
@@ -42,4 +46,12 @@ export async function writeSafetensors(path: string, tensors: Record<string, Ten
   }
   await file.close();
   await rename(tmp, path);
+}
+
+const byteLength = (t: TensorToWrite) => t.shape.reduce((a, b) => a * b, 1) * DTYPE_SIZE[t.dtype];
+
+function checkLength(name: string, t: TensorToWrite, data: ArrayBufferView): ArrayBufferView {
+  const expected = byteLength(t);
+  if (data.byteLength !== expected) throw new RangeError(`tensor '${name}' ${t.dtype}[${t.shape}] needs ${expected} bytes, got ${data.byteLength}`);
+  return data;
 }

@@ -15,6 +15,7 @@ import { loadLlava } from './llava.js';
 import { loadLlavaHr } from './llava-hr.js';
 import type { Decoder } from './decoder.js';
 import { loadLavin, type LavinFiles } from './lavin/load.js';
+import type { LoadProgress } from '../runtime/session.js';
 
 export interface LoadModelOptions {
   dtype?: ComputeDtype;
@@ -23,13 +24,18 @@ export interface LoadModelOptions {
   cacheDir?: string;
   /** A LaVIN model: the LLaMA in the directory with these CLIP and adapter files. */
   lavin?: LavinFiles;
+  /** Told once why the cache folder cannot be used (default: a `warning:` line on stderr); the load goes on without it. */
+  warn?(message: string): void;
+  /** Told what loading the language model is doing (see LoadProgress). */
+  progress?: (event: LoadProgress) => void;
 }
 
 /**
  * What identifies a model directory's weights for the cache: every file's name, size and modification time,
- * with egret's version and the compute dtype (a new release or another dtype builds another graph).
+ * with egret's version (a release may prepare weights differently) and the compute dtype. The graph's own
+ * structure is part of the key too (Session.fromGraph adds it).
  */
-async function cacheKey(dir: string, opts: LoadModelOptions): Promise<string> {
+export async function cacheKey(dir: string, opts: LoadModelOptions, version = EGRET_VERSION): Promise<string> {
   const names = (await readdir(dir)).sort();
   const files = await Promise.all(names.map(async (name) => {
     const s = await stat(join(dir, name));
@@ -37,8 +43,10 @@ async function cacheKey(dir: string, opts: LoadModelOptions): Promise<string> {
   }));
   // A LaVIN decoder holds its checkpoint's adapters.
   const adapter = opts.lavin ? await stat(opts.lavin.adapter).then((s) => [resolve(opts.lavin!.adapter), s.size, s.mtimeMs]) : [];
-  return JSON.stringify([EGRET_VERSION, resolve(dir), opts.dtype ?? 'fp32', files, ...adapter]);
+  return JSON.stringify([version, resolve(dir), opts.dtype ?? 'fp32', files, ...adapter]);
 }
+
+const warnOnStderr = (message: string) => void process.stderr.write(`warning: ${message}\n`);
 
 /** A model as commands and the server use it: a tokenizer, a decoder, and prompt preparation. */
 export interface ChatModel {
@@ -58,14 +66,21 @@ export interface ChatModel {
 
 /** Loads the model in `dir`, detecting its layout from its files (CONTRACT.md, "Models"). */
 export async function loadModel(dir: string, loadOpts: LoadModelOptions = {}): Promise<ChatModel> {
-  const opts: LoadModelOptions & BuildOptions = loadOpts.cacheDir ? { ...loadOpts, cache: { dir: loadOpts.cacheDir, key: await cacheKey(dir, loadOpts) } } : loadOpts;
+  // Keyed once the directory is known to be a model (a missing one is reported as such, below).
+  const withCache = async (): Promise<LoadModelOptions & BuildOptions> => loadOpts.cacheDir
+    ? { ...loadOpts, cache: { dir: loadOpts.cacheDir, key: await cacheKey(dir, loadOpts), warn: loadOpts.warn ?? warnOnStderr } }
+    : loadOpts;
   const configPath = join(dir, 'config.json');
   const config = (await stat(configPath).then((s) => s.isFile(), () => false)) ? await readJson(configPath) : undefined;
-  if (opts.lavin) return loadLavin(dir, opts.lavin, opts);
+  if (loadOpts.lavin) return loadLavin(dir, loadOpts.lavin, withCache);
   // LLaVA-HR's config also says model_type llava; its multipath vision tower is what sets it apart.
-  if (config?.['is_multipath_encoder'] === true) return loadLlavaHr(dir, config, opts);
-  if (config?.['model_type'] === 'llava') return loadLlava(dir, config, opts);
+  if (config?.['is_multipath_encoder'] === true) return loadLlavaHr(dir, config, await withCache());
+  if (config?.['model_type'] === 'llava') return loadLlava(dir, config, await withCache());
   const weights = await openLlama(dir);
+  const opts = await withCache().catch(async (err: unknown) => {
+    await weights.source.close();
+    throw err;
+  });
   let lm: CausalLM;
   let tokenizer: Tokenizer;
   try {

@@ -3,6 +3,7 @@ import type { Value } from '../graph/ir.js';
 import * as op from '../graph/ops/index.js';
 import { quantizeBlockwise, type BlockQuantized } from '../graph/quantize.js';
 import { transpose2d, type WeightScope } from '../graph/weights.js';
+import { WorkerHost } from '../runtime/worker.js';
 
 /** How linear layers compute: fp32 (parity with the references) or block-quantised weights run by MatMulNBits. */
 export type ComputeDtype = 'fp32' | 'q8' | 'q4';
@@ -73,7 +74,7 @@ function stackedProduct(scope: WeightScope, leaves: readonly string[], x: Value,
   let pending: Promise<BlockQuantized> | undefined;
   let consumed = 0;
   const quantized = () => {
-    pending ??= read().then((w) => quantizeBlockwise(w, n, k, bits, BLOCK_SIZE));
+    pending ??= read().then((w) => quantizeOffThread(w, n, k, bits));
     const result = pending;
     if (++consumed === 2) pending = undefined;
     return result;
@@ -86,4 +87,19 @@ function stackedProduct(scope: WeightScope, leaves: readonly string[], x: Value,
     return new Uint8Array(s.buffer, s.byteOffset, s.byteLength);
   }, n * blocks * 4);
   return op.matmulNBits(x, { packed, scales, k, n, bits, blockSize: BLOCK_SIZE });
+}
+
+/** Weights smaller than this are quantised in place: a worker's start-up would cost more than it saves. */
+const OFF_THREAD_WEIGHTS = 1 << 22;
+
+let quantizer: WorkerHost | undefined;
+
+/**
+ * Quantises a large weight in a worker thread (its buffer moves there, and the result back, without copies), so
+ * that the main thread meanwhile reads and converts the next weights (writeOnnxModel asks for them ahead).
+ */
+async function quantizeOffThread(weight: Float32Array, n: number, k: number, bits: 4 | 8): Promise<BlockQuantized> {
+  if (weight.length < OFF_THREAD_WEIGHTS) return quantizeBlockwise(weight, n, k, bits, BLOCK_SIZE);
+  quantizer ??= new WorkerHost(new URL('./quantize-worker.js', import.meta.url), { keepAliveWhileIdle: false });
+  return quantizer.call<BlockQuantized>('quantize', weight, n, k, bits, BLOCK_SIZE);
 }

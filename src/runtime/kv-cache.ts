@@ -86,6 +86,43 @@ export class KVCache {
     }
   }
 
+  /**
+   * A cache of `rows.length` rows whose row i is row `rows[i].row` of `rows[i].from` (same geometry: caches of one
+   * decoder), or empty where undefined, in every layer with its lengths: how a running batch takes in sequences
+   * prefilled apart and lets finished ones go. Capacity is what the longest row needs, in GROWTH steps.
+   */
+  static gather(like: KVCache, rows: readonly ({ from: KVCache; row: number } | undefined)[]): KVCache {
+    const out = new KVCache(rows.length, like.kvHeads, like.headDim, like.layerGroups);
+    const { kvHeads, headDim } = like;
+    for (let group = 0; group < out.capacity.length; group++) {
+      rows.forEach((r, b) => (out.lengths[group]![b] = r ? r.from.lengths[group]![r.row]! : 0));
+      out.capacity[group] = Math.ceil(Math.max(0, ...out.lengths[group]!) / GROWTH) * GROWTH;
+    }
+    for (let layer = 0; layer < out.layers; layer++) {
+      const group = out.layerGroups[layer]!;
+      const cap = out.capacity[group]!;
+      for (const [store, source] of [[out.keys, (c: KVCache) => c.keys], [out.values, (c: KVCache) => c.values]] as const) {
+        const to = new Float32Array(rows.length * kvHeads * cap * headDim);
+        rows.forEach((r, b) => {
+          if (!r) return;
+          const from = source(r.from)[layer]!;
+          const fromCap = r.from.capacity[group]!;
+          const n = out.lengths[group]![b]! * headDim;
+          for (let h = 0; h < kvHeads; h++) {
+            const src = (r.row * kvHeads + h) * fromCap * headDim;
+            to.set(from.subarray(src, src + n), (b * kvHeads + h) * cap * headDim);
+          }
+        });
+        store[layer] = to;
+      }
+    }
+    // Each row keeps its sequence's constant input; rows without a source (padding) borrow the first one's.
+    const kept = rows.map((r) => (r ? r.from.conditioning?.[r.row] : undefined));
+    const first = kept.find((c) => c !== undefined);
+    if (first) out.conditioning = kept.map((c) => c ?? first);
+    return out;
+  }
+
   advance(group: number, counts: readonly number[]): void {
     counts.forEach((n, b) => (this.lengths[group]![b]! += n));
   }

@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { InputError } from '../errors.js';
+import { Channel } from './channel.js';
 
 /**
  * Runs a module in a worker thread and calls its exported functions. ORT's `run` blocks the thread it runs on,
@@ -12,13 +13,19 @@ export class WorkerHost {
   private nextId = 1;
   private failure: Error | undefined;
 
-  constructor(moduleUrl: URL | string) {
+  /**
+   * `keepAliveWhileIdle: false`: the worker keeps the process running only while a call is pending, so a helper
+   * nobody closes (a pool serving a library function) never holds a finished process open.
+   */
+  constructor(moduleUrl: URL | string, private readonly opts: { keepAliveWhileIdle?: boolean } = {}) {
     this.worker = new Worker(new URL('./worker-entry.js', import.meta.url), { workerData: { moduleUrl: String(moduleUrl) } });
+    if (opts.keepAliveWhileIdle === false) this.worker.unref();
     this.worker.on('message', (msg: { id: number; ok?: boolean; value?: unknown; error?: SerializedError; event?: unknown }) => {
       const p = this.pending.get(msg.id);
       if (!p) return;
       if ('event' in msg) return p.event?.(msg.event);
       this.pending.delete(msg.id);
+      if (this.pending.size === 0 && opts.keepAliveWhileIdle === false) this.worker.unref();
       if (msg.ok) p.resolve(msg.value);
       else p.reject(deserializeError(msg.error!));
     });
@@ -39,6 +46,7 @@ export class WorkerHost {
   call<T>(method: string, ...args: unknown[]): Promise<T> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
+    if (this.opts.keepAliveWhileIdle === false) this.worker.ref();
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
       this.worker.postMessage({ id, method, args }, transferables(args));
@@ -68,52 +76,22 @@ export class WorkerHost {
 }
 
 /** The items a streamed worker call yields, then its result (see WorkerHost.stream). */
-export class WorkerStream<E, R> implements AsyncIterable<E> {
-  /** The function's return value; rejects with its error (which iterating reports as well). */
-  readonly result: Promise<R>;
-  private settle!: { resolve(v: R): void; reject(e: unknown): void };
-  private readonly items: E[] = [];
-  private ended = false;
-  private wake: () => void = () => {};
-
+export class WorkerStream<E, R> extends Channel<E, R> {
   constructor(private readonly sendCancel: () => void) {
-    this.result = new Promise<R>((resolve, reject) => (this.settle = { resolve, reject }));
-    this.result.catch(() => {}); // a caller that only iterates sees the error there; no unhandled rejection
+    super();
   }
 
   /** Asks the worker to stop the call (its function sees its signal aborted). */
   cancel(): void {
-    if (!this.ended) this.sendCancel();
+    if (!this.closed) this.sendCancel();
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<E> {
+  override async *[Symbol.asyncIterator](): AsyncGenerator<E, R> {
     try {
-      for (;;) {
-        if (this.items.length > 0) yield this.items.shift()!;
-        else if (this.ended) return void (await this.result);
-        else await new Promise<void>((resolve) => (this.wake = resolve));
-      }
+      return yield* super[Symbol.asyncIterator]();
     } finally {
       this.cancel(); // the consumer left early: nobody wants the rest
     }
-  }
-
-  // Called by WorkerHost as the worker's messages arrive.
-  push(item: E): void {
-    this.items.push(item);
-    this.wake();
-  }
-
-  end(value: R): void {
-    this.ended = true;
-    this.settle.resolve(value);
-    this.wake();
-  }
-
-  fail(err: unknown): void {
-    this.ended = true;
-    this.settle.reject(err);
-    this.wake();
   }
 }
 

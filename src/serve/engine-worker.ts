@@ -3,11 +3,14 @@
  * validated chat request into a prompt and a generation, streaming the text back. Everything that touches the
  * model, the tokenizer or image pixels happens here, off the thread that serves HTTP.
  */
-import { checkContext, generate, type GenerateOptions } from '../generate/generate.js';
+import { Batcher } from '../generate/batcher.js';
+import { checkContext, type GenerateOptions, type GenerationResult } from '../generate/generate.js';
 import { requestFlops } from '../generate/flops.js';
 import { withdrawVisualTokens } from '../methods/vtw.js';
 import { loadModel, type ChatModel, type LoadModelOptions } from '../models/index.js';
 import type { PreparedPrompt } from '../models/prompt.js';
+import { Channel } from '../runtime/channel.js';
+import { writeBatchState } from './batch-state.js';
 import { tokenizeImagePrompt } from '../text/image-prompt.js';
 import { renderPrompt, type ChatTurn } from '../text/templates.js';
 import { decodeImage } from '../vision/decode.js';
@@ -54,18 +57,29 @@ export interface EngineResult {
   decodeMs: number;
 }
 
+export interface ServingOptions {
+  /** Most sequences decoding together. */
+  maxBatch: number;
+  /** BATCH_STATE.length × 8 bytes, shared with the HTTP thread (batch-state.ts). */
+  state: SharedArrayBuffer;
+}
+
 let model: ChatModel | undefined;
+let batcher: Batcher | undefined;
 let imageLimits: ImageLimits = {};
 
-export async function load(dir: string, opts: LoadModelOptions, limits: ImageLimits): Promise<EngineInfo> {
+export async function load(dir: string, opts: LoadModelOptions, limits: ImageLimits, serving: ServingOptions): Promise<EngineInfo> {
   model = await loadModel(dir, opts);
   imageLimits = limits;
+  const state = new BigInt64Array(serving.state);
+  const b: Batcher = new Batcher(model, serving.maxBatch, () => writeBatchState(state, { batchSize: b.batchSize, waiting: b.waitingCount, ...b.counters }));
+  batcher = b;
   const { maxPositions, layers } = model.decoder.config;
   return { family: model.family, maxPositions, layers };
 }
 
 export async function* chat(request: EngineRequest, signal: AbortSignal): AsyncGenerator<EngineEvent, EngineResult> {
-  if (!model) throw new Error('the engine has no model loaded');
+  if (!model || !batcher) throw new Error('the engine has no model loaded');
   const m = model;
   // Images first: an undecodable or oversized image is reported as such, whatever the model takes.
   const images = await Promise.all(request.images.map((bytes, i) => decodeImage(bytes, { ...imageLimits, name: `image ${i + 1}` })));
@@ -74,11 +88,14 @@ export async function* chat(request: EngineRequest, signal: AbortSignal): AsyncG
   if (request.vtwLayer !== undefined) prompt = withdrawVisualTokens(prompt, request.vtwLayer, m.decoder.config.layers);
   checkContext([prompt], m.decoder.config.maxPositions);
   yield { type: 'prompt', promptTokens: prompt.positions.length };
-  const run = generate(m, [prompt], { ...request.options, signal });
+  // The sequence joins the batch of every other request's; its text comes back through a channel.
+  const texts = new Channel<string, GenerationResult>();
+  batcher.submit(prompt, { ...request.options, signal }, (_id, text) => texts.push(text)).then((r) => texts.end(r), (err: unknown) => texts.fail(err));
+  const run = texts[Symbol.asyncIterator]();
   for (;;) {
     const step = await run.next();
     if (step.done) {
-      const r = step.value[0]!;
+      const r = step.value;
       return {
         finishReason: r.finishReason,
         promptTokens: r.stats.promptTokens,
@@ -91,7 +108,7 @@ export async function* chat(request: EngineRequest, signal: AbortSignal): AsyncG
         decodeMs: r.stats.decodeMs,
       };
     }
-    yield { type: 'text', text: step.value.text };
+    yield { type: 'text', text: step.value };
   }
 }
 
@@ -107,4 +124,5 @@ function visualTokensKept(prompt: PreparedPrompt): number {
 export async function unload(): Promise<void> {
   await model?.dispose();
   model = undefined;
+  batcher = undefined;
 }

@@ -90,11 +90,12 @@ const ROUTES: Record<string, { method: string; handler: Handler }> = {
       vtw_layer: ctx.opts.defaultVtwLayer ?? null,
       active: ctx.scheduler.active,
       queued: ctx.scheduler.queued,
+      batch_size: ctx.engine.batch().batchSize,
     }),
   },
   '/metrics': {
     method: 'GET',
-    handler: (_req, res, ctx) => send(res, 200, 'text/plain; version=0.0.4; charset=utf-8', ctx.metrics.render({ queued: ctx.scheduler.queued, active: ctx.scheduler.active })),
+    handler: (_req, res, ctx) => send(res, 200, 'text/plain; version=0.0.4; charset=utf-8', ctx.metrics.render({ queued: ctx.scheduler.queued, active: ctx.scheduler.active, batch: ctx.engine.batch() })),
   },
   '/v1/models': {
     method: 'GET',

@@ -1,4 +1,5 @@
 /** The server's Prometheus metrics, in the text exposition format 0.0.4. */
+import type { BatchState } from './batch-state.js';
 
 type Labels = Record<string, string>;
 
@@ -51,6 +52,8 @@ class Histogram {
 }
 
 const gauge = (name: string, help: string, value: number) => `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name} ${value}`;
+/** A counter kept elsewhere (the engine's worker), rendered from its current value. */
+const counterOf = (name: string, help: string, value: number) => `# HELP ${name} ${help}\n# TYPE ${name} counter\n${name} ${value}`;
 
 const SECONDS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
@@ -63,7 +66,7 @@ export class Metrics {
   readonly queueWait = new Histogram('egret_queue_wait_seconds', 'Time chat completion requests waited for a turn.', SECONDS);
   readonly firstToken = new Histogram('egret_time_to_first_token_seconds', 'From arrival to the first generated text.', SECONDS);
 
-  render(state: { queued: number; active: number }): string {
+  render(state: { queued: number; active: number; batch: BatchState }): string {
     return [
       this.requests.render(),
       this.promptTokens.render(),
@@ -73,7 +76,13 @@ export class Metrics {
       this.queueWait.render(),
       this.firstToken.render(),
       gauge('egret_queue_length', 'Requests waiting for a turn.', state.queued),
-      gauge('egret_active_generations', 'Generations running.', state.active),
+      gauge('egret_active_generations', 'Generations running (preparing their prompt, waiting for their prefill, or decoding).', state.active),
+      gauge('egret_batch_size', 'Sequences in the running decode batch (one decoder call per step for all of them).', state.batch.batchSize),
+      gauge('egret_prefill_waiting', 'Generations whose prompt waits for the running decode step to end, to be prefilled.', state.batch.waiting),
+      counterOf('egret_decode_steps_total', 'Decoder calls that decoded one token of every sequence in the batch.', state.batch.decodeSteps),
+      counterOf('egret_decode_rows_total', 'Tokens those decode steps produced (rows ÷ steps = the mean batch size).', state.batch.decodeRows),
+      counterOf('egret_prefills_total', 'Prefill calls (prompts that arrive together share one).', state.batch.prefills),
+      counterOf('egret_prefill_rows_total', 'Prompts prefilled.', state.batch.prefillRows),
       gauge('process_resident_memory_bytes', 'Resident memory of the server process (its worker threads included).', process.memoryUsage().rss),
     ].join('\n') + '\n';
   }

@@ -1,10 +1,7 @@
 /**
- * Admission control for generations: at most `concurrency` run at once (they share the engine's worker, which
- * interleaves their decode steps), at most `maxQueue` wait for a turn, and the rest are refused at once so that
+ * Admission control for generations: at most `concurrency` run at once (in the engine's worker they decode as
+ * rows of one batch, see Batcher), at most `maxQueue` wait for a turn, and the rest are refused at once so that
  * the client can retry later (429). A waiting request whose client goes away leaves the queue.
- *
- * Requests are not batched into one decoder call: each has its own sampling options, stop strings and
- * cancellation, which generate() shares across a batch.
  */
 export class QueueFullError extends Error {
   override name = 'QueueFullError';

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import './env.js';
 
 /** The repository root (tests run from dist/test). */
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));

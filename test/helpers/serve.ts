@@ -1,6 +1,7 @@
 // Starts `egret serve` as a child process on a free loopback port, for the serve-*.test.ts files.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import './env.js';
 
 export interface RunningServer {
   url: string;

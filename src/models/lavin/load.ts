@@ -114,8 +114,8 @@ export async function buildLavinDecoder(weights: LanguageModelWeights, adapters:
   }
 }
 
-/** Loads a LaVIN model: the LLaMA in `dir` (Meta or HF layout) with `files`' CLIP and adapters. */
-export async function loadLavin(dir: string, files: LavinFiles, opts: LoadModelOptions & BuildOptions): Promise<ChatModel> {
+/** Loads a LaVIN model: the LLaMA in `dir` (Meta or HF layout) with `files`' CLIP and adapters; `options` gives the load options. */
+export async function loadLavin(dir: string, files: LavinFiles, options: () => Promise<LoadModelOptions & BuildOptions>): Promise<ChatModel> {
   const sources: TensorSource[] = [];
   const open = async (path: string) => {
     const source = await openCheckpointFile(path);
@@ -127,6 +127,8 @@ export async function loadLavin(dir: string, files: LavinFiles, opts: LoadModelO
   try {
     const weights = await openLlama(dir);
     sources.push(weights.source);
+    // Keyed (for the cache) once the directory is known to be a model.
+    const opts = await options();
     const clip = await open(files.clip);
     const adapters = await open(files.adapter);
     const clipConfig = await lavinClipConfig(clip, files.clip);

@@ -5,7 +5,7 @@ import { Graph } from '../../graph/ir.js';
 import { WeightScope, identityLayout, type WeightLayout } from '../../graph/weights.js';
 import { openCheckpoint, openCheckpointFile, type TensorSource } from '../../io/checkpoint.js';
 import { openSplitShards } from '../../io/split-shards.js';
-import { Session } from '../../runtime/session.js';
+import { Session, type LoadProgress, type ModelCache } from '../../runtime/session.js';
 import { Decoder } from '../decoder.js';
 import type { ComputeDtype } from '../linear.js';
 import { llamaConfigFromHf, llamaConfigFromMeta, readJson, type LlamaConfig } from './config.js';
@@ -23,7 +23,8 @@ export interface BuildOptions {
   dtype?: ComputeDtype;
   threads?: number;
   /** Keep ORT's optimised decoder on disk (see Session.fromGraph): `key` names the checkpoint and the options. */
-  cache?: { dir: string; key: string };
+  cache?: ModelCache;
+  progress?: (event: LoadProgress) => void;
   /** A transformation of each layer's attention input (see DecoderGraphOptions). */
   attentionInput?: DecoderGraphOptions['attentionInput'];
 }
@@ -58,7 +59,8 @@ export class CausalLM {
   private constructor(
     readonly config: LlamaConfig,
     readonly decoder: Decoder,
-    readonly embedTable: Float32Array,
+    /** [vocab, hidden]: float32, or bfloat16 bits as the checkpoint stores them (half the memory, exact). */
+    readonly embedTable: Float32Array | Uint16Array,
   ) {}
 
   static async build(weights: LanguageModelWeights, opts: BuildOptions = {}): Promise<CausalLM> {
@@ -66,9 +68,13 @@ export class CausalLM {
     const graph = new Graph('llama');
     const scope = new WeightScope(graph, source, '', layout);
     buildDecoderGraph(config, scope, { dtype: opts.dtype ?? 'fp32', ...(opts.attentionInput ? { attentionInput: opts.attentionInput } : {}) });
-    const embedTable = await scope.read('model.embed_tokens.weight');
+    const embedTable = await readEmbedTable(scope, 'model.embed_tokens.weight');
     // Weights are read lazily: on a cache hit only the embedding table above is read from the checkpoint.
-    const session = await Session.fromGraph(graph, { threads: opts.threads, ...(opts.cache ? { cache: { ...opts.cache, key: `${opts.cache.key}|decoder` } } : {}) });
+    const session = await Session.fromGraph(graph, {
+      threads: opts.threads,
+      ...(opts.progress ? { progress: opts.progress } : {}),
+      ...(opts.cache ? { cache: { ...opts.cache, key: `${opts.cache.key}|decoder` } } : {}),
+    });
     return new CausalLM(config, new Decoder(config, session), embedTable);
   }
 
@@ -76,9 +82,13 @@ export class CausalLM {
   embed(ids: readonly number[]): Float32Array {
     const d = this.config.hidden;
     const out = new Float32Array(ids.length * d);
+    const table = this.embedTable;
+    const bits = table instanceof Uint16Array ? new Uint32Array(out.buffer) : undefined;
     ids.forEach((id, i) => {
       if (!Number.isInteger(id) || id < 0 || id >= this.config.vocab) throw new InputError(`token id ${id} is outside the vocabulary (0..${this.config.vocab - 1})`);
-      out.set(this.embedTable.subarray(id * d, (id + 1) * d), i * d);
+      if (!bits) return out.set((table as Float32Array).subarray(id * d, (id + 1) * d), i * d);
+      // bfloat16 is the top half of a float32 (as in io/dtype.ts).
+      for (let j = 0; j < d; j++) bits[i * d + j] = table[id * d + j]! << 16;
     });
     return out;
   }
@@ -86,6 +96,19 @@ export class CausalLM {
   async dispose(): Promise<void> {
     await this.decoder.session.dispose();
   }
+}
+
+/**
+ * The token embedding table, kept in the checkpoint's bfloat16 when it is stored so (a 7B model's is 262 MB
+ * instead of 524 MB in float32; looking a row up widens it exactly), else as float32.
+ */
+async function readEmbedTable(scope: WeightScope, leaf: string): Promise<Float32Array | Uint16Array> {
+  const name = scope.name(leaf);
+  const { dtype, shape } = scope.source.info(name);
+  if (dtype !== 'BF16' || scope.layout.rowOrder?.(name, shape)) return scope.read(leaf);
+  const bytes = await scope.source.read(name);
+  const aligned = bytes.byteOffset % 2 === 0 ? bytes : bytes.slice();
+  return new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2);
 }
 
 async function isFile(path: string): Promise<boolean> {
