@@ -1,6 +1,8 @@
 // Images are checked and decoded before a model loads, in every command that takes them: with a model path that
 // does not exist, the error is the image's, so a mistyped image costs no load.
 import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +10,7 @@ import { assertInputError, egret } from './helpers/cli.js';
 
 const NO_MODEL = 'test/fixtures/no-such-model';
 
-test('generate, logits, chat, calibrate and eval run refuse a bad image before touching the model', async () => {
+test('generate, logits, chat, calibrate and eval run refuse a bad or missing image before touching the model', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'egret-images-first-'));
   try {
     const missing = join(dir, 'missing.png');
@@ -26,6 +28,10 @@ test('generate, logits, chat, calibrate and eval run refuse a bad image before t
     await writeFile(questions, `${JSON.stringify({ question_id: 1, image: 'a.png', text: 'What is written?' })}\n`);
     assertInputError(await egret('eval', 'run', 'textvqa', '--model', NO_MODEL, '--data', questions,
       '--images', join(dir, 'no-such-folder'), '--out', join(dir, 'answers.jsonl')), /--images .*no-such-folder: not a folder/);
+    // A question whose image is not in the folder: found before the model loads, no answer written.
+    assertInputError(await egret('eval', 'run', 'textvqa', '--model', NO_MODEL, '--data', questions,
+      '--images', dir, '--out', join(dir, 'answers.jsonl')), /question 1: image .*a\.png does not exist/);
+    assert.equal(existsSync(join(dir, 'answers.jsonl')) ? readFileSync(join(dir, 'answers.jsonl'), 'utf8') : '', '');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

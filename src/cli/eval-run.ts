@@ -113,32 +113,33 @@ export async function runCommand(args: string[]): Promise<void> {
   const vtwLayer = await vtwLayerFromArgs(values);
   const methods = { ...values, 'vtw-layer': vtwLayer === undefined ? 'off' : String(vtwLayer) };
 
-  const model = await openModel(values, RUN_USAGE);
+  // The prompt style follows the model's family, which the options say (--clip and --adapter make a LaVIN), so the
+  // questions and the images they name are known before the model loads: a wrong path costs no load.
+  const style: PromptStyle = values.adapter !== undefined ? 'lavin' : 'llava';
+  const template = values.template ?? OFFICIAL_TEMPLATE[style];
+  const all = loadQuestions(task as RunTask, style, data, (values.split as string | undefined) ?? 'test');
+  const questions = limit === undefined ? all : all.slice(0, limit);
+  const indices = shardIndices(questions.length, shard);
+  const mine = indices.map((i) => questions[i]!);
+  const settings: RunSettings = {
+    task,
+    // A LaVIN model is its adapters (checkpoint-19.pth of a run folder), as LaVIN's eval.py names it.
+    model_id: modelIdFromPath(values.adapter ?? values.model),
+    dtype: values.dtype ?? 'fp32',
+    template,
+    max_new_tokens: maxNewTokens,
+    questions: questions.length,
+    ...(vtwLayer === undefined ? {} : { vtw_layer: vtwLayer }),
+    ...(typeof values.fastv === 'string' ? { fastv: values.fastv } : {}),
+    ...(style === 'lavin' ? { decode_positions: values['official-positions'] ? 'official' as const : 'corrected' as const } : {}),
+  };
+  const record = { model: values.model, egret: EGRET_VERSION };
+  // An earlier run's answers (resumed) and every image still to be answered, checked before the model loads.
+  const writer = AnswerWriter.open(out, mine, indices, settings);
   try {
-    const style: PromptStyle = model.family === 'lavin' ? 'lavin' : 'llava';
-    const template = values.template ?? OFFICIAL_TEMPLATE[style];
-    const all = loadQuestions(task as RunTask, style, data, (values.split as string | undefined) ?? 'test');
-    const questions = limit === undefined ? all : all.slice(0, limit);
-    const indices = shardIndices(questions.length, shard);
-    const mine = indices.map((i) => questions[i]!);
-    const settings: RunSettings = {
-      task,
-      // A LaVIN model is its adapters (checkpoint-19.pth of a run folder), as LaVIN's eval.py names it.
-      model_id: modelIdFromPath(values.adapter ?? values.model),
-      dtype: values.dtype ?? 'fp32',
-      template,
-      max_new_tokens: maxNewTokens,
-      questions: questions.length,
-      ...(vtwLayer === undefined ? {} : { vtw_layer: vtwLayer }),
-      ...(typeof values.fastv === 'string' ? { fastv: values.fastv } : {}),
-      ...(style === 'lavin' ? { decode_positions: values['official-positions'] ? 'official' as const : 'corrected' as const } : {}),
-    };
-    const record = { model: values.model, egret: EGRET_VERSION };
-    const writer = AnswerWriter.open(out, mine, indices, settings);
+    for (const question of mine.slice(writer.done)) imagePath(values, question);
+    const model = await openModel(values, RUN_USAGE);
     try {
-      // Every image still to be answered is there before the first answer (the prompt style, and so the questions,
-      // depend on the model: this cannot come before it loads).
-      for (const question of mine.slice(writer.done)) imagePath(values, question);
       const progress = new Progress(`${task}${shard.count > 1 ? ` ${shard.index}/${shard.count}` : ''}`, mine.length, writer.done);
       for (let start = writer.done; start < mine.length; start += batch) {
         const end = Math.min(mine.length, start + batch);
@@ -152,10 +153,10 @@ export async function runCommand(args: string[]): Promise<void> {
       const resumed = writer.done > 0 ? ` (${writer.done} from an earlier run)` : '';
       process.stdout.write(`${mine.length} answers in ${out}${resumed}\n`);
     } finally {
-      writer.close();
+      await model.dispose();
     }
   } finally {
-    await model.dispose();
+    writer.close();
   }
 }
 
