@@ -7,6 +7,7 @@
  */
 import { MemorySource } from '../io/memory-source.js';
 import { seededRandom } from '../generate/sampling.js';
+import { LAVIN_MODULES } from '../models/lavin/settings.js';
 
 export interface LavinInitShape {
   llmWidth: number;
@@ -41,8 +42,8 @@ export function initialLavinAdapters(shape: LavinInitShape, seed: number): Memor
     put(`${prefix}.expert_weights.weight`, [2, c], uniform(2 * c, 1 / Math.sqrt(c)));
     put(`${prefix}.expert_weights.bias`, [2], uniform(2, 1 / Math.sqrt(c)));
   };
-  for (let i = 0; i < shape.llmLayers; i++) adapter(`layers.${i}.adapter_attn`, shape.llmWidth);
-  for (let i = 0; i < shape.clipLayers; i++) adapter(`backbone.visual.transformer.resblocks.${i}.adapter_attn`, shape.clipWidth);
+  for (let i = 0; i < shape.llmLayers; i++) adapter(LAVIN_MODULES.llm(i), shape.llmWidth);
+  for (let i = 0; i < shape.clipLayers; i++) adapter(LAVIN_MODULES.clip(i), shape.clipWidth);
   put('adapter_proj.conv_A.weight', [shape.projectorHidden, shape.clipWidth], xavier(shape.projectorHidden, shape.clipWidth));
   put('adapter_proj.conv_A.bias', [shape.projectorHidden]);
   put('adapter_proj.conv_B.weight', [shape.llmWidth, shape.projectorHidden], xavier(shape.llmWidth, shape.projectorHidden));

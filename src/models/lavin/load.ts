@@ -25,7 +25,7 @@ import { visualChatModel } from '../visual-prompt.js';
 import { OPENAI_CLIP_NAMING } from '../clip.js';
 import { lavinVisionFlops } from '../flops.js';
 import { checkAdapter, mixtureAdapter, routeWeights } from './adapter.js';
-import { lavinSettings, type LavinSettings } from './settings.js';
+import { LAVIN_MODULES, lavinSettings, type LavinSettings } from './settings.js';
 import { lavinClipConfig, lavinVisionGraph } from './vision.js';
 
 /** What makes a Meta LLaMA directory a LaVIN model (CONTRACT.md "Models"). */
@@ -61,7 +61,7 @@ function llamaAdapters(source: TensorSource, settings: LavinSettings, layers: nu
       all = op.reshape(graph.input('conditioning', 'float32', ['batch', layers * 2]), [0, layers, 2]);
       routes.set(graph, all);
     }
-    const scope = new WeightScope(graph, source, `${settings.prefix}layers.${layer}.adapter_attn`);
+    const scope = new WeightScope(graph, source, settings.prefix + LAVIN_MODULES.llm(layer));
     graph.output(routeWeights(scope, op.slice(x, [1], [0], [1]), settings.llm), `route_probe.${layer}`);
     return mixtureAdapter(scope, x, op.slice(all, [1], [layer], [layer + 1]), settings.llm);
   };
@@ -87,7 +87,7 @@ async function modalityRows(lm: CausalLM, table: Float32Array): Promise<Modality
 
 /** Refuses a checkpoint whose LLaMA adapters do not fit `config` (widths, one adapter per block). */
 function checkLlamaAdapters(source: TensorSource, settings: LavinSettings, config: LlamaConfig, where: string): void {
-  for (let i = 0; i < config.layers; i++) checkAdapter(source, `${settings.prefix}layers.${i}.adapter_attn`, settings.llm, `LLaMA block ${i}`);
+  for (let i = 0; i < config.layers; i++) checkAdapter(source, settings.prefix + LAVIN_MODULES.llm(i), settings.llm, `LLaMA block ${i}`);
   if (source.has(`${settings.prefix}layers.${config.layers}.adapter_attn.conv_A.weight`)) {
     throw new InputError(`${where}: adapters for more than the LLaMA's ${config.layers} blocks ('${settings.prefix}layers.${config.layers}.adapter_attn.*')`);
   }
@@ -134,7 +134,7 @@ export async function loadLavin(dir: string, files: LavinFiles, options: () => P
     const clipConfig = await lavinClipConfig(clip, files.clip);
     const settings = lavinSettings(adapters, files.adapter, { llmWidth: weights.config.hidden, clipWidth: clipConfig.hidden, clipLayers: clipConfig.layers });
     for (let i = 0; i < clipConfig.layers; i++) {
-      checkAdapter(adapters, `${settings.prefix}backbone.visual.transformer.resblocks.${i}.adapter_attn`, settings.clip, `CLIP block ${i}`);
+      checkAdapter(adapters, settings.prefix + LAVIN_MODULES.clip(i), settings.clip, `CLIP block ${i}`);
     }
     const tokenizer = await loadTokenizer(dir);
     vision = await Session.fromGraph(lavinVisionGraph(clip, adapters, clipConfig, settings), { threads: opts.threads });

@@ -24,6 +24,12 @@ export interface LavinSettings {
 }
 
 const MODALITY = 'adapter_modality_embedding.weight';
+
+/** Module names of LaVIN's adapters in its state dict (lavin/mm_adaptation.py), without `module.` or any prefix. */
+export const LAVIN_MODULES = {
+  llm: (layer: number) => `layers.${layer}.adapter_attn`,
+  clip: (block: number) => `backbone.visual.transformer.resblocks.${block}.adapter_attn`,
+} as const;
 const PREFIXES = ['model.module.', 'model.', 'module.', ''];
 
 /** The saved argparse Namespace's fields, if the file has one. */

@@ -20,7 +20,7 @@ import type { ClipVisionConfig } from '../clip.js';
 import { buildDecoderGraph } from '../llama/graph.js';
 import type { LanguageModelWeights } from '../llama/load.js';
 import { mixtureAdapter, routeWeights, type AdapterDropout } from './adapter.js';
-import type { LavinSettings } from './settings.js';
+import { LAVIN_MODULES, type LavinSettings } from './settings.js';
 import { buildLavinVision } from './vision.js';
 
 export interface LavinTrainingForward {
@@ -47,7 +47,7 @@ export function buildLavinTrainingForward(weights: LanguageModelWeights, clip: T
     dtype: 'fp32',
     embeds,
     attentionInput: (x, layer) => {
-      const adapter = new WeightScope(graph, adapters, `${settings.prefix}layers.${layer}.adapter_attn`);
+      const adapter = new WeightScope(graph, adapters, settings.prefix + LAVIN_MODULES.llm(layer));
       // lavin/mm_adapter.py: the route of every sample from its first row (the modality token), per layer.
       return mixtureAdapter(adapter, x, routeWeights(adapter, op.slice(x, [1], [0], [1]), settings.llm), settings.llm, drop);
     },

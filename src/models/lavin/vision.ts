@@ -14,7 +14,7 @@ import type { TensorSource } from '../../io/checkpoint.js';
 import { clipEmbeddings, clipLayerNorm, clipMlp, clipPreLayerNorm, clipSelfAttention, clipVisionConfigFromOpenAi, OPENAI_CLIP_NAMING, type ClipTower, type ClipVisionConfig } from '../clip.js';
 import { readJson } from '../llama/config.js';
 import { mixtureAdapter, routeWeights, type AdapterDropout } from './adapter.js';
-import type { LavinSettings } from './settings.js';
+import { LAVIN_MODULES, type LavinSettings } from './settings.js';
 
 /**
  * The visual tower's geometry from an OpenAI CLIP file (state dict or TorchScript archive, tensors `visual.*`).
@@ -60,7 +60,7 @@ export function buildLavinVision(graph: Graph, clip: TensorSource, adapters: Ten
   const cls: Value[] = [];
   let x = clipPreLayerNorm(tower, clipEmbeddings(tower, pixels));
   for (let i = 0; i < config.layers; i++) {
-    const adapter = new WeightScope(graph, adapters, `${settings.prefix}backbone.visual.transformer.resblocks.${i}.adapter_attn`);
+    const adapter = new WeightScope(graph, adapters, settings.prefix + LAVIN_MODULES.clip(i));
     const block = OPENAI_CLIP_NAMING.layer(i);
     const y = clipLayerNorm(tower, `${block}.${OPENAI_CLIP_NAMING.norm1}`, x);
     const route = routeWeights(adapter, y, settings.clip);
