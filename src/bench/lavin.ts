@@ -10,7 +10,7 @@
  *   decode    one step over the prompt's cache: LaVIN / plain
  *   vtw       LaVIN's prefill with the 6 visual tokens withdrawn before layer 1 / without; its FLOPs ratio beside
  *
- * Options: --dtypes=fp32,q4, --prompt=N.
+ * Options: --dtypes=fp32,q4, --prompt=N; --model=DIR --clip=FILE --adapter=FILE measure a LaVIN of one's own instead.
  */
 import { mkdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -20,6 +20,7 @@ import { tensor, torchSave, type SavedValue } from '../io/torch-save.js';
 import { decoderFlops, promptLayerTokens } from '../models/flops.js';
 import { buildLavinDecoder } from '../models/lavin/load.js';
 import { lavinSettings } from '../models/lavin/settings.js';
+import { lavinClipConfig } from '../models/lavin/vision.js';
 import type { ComputeDtype } from '../models/linear.js';
 import { CausalLM, openLlama } from '../models/llama/load.js';
 import { prefillCall, type PreparedPrompt } from '../models/prompt.js';
@@ -64,11 +65,22 @@ async function randomLavinCheckpoint(width: number, layers: number, log: (m: str
 
 /** A LaVIN-shaped prompt of `n` rows: BOS, "Image: ", 6 visual tokens, text. Positions from `first`. */
 function lavinPrompt(lm: CausalLM, n: number, first: number, conditioning?: Float32Array): PreparedPrompt {
-  const ids = Array.from({ length: n }, (_, i) => (i * 7919) % VOCAB);
+  const ids = Array.from({ length: n }, (_, i) => (i * 7919) % lm.config.vocab);
   const embeds = lm.embed(ids);
   embeds.set(normals(VISUAL * lm.config.hidden, 99, 0.02), PREFIX * lm.config.hidden);
   const visual = Array.from({ length: VISUAL }, (_, i) => PREFIX + i);
   return { embeds, positions: ids.map((_, i) => i + first), textIds: ids, visual, ...(conditioning ? { conditioning } : {}) };
+}
+
+/** The CLIP tower's width and depth, which LaVIN's settings are checked against. */
+async function clipDimensions(file: string): Promise<{ clipWidth: number; clipLayers: number }> {
+  const clip = await openCheckpointFile(file);
+  try {
+    const config = await lavinClipConfig(clip, file);
+    return { clipWidth: config.hidden, clipLayers: config.layers };
+  } finally {
+    await clip.close();
+  }
 }
 
 const prefill = (decoder: Decoder, p: PreparedPrompt) => () => decoder.forward(decoder.newCache(1), prefillCall(decoder, [p]));
@@ -89,14 +101,21 @@ export const lavinSuite: Suite = {
   name: 'lavin',
   description: "LaVIN's MM-Adapters vs the same LLaMA without them (prefill, decode), and VTW on LaVIN, 7B layer shapes",
   quick: false,
-  options: { dtypes: 'compute dtypes (default fp32,q4)', prompt: 'ScienceQA-sized prompt length (default 160)' },
+  options: {
+    dtypes: 'compute dtypes (default fp32,q4)', prompt: 'ScienceQA-sized prompt length (default 160)',
+    model: "a LaVIN's LLaMA directory instead of the random model (with --clip and --adapter)", clip: "the LaVIN's CLIP file", adapter: "the LaVIN's checkpoint",
+  },
   async run(ctx: SuiteContext): Promise<Report> {
     const dtypes = String(ctx.options['dtypes'] ?? 'fp32,q4').split(',') as ComputeDtype[];
     if (dtypes.some((d) => !['fp32', 'q8', 'q4'].includes(d))) throw new Error('--dtypes takes fp32, q8, q4');
     const short = Number(ctx.options['prompt'] ?? 160);
     if (!Number.isInteger(short) || short <= PREFIX + VISUAL) throw new Error(`--prompt needs an integer > ${PREFIX + VISUAL}`);
-    const dir = await randomLlamaDir({ ...LLAMA_7B_LAYER, layers: LAYERS, vocab: VOCAB }, ctx.log);
-    const checkpointPath = await randomLavinCheckpoint(LLAMA_7B_LAYER.hidden, LAYERS, ctx.log);
+    // A user's LaVIN (--model=DIR --clip=FILE --adapter=FILE), or the random one with LLaMA-7B's layer shapes.
+    const own = ['model', 'clip', 'adapter'].filter((k) => ctx.options[k] !== undefined);
+    if (own.length !== 0 && own.length !== 3) throw new Error('--model, --clip and --adapter go together (a LaVIN model)');
+    const dir = own.length ? String(ctx.options['model']) : await randomLlamaDir({ ...LLAMA_7B_LAYER, layers: LAYERS, vocab: VOCAB }, ctx.log);
+    const checkpointPath = own.length ? String(ctx.options['adapter']) : await randomLavinCheckpoint(LLAMA_7B_LAYER.hidden, LAYERS, ctx.log);
+    const clipDims = own.length ? await clipDimensions(String(ctx.options['clip'])) : { clipWidth: 1024, clipLayers: 24 };
     const rows: Report['rows'] = [];
     const notes: string[] = [];
     for (const dtype of dtypes) {
@@ -105,7 +124,7 @@ export const lavinSuite: Suite = {
       await plainWeights.source.close();
       const weights = await openLlama(dir);
       const adapters = await openCheckpointFile(checkpointPath);
-      const settings = lavinSettings(adapters, checkpointPath, { llmWidth: LLAMA_7B_LAYER.hidden, clipWidth: 1024, clipLayers: 24 });
+      const settings = lavinSettings(adapters, checkpointPath, { llmWidth: weights.config.hidden, ...clipDims });
       const { lm, modality } = await buildLavinDecoder(weights, adapters, settings, checkpointPath, { threads: ctx.threads, dtype });
       await Promise.all([weights.source.close(), adapters.close()]);
       try {
@@ -113,7 +132,7 @@ export const lavinSuite: Suite = {
           ctx.log(`lavin ${dtype}: ${n}-token prompts`);
           const plainPrompt = lavinPrompt(plain, n, 0);
           const lavinPromptN = lavinPrompt(lm, n, 1, modality.routes[1]);
-          const vtw = withdrawVisualTokens(lavinPromptN, 1, LAYERS);
+          const vtw = withdrawVisualTokens(lavinPromptN, 1, lm.config.layers);
           const times = await interleave({
             plainPrefill: prefill(plain.decoder, plainPrompt),
             lavinPrefill: prefill(lm.decoder, lavinPromptN),
@@ -138,7 +157,8 @@ export const lavinSuite: Suite = {
     }
     notes.push('lavinPrefill, lavinStep: LaVIN time / plain LLaMA time in the same rounds (1.0 = the adapters are free)');
     notes.push('vtwTime: LaVIN prefill with the 6 visual tokens withdrawn before layer 1 / without; vtwFlops: the same ratio of decoder FLOPs');
-    notes.push(`2 layers of LLaMA-7B shapes, vocabulary ${VOCAB}; the CLIP tower is not timed (it runs once per image, before the prefill)`);
+    notes.push(own.length ? `the LaVIN of ${dir} with ${checkpointPath}` : `2 layers of LLaMA-7B shapes, vocabulary ${VOCAB}`);
+    notes.push('the CLIP tower is not timed (it runs once per image, before the prefill)');
     return {
       title: "LaVIN's MM-Adapters over the plain LLaMA, and VTW on LaVIN's prompts (ratios, medians of paired rounds)",
       columns: [
