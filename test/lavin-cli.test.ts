@@ -73,6 +73,25 @@ test('egret generate of a LaVIN model: --prompt through lavin_sqa, greedy ids of
   }
 });
 
+test('VTW and FastV on a LaVIN model: the six visual tokens withdrawn or pruned (counted in FLOPs), K = L the same answer', async () => {
+  const sample = SAMPLES[0]!;
+  const run = async (...extra: string[]) => {
+    const r = await egret('generate', ...LAVIN, ...imageArgs(sample), '--prompt', sample.prompt, '--max-new-tokens', '4', '--ignore-eos', '--json', ...extra);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as { ids: number[]; stats: { flops: number; visual_tokens: number } };
+  };
+  const none = await run('--vtw-layer', 'off');
+  const vtw = await run('--vtw-layer', '2');
+  const fastv = await run('--fastv', '2:0.5');
+  assert.ok(vtw.stats.flops < none.stats.flops, JSON.stringify([none.stats, vtw.stats]));
+  // FastV keeps 3 of the 6 from layer 2 on, and pays for its ranking pass (layers < 2 again): with six visual tokens
+  // the pass costs more than the pruning saves, and stats.flops says so.
+  assert.notEqual(fastv.stats.flops, none.stats.flops);
+  assert.ok(fastv.stats.flops > vtw.stats.flops);
+  // Withdrawing after the last layer changes nothing (the official no-op).
+  assert.deepEqual((await run('--vtw-layer', '4')).ids, none.ids);
+});
+
 test('egret chat of a LaVIN model answers each question on its own, with the image', async () => {
   const sample = SAMPLES[0]!;
   const run = await egret('chat', ...LAVIN, ...imageArgs(sample), '--prompt', sample.prompt, '--max-new-tokens', '12');

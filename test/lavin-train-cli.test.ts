@@ -51,6 +51,12 @@ test('egret train lavin --trace: four losses, first-step gradients and AdamW ste
       }
     });
     // The run folder: a checkpoint, the loss table (a row per update) and its chart.
+    // The checkpoint after the first update holds exactly the adapters the trace saw (names with 'module.').
+    await withFiles([trace, join(dir, 'run/checkpoint-0.pth')], async ([got, checkpoint]) => {
+      for (const { name } of got!.list().filter((t) => t.name.startsWith('param_step1.'))) {
+        assert.deepEqual(await checkpoint!.readFloat32(`model.module.${name.slice('param_step1.'.length)}`), await got!.readFloat32(name), name);
+      }
+    });
     // Each update ends an epoch here (one batch of two problems): a checkpoint each.
     assert.deepEqual(readdirSync(join(dir, 'run')).sort(), ['checkpoint-0.pth', 'checkpoint-1.pth', 'checkpoint-2.pth', 'checkpoint-3.pth', 'loss.csv', 'loss.png']);
     assert.equal(readFileSync(join(dir, 'run/loss.csv'), 'utf8').trim().split('\n').length, 5);

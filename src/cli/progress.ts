@@ -5,6 +5,7 @@ export class Progress {
   private readonly tty = process.stderr.isTTY === true;
   private readonly started = performance.now();
   private readonly startDone: number;
+  private detail = '';
 
   /** `done` counts work finished before this run (a resumed run): the ETA uses only this run's pace. */
   constructor(private readonly label: string, private readonly total: number, private done = 0) {
@@ -12,8 +13,10 @@ export class Progress {
     this.draw();
   }
 
-  advance(n = 1): void {
+  /** `detail` (e.g. a training step's loss and rate) is shown after the count until the next call. */
+  advance(n = 1, detail = ''): void {
     this.done += n;
+    this.detail = detail;
     this.draw();
   }
 
@@ -36,7 +39,7 @@ export class Progress {
     const width = 30;
     const filled = this.total ? Math.round((this.done / this.total) * width) : width;
     process.stderr.write(`\r${this.label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${this.done}/${this.total}` +
-      `${eta === undefined ? '' : ` ETA ${formatSeconds(eta)}`} `);
+      `${this.detail ? ` ${this.detail}` : ''}${eta === undefined ? '' : ` ETA ${formatSeconds(eta)}`} `);
   }
 }
 
