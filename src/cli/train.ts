@@ -127,7 +127,7 @@ export async function trainCommand(args: string[]): Promise<void> {
         for (const [name, p] of run.parameters()) traced[`param_step1.${name}`] = { dtype: 'F32', shape: shapeOf(run, name), data: p };
       }
       progress.advance(1, `loss ${report.loss.toFixed(4)} lr ${report.lr.toExponential(2)} ${report.tokensPerSecond.toFixed(0)} tok/s`);
-      await writeCurvesPng(join(out, 'loss.png'), 'LaVIN adapters: loss and learning rate per update', [
+      await writeCurvesPng(join(out, 'loss.png'), 'LaVIN adapters: loss and lr', [
         { label: 'loss', values: history.loss, color: [200, 40, 40] },
         { label: 'lr', values: history.lr, color: [40, 90, 200] },
       ]);
