@@ -7,7 +7,7 @@ import { Graph } from '../graph/ir.js';
 import * as op from '../graph/ops/index.js';
 import { WeightScope } from '../graph/weights.js';
 import { openCheckpoint, type TensorSource } from '../io/checkpoint.js';
-import { ort, Session } from '../runtime/session.js';
+import { Session } from '../runtime/session.js';
 import { loadTokenizer } from '../text/load.js';
 import type { RGBImage } from '../vision/image.js';
 import { preprocessLlavaPad } from '../vision/pipelines.js';
@@ -17,7 +17,7 @@ import { linear } from './linear.js';
 import { llamaConfigFromHf, type LlamaConfig } from './llama/config.js';
 import { prefixedLayout } from './llama/layout.js';
 import { CausalLM } from './llama/load.js';
-import { checkVisualWidth, visualChatModel } from './visual-prompt.js';
+import { checkVisualWidth, encodeImages, visualChatModel } from './visual-prompt.js';
 import { llavaVisionFlops } from './flops.js';
 
 export interface LlavaConfig {
@@ -120,15 +120,7 @@ export async function loadLlava(dir: string, cfg: Json, opts: LoadModelOptions):
    * processor (image_aspect_ratio 'pad' in its released configs, llava/mm_utils.py process_images); llava-hf's own
    * processor would crop instead, and the fixture follows the original.
    */
-  async function encode(images: readonly RGBImage[]): Promise<Float32Array[]> {
-    const per = 3 * size * size;
-    const pixels = new Float32Array(images.length * per);
-    images.forEach((img, i) => pixels.set(preprocessLlavaPad(img, size).pixelValues, i * per));
-    const out = await vision.run({ pixel_values: new ort.Tensor('float32', pixels, [images.length, 3, size, size]) });
-    const features = out['image_features']!.data as Float32Array;
-    const stride = features.length / images.length;
-    return images.map((_, i) => features.subarray(i * stride, (i + 1) * stride));
-  }
+  const encode = (images: readonly RGBImage[]) => encodeImages(vision, images, size, (img, s) => preprocessLlavaPad(img, s).pixelValues, 'image_features');
 
   return visualChatModel({
     family: 'llava',

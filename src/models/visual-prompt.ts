@@ -5,6 +5,7 @@ import type { Tokenizer } from '../text/tokenizer.js';
 import type { RGBImage } from '../vision/image.js';
 import type { ChatModel } from './index.js';
 import type { CausalLM } from './llama/load.js';
+import { ort, type Session } from '../runtime/session.js';
 import type { TemplateName } from '../text/templates.js';
 import type { Value } from '../graph/ir.js';
 
@@ -101,4 +102,18 @@ export function spliceVisualTokens(ids: readonly number[], embed: (ids: readonly
     }
   }
   return { embeds, positions: Array.from({ length: total }, (_, i) => i), textIds, visual: visualRows };
+}
+
+/**
+ * Each image's rows of a vision graph's `output`, all images through `session` in one run as `pixel_values`
+ * [images, 3, size, size] made by `preprocess` (the model's own pipeline).
+ */
+export async function encodeImages(session: Session, images: readonly RGBImage[], size: number, preprocess: (img: RGBImage, size: number) => Float32Array, output: string): Promise<Float32Array[]> {
+  const per = 3 * size * size;
+  const pixels = new Float32Array(images.length * per);
+  images.forEach((img, i) => pixels.set(preprocess(img, size), i * per));
+  const out = await session.run({ pixel_values: new ort.Tensor('float32', pixels, [images.length, 3, size, size]) });
+  const features = out[output]!.data as Float32Array;
+  const stride = features.length / images.length;
+  return images.map((_, i) => features.subarray(i * stride, (i + 1) * stride));
 }

@@ -12,7 +12,7 @@ import type { Graph, Value } from '../../graph/ir.js';
 import * as op from '../../graph/ops/index.js';
 import { WeightScope } from '../../graph/weights.js';
 import { openCheckpointFile, type TensorSource } from '../../io/checkpoint.js';
-import { ort, Session } from '../../runtime/session.js';
+import { Session } from '../../runtime/session.js';
 import { IMAGE_TOKEN_INDEX } from '../../text/image-prompt.js';
 import { loadTokenizer } from '../../text/load.js';
 import type { RGBImage } from '../../vision/image.js';
@@ -21,7 +21,7 @@ import type { ChatModel, LoadModelOptions } from '../index.js';
 import type { LlamaConfig } from '../llama/config.js';
 import { CausalLM, openLlama, type BuildOptions, type LanguageModelWeights } from '../llama/load.js';
 import type { PreparedPrompt } from '../prompt.js';
-import { visualChatModel } from '../visual-prompt.js';
+import { encodeImages, visualChatModel } from '../visual-prompt.js';
 import { OPENAI_CLIP_NAMING } from '../clip.js';
 import { lavinVisionFlops } from '../flops.js';
 import { checkAdapter, mixtureAdapter, routeWeights } from './adapter.js';
@@ -154,15 +154,7 @@ export async function loadLavin(dir: string, files: LavinFiles, options: () => P
 
 function lavinChatModel(lm: CausalLM, vision: Session, tokenizer: ChatModel['tokenizer'], modality: ModalityRows, size: number, flopsPerImage: number, officialPositions: boolean): ChatModel {
   /** Visual tokens of new images, all through the tower in one run; each image routes on its own features. */
-  async function encode(images: readonly RGBImage[]): Promise<Float32Array[]> {
-    const per = 3 * size * size;
-    const pixels = new Float32Array(images.length * per);
-    images.forEach((img, i) => pixels.set(preprocessLavin(img, size).pixelValues, i * per));
-    const out = await vision.run({ pixel_values: new ort.Tensor('float32', pixels, [images.length, 3, size, size]) });
-    const tokens = out['visual_tokens']!.data as Float32Array;
-    const stride = tokens.length / images.length;
-    return images.map((_, i) => tokens.subarray(i * stride, (i + 1) * stride));
-  }
+  const encode = (images: readonly RGBImage[]) => encodeImages(vision, images, size, (img, s) => preprocessLavin(img, s).pixelValues, 'visual_tokens');
 
   return visualChatModel({
     family: 'lavin',
