@@ -161,3 +161,15 @@ test('KVCache.gather: rows taken from two caches, each with its per-layer length
     }
   }
 });
+
+test('KVCache.gather: all of one cache\'s rows in order are that cache, not a copy; any other selection copies', () => {
+  const a = new KVCache(2, 2, 3, [0]);
+  a.lengths[0] = [3, 5];
+  a.reserve(0, 0);
+  assert.equal(KVCache.gather(a, [{ from: a, row: 0 }, { from: a, row: 1 }]), a);
+  for (const rows of [[{ from: a, row: 1 }, { from: a, row: 0 }], [{ from: a, row: 0 }], [{ from: a, row: 0 }, { from: a, row: 1 }, undefined]]) {
+    const out = KVCache.gather(a, rows);
+    assert.notEqual(out, a);
+    assert.notEqual(out.past(0).k, a.past(0).k);
+  }
+});

@@ -90,8 +90,12 @@ export class KVCache {
    * A cache of `rows.length` rows whose row i is row `rows[i].row` of `rows[i].from` (same geometry: caches of one
    * decoder), or empty where undefined, in every layer with its lengths: how a running batch takes in sequences
    * prefilled apart and lets finished ones go. Capacity is what the longest row needs, in GROWTH steps.
+   * Rows that are all of one cache's rows in their order are that cache itself, not a copy: a batch that starts
+   * with one prefilled call takes its cache over (at 2000 tokens of a 7B-shaped layer pair, a 128 MB copy saved).
    */
   static gather(like: KVCache, rows: readonly ({ from: KVCache; row: number } | undefined)[]): KVCache {
+    const only = rows[0]?.from;
+    if (only && rows.length === only.batch && rows.every((r, b) => r?.from === only && r.row === b)) return only;
     const out = new KVCache(rows.length, like.kvHeads, like.headDim, like.layerGroups);
     const { kvHeads, headDim } = like;
     for (let group = 0; group < out.capacity.length; group++) {

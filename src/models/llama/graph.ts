@@ -56,7 +56,11 @@ export function buildDecoderGraph(config: LlamaConfig, scope: WeightScope, opts:
     const x = opts.attentionInput ? opts.attentionInput(normed, i) : normed;
     const attn = layer.at('self_attn');
     const [qx, kx, vx] = stackedLinear(attn, ['q_proj.weight', 'k_proj.weight', 'v_proj.weight'], x, opts.dtype) as [Value, Value, Value];
-    const q = op.rotary(splitHeads(qx, heads, headDim), rope.cos, rope.sin);
+    // The attention scale 1/√d goes into the queries' RoPE tables ([batch, 1, seq, d]): not a pass over the scores
+    // (seq × total, 16× more values at 2000 tokens), and not a scalar Mul next to the product either, which ORT
+    // folds into FusedMatMul's alpha, where MLAS loses its single-row kernels and packs the whole cache each step.
+    const scale = 1 / Math.sqrt(headDim);
+    const q = op.rotary(splitHeads(qx, heads, headDim), op.mul(rope.cos, scale), op.mul(rope.sin, scale));
     const k = op.rotary(splitHeads(kx, kvHeads, headDim), rope.cos, rope.sin);
     const v = splitHeads(vx, kvHeads, headDim);
     g.output(k, `new_k.${i}`);
@@ -95,7 +99,7 @@ function mergeHeads(x: Value, width: number): Value {
 }
 
 /**
- * Attention of this call's queries over the cached keys followed by this call's own keys, without concatenating
+ * Attention of this call's queries (already scaled by 1/√d) over the cached keys followed by this call's own keys, without concatenating
  * keys or values: scores against both are concatenated (their size is seq × total, not total × head_dim), and the
  * output is P_past · V_past + P_new · V_new. Grouped-query attention shares each KV head among `rep` query heads
  * (transformers repeat_kv) by folding those heads into the rows of the product instead of repeating K and V.
@@ -105,13 +109,12 @@ function cachedAttention(q: Value, kNew: Value, vNew: Value, past: { k: Value; v
   const kvHeads = heads / rep;
   // [batch, heads, seq, d] → [batch, kv_heads, rep·seq, d]: heads h = j·rep + r are consecutive.
   const qg = op.reshape(q, [0, kvHeads, -1, headDim]);
-  const scale = 1 / Math.sqrt(headDim);
   const scores = op.concat([
     op.matmul(qg, op.transpose(past.k, [0, 1, 3, 2])),
     op.matmul(qg, op.transpose(kNew, [0, 1, 3, 2])),
   ], -1);
   // Back to one row per (head, query) to add the [batch, 1, seq, total] mask, as transformers' eager attention does.
-  const perHead = op.add(op.mul(op.reshape(scores, [0, heads, -1, 0]), scale), mask);
+  const perHead = op.add(op.reshape(scores, [0, heads, -1, 0]), mask);
   const perHeadProbs = op.softmax(perHead, -1);
   const probs = op.reshape(perHeadProbs, [0, kvHeads, -1, 0]);
   const pastLen = op.slice(op.shapeOf(past.k), [0], [2], [3]);
