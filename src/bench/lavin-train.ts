@@ -34,6 +34,7 @@ import { tensor, torchSave, type SavedValue } from '../io/torch-save.js';
 import { openLlama } from '../models/llama/load.js';
 import { lavinClipConfig } from '../models/lavin/vision.js';
 import { loadTokenizer } from '../text/load.js';
+import type { ScienceQaProblem } from '../text/templates.js';
 import { lavinSample } from '../train/lavin-data.js';
 import { LAVIN_TRAIN_DEFAULTS, LavinRun, type LavinRunFiles, type LavinTrainOptions } from '../train/lavin.js';
 import { readScienceQa } from '../train/scienceqa.js';
@@ -58,17 +59,8 @@ const OPTIONS: LavinTrainOptions = {
   ...LAVIN_TRAIN_DEFAULTS, batchSize: 1, accumIter: 1, epochs: 1_000_000, warmupEpochs: 0, lr: LR, schedule: 'constant', dropout: 0, shuffle: false,
 };
 
-interface Problem {
-  question: string;
-  hint: string;
-  choices: string[];
-  answer: number;
-  lecture: string;
-  solution: string;
-}
-
 /** A ScienceQA folder whose train split is one problem with `image`. */
-async function scienceQaFolder(dir: string, problem: Problem, image: string): Promise<string> {
+async function scienceQaFolder(dir: string, problem: ScienceQaProblem, image: string): Promise<string> {
   const data = join(dir, 'sqa');
   await mkdir(join(data, 'images/train/p0'), { recursive: true });
   await copyFile(image, join(data, 'images/train/p0/image.png'));
@@ -80,7 +72,7 @@ async function scienceQaFolder(dir: string, problem: Problem, image: string): Pr
 /** tiny-lavin's image problem a0, as the training tests use it. */
 async function tinyFiles(dir: string): Promise<LavinRunFiles> {
   if (!(await exists(TINY))) throw new Error(`${TINY} is missing: the tiny configuration needs a checkout of egret (--configs=7b runs without it)`);
-  const samples = (JSON.parse(readFileSync(join(TINY, 'expected.json'), 'utf8')) as { samples: { qid: string; problem: Problem }[] }).samples;
+  const samples = (JSON.parse(readFileSync(join(TINY, 'expected.json'), 'utf8')) as { samples: { qid: string; problem: ScienceQaProblem }[] }).samples;
   const a0 = samples.find((s) => s.qid === 'a0')!.problem;
   return {
     model: join(TINY, 'llama'), clip: join(TINY, 'clip/ViT-tiny.pt'), adapter: join(TINY, 'lavin/checkpoint-19.pth'),
@@ -143,7 +135,7 @@ async function sevenBFiles(dir: string, clip: ClipKind, log: (m: string) => void
   for (const file of ['config.json', 'model.safetensors']) await symlink(join(llama, file), join(model, file));
   await copyFile(join(TINY, 'llama/tokenizer.model'), join(model, 'tokenizer.model'));
   const lecture = Array.from({ length: 12 }, (_, i) => `Fact ${i + 1}: a magnet attracts iron, steel and nickel, and two magnets push or pull on each other without touching.`).join(' ');
-  const problem: Problem = {
+  const problem: ScienceQaProblem = {
     question: 'Will these magnets attract or repel each other?', hint: 'Two magnets are placed as shown.', choices: ['attract', 'repel'], answer: 1,
     lecture, solution: 'Like poles repel. The north pole of one magnet faces the north pole of the other, so these magnets will repel each other.',
   };
