@@ -35,29 +35,32 @@ const VISUAL = 6;
 /** BOS + "Image: " (3 tokens in LLaMA's vocabulary) before the visual tokens. */
 const PREFIX = 4;
 
-/** A random LaVIN checkpoint for a LLaMA of `width` and `layers` (LLaMA adapters, modality embedding, projector, args). */
-async function randomLavinCheckpoint(width: number, layers: number, log: (m: string) => void): Promise<string> {
-  const path = join(tmpdir(), `egret-bench-lavin-w${width}-l${layers}.pth`);
+/**
+ * A random LaVIN checkpoint for a LLaMA of `width` and `layers` (LLaMA adapters, modality embedding, projector for a
+ * CLIP of width 1024, args), with the router adapters of `clipLayers` CLIP blocks when training needs them.
+ */
+export async function randomLavinCheckpoint(width: number, layers: number, log: (m: string) => void, clipLayers = 0): Promise<string> {
+  const path = join(tmpdir(), `egret-bench-lavin-w${width}-l${layers}${clipLayers ? `-clip${clipLayers}` : ''}.pth`);
   if (await stat(path).then(() => true, () => false)) return path;
   log(`writing a random LaVIN checkpoint to ${path}`);
   await mkdir(tmpdir(), { recursive: true });
   let seed = 777;
   const random = (shape: number[], std: number) => tensor('F32', shape, normals(shape.reduce((a, b) => a * b, 1), seed++, std));
   const model: Record<string, SavedValue> = {};
-  for (let i = 0; i < layers; i++) {
-    const p = `module.layers.${i}.adapter_attn`;
-    Object.assign(model, {
-      [`${p}.conv_A.weight`]: random([8, width, 1], Math.sqrt(2 / (width + 8))), [`${p}.conv_A.bias`]: random([8], 0.01),
-      [`${p}.conv_B.weight`]: random([width, 4, 1], 0.02), [`${p}.conv_B.bias`]: random([width], 0.01),
-      [`${p}.conv_D.weight`]: random([width, 4, 1], 0.02), [`${p}.conv_D.bias`]: random([width], 0.01),
-      [`${p}.expert_weights.weight`]: random([2, width], 1 / Math.sqrt(width)), [`${p}.expert_weights.bias`]: random([2], 0.1),
-    });
-  }
+  const adapter = (p: string, c: number) => Object.assign(model, {
+    [`${p}.conv_A.weight`]: random([8, c, 1], Math.sqrt(2 / (c + 8))), [`${p}.conv_A.bias`]: random([8], 0.01),
+    [`${p}.conv_B.weight`]: random([c, 4, 1], 0.02), [`${p}.conv_B.bias`]: random([c], 0.01),
+    [`${p}.conv_D.weight`]: random([c, 4, 1], 0.02), [`${p}.conv_D.bias`]: random([c], 0.01),
+    [`${p}.expert_weights.weight`]: random([2, c], 1 / Math.sqrt(c)), [`${p}.expert_weights.bias`]: random([2], 0.1),
+  });
+  for (let i = 0; i < layers; i++) adapter(`module.layers.${i}.adapter_attn`, width);
   Object.assign(model, {
     'module.adapter_proj.conv_A.weight': random([128, 1024], 0.03), 'module.adapter_proj.conv_A.bias': random([128], 0.01),
     'module.adapter_proj.conv_B.weight': random([width, 128], 0.03), 'module.adapter_proj.conv_B.bias': random([width], 0.01),
     'module.adapter_modality_embedding.weight': random([2, width], 1),
   });
+  // After the others, so that the inference suite's tensors keep their values.
+  for (let i = 0; i < clipLayers; i++) adapter(`module.backbone.visual.transformer.resblocks.${i}.adapter_attn`, 1024);
   const args = { adapter_type: 'attn', visual_adapter_type: 'router', adapter_dim: 8, hidden_proj: 128, temperature: 10, n_prompt: 6, adapter_scale: 1, max_seq_len: 512 };
   await torchSave(path, { model: { kind: 'ordered', entries: model }, epoch: 19, args: { kind: 'namespace', fields: args } });
   return path;

@@ -23,11 +23,12 @@ import { quantSuite } from './quant.js';
 import { vtwSuite } from './vtw.js';
 import { mraSuite } from './mra.js';
 import { lavinSuite } from './lavin.js';
+import { lavinTrainSuite } from './lavin-train.js';
 import { serveSuite } from './serve.js';
 import { startupSuite } from './startup.js';
 
 /** The registry: every suite, in the order they run. */
-const SUITES: readonly Suite[] = [matmulSuite, largeGraphSuite, llamaSuite, quantSuite, vtwSuite, mraSuite, lavinSuite, serveSuite, startupSuite];
+const SUITES: readonly Suite[] = [matmulSuite, largeGraphSuite, llamaSuite, quantSuite, vtwSuite, mraSuite, lavinSuite, lavinTrainSuite, serveSuite, startupSuite];
 
 const USAGE = `usage: egret bench [suite ...] [options]   (in a checkout also: npm run bench -- [suite ...] [options])
 

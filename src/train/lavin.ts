@@ -72,6 +72,8 @@ export interface RunPosition {
 export interface StepReport extends RunPosition {
   lr: number;
   loss: number;
+  /** Sequence rows through the model in this update (over its micro-batches). */
+  rows: number;
   /** Sequence rows through the model per second in this update. */
   tokensPerSecond: number;
   /** The update's gradients (mean over its micro-batches), names without `module.`; on request. */
@@ -237,7 +239,7 @@ export class LavinRun {
     }
     pos.step++;
     const seconds = (performance.now() - started) / 1000;
-    return { ...pos, lr, loss: lossSum / accumIter, tokensPerSecond: rows / seconds, ...(grads ? { grads } : {}) };
+    return { ...pos, lr, loss: lossSum / accumIter, rows, tokensPerSecond: rows / seconds, ...(grads ? { grads } : {}) };
   }
 
   /** A trainable tensor's name as LaVIN's state dict has it, without `module.`. */
