@@ -129,7 +129,7 @@ export class LavinRun {
         args = new Map<PyValue, PyValue>([['temperature', options.temperature], ['adapter_scale', options.adapterScale], ['n_prompt', options.nPrompt]]);
       }
       const where = files.adapter ?? 'fresh adapters';
-      const settings = lavinSettings(adapters, where, { llmWidth: weights.config.hidden, clipWidth: clipConfig.hidden, clipLayers: clipConfig.layers }, args ?? undefined);
+      const settings = lavinSettings(adapters, where, { llmWidth: weights.config.hidden, clipWidth: clipConfig.hidden, clipLayers: clipConfig.layers }, args);
       const position = files.adapter ? await savedPosition(adapters) : { step: 0, epoch: 0, batch: 0 };
       const forward = buildLavinTrainingForward(weights, clip, adapters, clipConfig, settings, options.dropout);
       const embedTable = await new WeightScope(forward.graph, weights.source, '', weights.layout).read('model.embed_tokens.weight');
@@ -188,8 +188,15 @@ export class LavinRun {
     return minLr + (base - minLr) * 0.5 * (1 + Math.cos((Math.PI * (epoch - warmupEpochs)) / (epochs - warmupEpochs)));
   }
 
-  /** The samples of an epoch in order: a permutation seeded by (seed, epoch), or the split's order. */
+  private order?: { epoch: number; samples: number[] };
+
+  /** The samples of an epoch in order: a permutation seeded by (seed, epoch), or the split's order; made once an epoch. */
   private epochOrder(epoch: number): number[] {
+    if (this.order?.epoch !== epoch) this.order = { epoch, samples: this.shuffled(epoch) };
+    return this.order.samples;
+  }
+
+  private shuffled(epoch: number): number[] {
     const order = this.samples.map((_, i) => i);
     if (!this.options.shuffle) return order;
     const random = seededRandom((this.options.seed * 1_000_003 + epoch) >>> 0);

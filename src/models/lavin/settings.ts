@@ -50,14 +50,14 @@ export function lavinSettings(source: TensorSource, where: string, dims: { llmWi
                               args: ReadonlyMap<PyValue, PyValue> | undefined = savedArgs(source)): LavinSettings {
   const prefix = PREFIXES.find((p) => source.has(p + MODALITY));
   if (prefix === undefined) throw new InputError(`${where}: no tensor '${MODALITY}' (with or without 'model.module.'): not a LaVIN checkpoint`);
-  const arg = (key: string): PyValue | undefined => args?.get(key);
+  if (!args) throw new InputError(`${where}: no saved 'args' (LaVIN's checkpoints record the router temperature and adapter settings there)`);
+  const arg = (key: string): PyValue | undefined => args.get(key);
   const number = (key: string, check: (v: number) => boolean, rule: string): number => {
     const v = arg(key);
     if (v === undefined) throw new InputError(`${where}: the checkpoint's saved args have no '${key}' (needed: ${rule})`);
     if (typeof v !== 'number' || !check(v)) throw new InputError(`${where}: args.${key} = ${JSON.stringify(typeof v === 'bigint' ? String(v) : v)} is not ${rule}`);
     return v;
   };
-  if (!args) throw new InputError(`${where}: no saved 'args' (LaVIN's checkpoints record the router temperature and adapter settings there)`);
   for (const [key, official] of [['adapter_type', 'attn'], ['visual_adapter_type', 'router']] as const) {
     const v = arg(key);
     if (v !== undefined && v !== official) throw new InputError(`${where}: args.${key} '${String(v)}' is not supported ('${official}', as every official script sets it)`);
@@ -69,16 +69,17 @@ export function lavinSettings(source: TensorSource, where: string, dims: { llmWi
   };
   const modality = shapeOf(MODALITY);
   if (modality.join(',') !== `2,${dims.llmWidth}`) throw new InputError(`${where}: '${prefix + MODALITY}' is [${modality}], expected [2,${dims.llmWidth}] for the LLaMA's width ${dims.llmWidth}`);
-  const [hidden] = shapeOf('layers.0.adapter_attn.conv_A.weight') as [number];
-  const [, perGroup] = shapeOf('layers.0.adapter_attn.conv_B.weight') as [number, number];
+  const first = LAVIN_MODULES.llm(0);
+  const [hidden] = shapeOf(`${first}.conv_A.weight`) as [number];
+  const [, perGroup] = shapeOf(`${first}.conv_B.weight`) as [number, number];
   const [projectorHidden] = shapeOf('adapter_proj.conv_A.weight') as [number];
   const agree = (key: string, fromTensors: number, tensor: string) => {
     const v = arg(key);
     if (v !== undefined && v !== fromTensors) throw new InputError(`${where}: args.${key} = ${String(v)} contradicts '${prefix + tensor}' (${fromTensors})`);
   };
-  agree('adapter_dim', hidden, 'layers.0.adapter_attn.conv_A.weight');
+  agree('adapter_dim', hidden, `${first}.conv_A.weight`);
   agree('hidden_proj', projectorHidden, 'adapter_proj.conv_A.weight');
-  if (!(perGroup > 0) || hidden % perGroup !== 0) throw new InputError(`${where}: '${prefix}layers.0.adapter_attn.conv_B.weight' reads ${perGroup} of ${hidden} hidden units per group`);
+  if (!(perGroup > 0) || hidden % perGroup !== 0) throw new InputError(`${where}: '${prefix}${first}.conv_B.weight' reads ${perGroup} of ${hidden} hidden units per group`);
   const temperature = number('temperature', (v) => v > 0, 'a positive router temperature');
   const scale = number('adapter_scale', Number.isFinite, 'a finite adapter scale');
   const visualTokens = number('n_prompt', (v) => Number.isInteger(v) && v > 0 && dims.clipLayers % v === 0,
