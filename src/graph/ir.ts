@@ -66,6 +66,12 @@ export class Graph {
    * a shape error involving one is the checkpoint disagreeing with its config, not a bug.
    */
   readonly checkpointShapes = new Map<string, { tensor: string; shape: readonly number[] }>();
+  /**
+   * Weights stored otherwise than their checkpoint tensors (a linear layer's weights transposed, several stacked
+   * along their outputs): the tensors, in stacking order. Training reads it to save what it trained in the
+   * checkpoint's own layout.
+   */
+  readonly storedTransposed = new Map<string, readonly string[]>();
   private readonly names = new Set<string>();
   /** Every tensor by name, for passes over the graph (autodiff) that start from node input and output names. */
   private readonly values = new Map<string, Value>();

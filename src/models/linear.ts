@@ -67,6 +67,7 @@ function stackedProduct(scope: WeightScope, leaves: readonly string[], x: Value,
       const t = transpose2d(await read(), n, k);
       return new Uint8Array(t.buffer, t.byteOffset, t.byteLength);
     }, n * k * 4);
+    g.storedTransposed.set(name, leaves.map((leaf) => scope.name(leaf)));
     return op.matmul(x, weight);
   }
   const bits = dtype === 'q4' ? 4 : 8;

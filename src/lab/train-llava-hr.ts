@@ -1,0 +1,136 @@
+/**
+ * Trains a lab LLaVA-HR from scratch on the small-print task, every weight at once, with egret's training engine,
+ * and saves it in LLaVA-HR's original layout (config.json, pytorch_model.bin, tokenizer.model) so that egret loads
+ * it as it loads a released LLaVA-HR. Samples are rendered as training goes (sample i of the run's seed), each
+ * seen once; the question follows vicuna_v1 as `egret generate` renders it, with LLaVA's short-answer instruction
+ * on half of them, and only the answer (the code, then </s>) is learnt.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Graph } from '../graph/ir.js';
+import type { TensorSource } from '../io/checkpoint.js';
+import { tensor, torchSave } from '../io/torch-save.js';
+import { wholeSequenceFeeds } from '../models/decoder.js';
+import { llavaHrConfig } from '../models/llava-hr.js';
+import { buildLlavaHrTrainingForward } from '../models/llava-hr/training.js';
+import { causalMask } from '../runtime/kv-cache.js';
+import { ort } from '../runtime/session.js';
+import { IMAGE_TOKEN_INDEX, tokenizeImagePrompt } from '../text/image-prompt.js';
+import { loadTokenizer } from '../text/load.js';
+import { renderPrompt } from '../text/templates.js';
+import type { Tokenizer } from '../text/tokenizer.js';
+import { decodeImage } from '../vision/decode.js';
+import { preprocessLlavaHr } from '../vision/pipelines.js';
+import { crossEntropy } from '../train/loss.js';
+import { checkpointTensors, freshTensors } from '../train/scratch.js';
+import { buildTrainingGraph } from '../train/training-graph.js';
+import { Trainer } from '../train/trainer.js';
+import { smallPrintMessage } from './datasets.js';
+import { labLlavaHrConfig, labLlavaHrTensors, type LabLlavaHrShape } from './models.js';
+import { renderSmallPrint } from './smallprint.js';
+
+const IGNORE = -100;
+
+export interface LabTrainOptions {
+  seed: number;
+  steps: number;
+  batchSize: number;
+  lr: number;
+  warmup: number;
+  threads?: number;
+  /** Save the model every this many steps (and at the end). */
+  saveEvery?: number;
+  onStep?: (report: { step: number; loss: number; lr: number; seconds: number }) => void;
+  log?: (message: string) => void;
+}
+
+/** One example's token rows: ids before the image, ids after it (question, answer, </s>), and its targets. */
+interface Example {
+  before: number[];
+  after: number[];
+  /** Index in `after` of the answer's first token. */
+  answerAt: number;
+}
+
+export function smallPrintExample(tokenizer: Tokenizer, question: string, code: string, shortAnswer: boolean): Example {
+  const text = shortAnswer ? smallPrintMessage(question) : question;
+  const prompt = tokenizeImagePrompt(tokenizer, renderPrompt('vicuna_v1', [{ role: 'user', text, images: 1 }]));
+  const full = tokenizeImagePrompt(tokenizer, `${renderPrompt('vicuna_v1', [{ role: 'user', text, images: 1 }])} ${code}`);
+  if (full.slice(0, prompt.length).some((id, i) => id !== prompt[i])) throw new Error(`the answer '${code}' changes the prompt's tokens`);
+  const image = prompt.indexOf(IMAGE_TOKEN_INDEX);
+  return { before: prompt.slice(0, image), after: [...full.slice(image + 1), tokenizer.eosId], answerAt: prompt.length - image - 1 };
+}
+
+export async function trainLabLlavaHr(dir: string, shape: LabLlavaHrShape, tokenizerModel: Uint8Array, opts: LabTrainOptions): Promise<void> {
+  const log = opts.log ?? (() => undefined);
+  await mkdir(dir, { recursive: true });
+  const configJson = labLlavaHrConfig(shape);
+  await writeFile(join(dir, 'config.json'), `${JSON.stringify(configJson, null, 2)}\n`);
+  await writeFile(join(dir, 'tokenizer.model'), tokenizerModel);
+  const tokenizer = await loadTokenizer(dir);
+  const config = llavaHrConfig(configJson, join(dir, 'config.json'));
+  const specs = labLlavaHrTensors(shape);
+  const source = freshTensors(specs, opts.seed);
+  const forward = buildLlavaHrTrainingForward(config, source);
+  const g = forward.graph;
+  const targets = g.input('targets', 'int64', ['batch', 'seq']);
+  const loss = crossEntropy(forward.logits, targets, IGNORE);
+  const training = buildTrainingGraph(g, loss, { trainable: (name) => name.split('+').every((part) => specs.has(part)), optimizer: { betas: [0.9, 0.98], weightDecay: 0.05 }, clipGradNorm: 1 });
+  const parameters = training.tensors.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+  log(`${training.tensors.length} tensors, ${parameters} parameters; compiling the training step`);
+  const trainer = await Trainer.create(training, { threads: opts.threads, memArena: false });
+  const S = config.inputImageSize;
+  const visual = Math.floor(Math.max(Math.trunc((S / 32) * config.vit.patchSize), config.vit.imageSize) / config.vit.patchSize) ** 2;
+
+  const batchAt = async (step: number) => {
+    const indices = Array.from({ length: opts.batchSize }, (_, b) => step * opts.batchSize + b);
+    const samples = await Promise.all(indices.map((i) => renderSmallPrint(opts.seed, i)));
+    const pixels = new Float32Array(indices.length * 3 * S * S);
+    const examples: Example[] = [];
+    for (const [b, s] of samples.entries()) {
+      pixels.set(preprocessLlavaHr(await decodeImage(s.png), S).pixelValues, b * 3 * S * S);
+      examples.push(smallPrintExample(tokenizer, s.question, s.code, s.index % 2 === 0));
+    }
+    return { pixels, examples };
+  };
+
+  let next = batchAt(0);
+  for (let step = 0; step < opts.steps; step++) {
+    const started = performance.now();
+    const { pixels, examples } = await next;
+    if (step + 1 < opts.steps) next = batchAt(step + 1);
+    const B = examples.length;
+    const before = examples[0]!.before.length;
+    const after = Math.max(...examples.map((e) => e.after.length));
+    const seq = before + visual + after;
+    const afterIds = new BigInt64Array(B * after);
+    const target = new BigInt64Array(B * seq).fill(BigInt(IGNORE));
+    examples.forEach((e, b) => {
+      e.after.forEach((id, j) => (afterIds[b * after + j] = BigInt(id)));
+      // Row r predicts the token at r + 1: the rows from the one before the answer to the one before </s>.
+      for (let j = e.answerAt; j < e.after.length; j++) target[b * seq + before + visual + j - 1] = BigInt(e.after[j]!);
+    });
+    const beforeIds = BigInt64Array.from(examples.flatMap((e) => e.before.map(BigInt)));
+    const lr = opts.lr * Math.min(1, (step + 1) / opts.warmup) * (step < opts.warmup ? 1 : 0.5 * (1 + Math.cos((Math.PI * (step - opts.warmup)) / Math.max(1, opts.steps - opts.warmup))));
+    const result = await trainer.run({
+      ...wholeSequenceFeeds(config.llm, B, seq, causalMask(new Array(B).fill(0), new Array(B).fill(seq), seq, 0)),
+      pixel_values: new ort.Tensor('float32', pixels, [B, 3, S, S]),
+      before_ids: new ort.Tensor('int64', beforeIds, [B, before]),
+      after_ids: new ort.Tensor('int64', afterIds, [B, after]),
+      targets: new ort.Tensor('int64', target, [B, seq]),
+    }, lr);
+    opts.onStep?.({ step: step + 1, loss: result.loss, lr, seconds: (performance.now() - started) / 1000 });
+    if ((opts.saveEvery && (step + 1) % opts.saveEvery === 0) || step + 1 === opts.steps) await saveLlavaHr(dir, trainer, g, source);
+  }
+  await trainer.dispose();
+}
+
+/** pytorch_model.bin with every trained tensor under its checkpoint name, written atomically. */
+async function saveLlavaHr(dir: string, trainer: Trainer, graph: Graph, source: TensorSource): Promise<void> {
+  const trained = new Map(trainer.tensors.map((t) => [t.name, trainer.param(t.name) as Float32Array]));
+  const tensors = checkpointTensors(graph, trained, (name) => source.info(name).shape);
+  const state: Record<string, ReturnType<typeof tensor>> = {};
+  for (const name of [...tensors.keys()].sort()) state[name] = tensor('F32', source.info(name).shape, tensors.get(name)!);
+  // torchSave writes a temporary file and renames it: a reader never sees half a checkpoint.
+  await torchSave(join(dir, 'pytorch_model.bin'), { kind: 'ordered', entries: state }, 'pytorch_model');
+}
