@@ -50,7 +50,7 @@ test('LaVIN training data and forward: examples, labels, sequence labels exact; 
       assert.deepEqual(Array.from(batch.seqLabels), ints(await ref.read('seq_labels')));
       const session = await Session.fromGraph(graph, { threads: 1 });
       try {
-        const out = await session.run({ ...batch.feeds, ...wholeSequenceFeeds(weights.config, 2, batch.seq, lavinTrainingMask(2, batch.seq)) });
+        const out = await session.run({ ...batch.feeds, ...wholeSequenceFeeds(2, batch.seq, lavinTrainingMask(2, batch.seq)) });
         const logits = out['logits']!.data as Float32Array;
         const vocab = weights.config.vocab;
         // Mean cross-entropy over the targets that are not 0, pooled over the batch (model.py's criterion).

@@ -79,13 +79,18 @@ export function maxCapHeight(minSide: number): number {
   return Math.min(MAX_CAP_HEIGHT, (MAX_LOW_RES_CAP_HEIGHT * minSide) / LOW_RES_SIDE);
 }
 
-/** Renders sample `index` of the dataset of `seed`. */
-export async function renderSmallPrint(seed: number, index: number): Promise<SmallPrintSample> {
+/**
+ * Renders sample `index` of the dataset of `seed`. `ease` in [0, 1] (training curricula only; 0, the task as
+ * specified, by default) raises the smallest cap height towards the largest and thins the distractors out
+ * proportionally; the sample's random draws are the same whatever the ease.
+ */
+export async function renderSmallPrint(seed: number, index: number, ease = 0): Promise<SmallPrintSample> {
   const rng = sampleRng(seed, SMALL_PRINT_TASK, index);
   const text = drawText(rng);
   const width = rng.int(MIN_SIDE, MAX_SIDE);
   const height = rng.int(MIN_SIDE, MAX_SIDE);
-  const capHeight = rng.uniform(MIN_CAP_HEIGHT, maxCapHeight(Math.min(width, height)));
+  const largest = maxCapHeight(Math.min(width, height));
+  const capHeight = rng.uniform(MIN_CAP_HEIGHT + ease * (largest - MIN_CAP_HEIGHT), largest);
   const angle = rng.chance(0.3) ? 0 : rng.uniform(-MAX_ANGLE, MAX_ANGLE);
   const { paper, ink } = drawColours(rng);
   const img = gradientCanvas(width, height, paper, jitter(paper, rng, 12));
@@ -98,8 +103,8 @@ export async function renderSmallPrint(seed: number, index: number): Promise<Sma
   const box = { x: x + ink0.x, y: y + ink0.y, width: ink0.width, height: ink0.height };
   const taken = [growBox(box, Math.ceil(1.5 * capHeight))];
 
-  await drawSvg(img, drawShapes(rng, width, height, taken));
-  await drawWords(img, rng, ink, taken);
+  await drawSvg(img, drawShapes(rng, width, height, taken, 1 - ease));
+  await drawWords(img, rng, ink, taken, 1 - ease);
   blendMask(img, mask, x, y, ink);
 
   let out: RGBImage = img;
@@ -144,11 +149,11 @@ function place(rng: Rng, canvas: [number, number], width: number, height: number
   return undefined;
 }
 
-/** Filled shapes and line segments, none within `taken`. */
-function drawShapes(rng: Rng, width: number, height: number, taken: Box[]): string {
+/** Filled shapes and line segments (`share` of the drawn counts), none within `taken`. */
+function drawShapes(rng: Rng, width: number, height: number, taken: Box[], share: number): string {
   const parts: string[] = [];
   const colour = () => svgColour(hsl(rng.uniform(0, 360), rng.uniform(0.2, 0.9), rng.uniform(0.3, 0.85)));
-  for (let i = rng.int(3, 12); i > 0; i--) {
+  for (let i = Math.round(rng.int(3, 12) * share); i > 0; i--) {
     const size = rng.int(20, 240);
     const box = place(rng, [width, height], size, Math.round(size * rng.uniform(0.5, 1.5)), taken);
     if (!box) continue;
@@ -166,7 +171,7 @@ function drawShapes(rng: Rng, width: number, height: number, taken: Box[]): stri
         parts.push(`<polygon points="${x + w / 2},${y + 2} ${x + w - 2},${y + h - 2} ${x + 2},${y + h - 2}" ${fill}${stroke}/>`);
     }
   }
-  for (let i = rng.int(2, 8); i > 0; i--) {
+  for (let i = Math.round(rng.int(2, 8) * share); i > 0; i--) {
     const length = rng.uniform(40, 400);
     const theta = rng.uniform(0, Math.PI);
     const dx = Math.round(length * Math.cos(theta));
@@ -179,9 +184,9 @@ function drawShapes(rng: Rng, width: number, height: number, taken: Box[]): stri
   return parts.join('');
 }
 
-/** Short words in the same font, smaller and larger than the code, some in the code's ink; none overlapping. */
-async function drawWords(img: RGBImage, rng: Rng, ink: RGB, taken: Box[]): Promise<void> {
-  for (let i = rng.int(4, 14); i > 0; i--) {
+/** Short words in the same font (`share` of the drawn count), smaller and larger than the code, some in the code's ink; none overlapping. */
+async function drawWords(img: RGBImage, rng: Rng, ink: RGB, taken: Box[], share: number): Promise<void> {
+  for (let i = Math.round(rng.int(4, 14) * share); i > 0; i--) {
     const word = rng.pick(WORDS);
     const capHeight = rng.chance(0.5) ? rng.uniform(MIN_CAP_HEIGHT, MAX_CAP_HEIGHT) : rng.uniform(6, 40);
     const colour = rng.chance(0.5) ? ink : hsl(rng.uniform(0, 360), rng.uniform(0, 0.9), rng.uniform(0.05, 0.5));

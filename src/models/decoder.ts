@@ -154,22 +154,9 @@ function padded(rows: readonly (readonly number[])[], width: number): BigInt64Ar
   return out;
 }
 
-/**
- * The decoder graph's inputs (besides `inputs_embeds`) for `batch` whole sequences of `seq` tokens from an empty
- * cache, every row kept at every layer, RoPE positions 0..seq-1, logits of every row — a training step's call.
- * `mask` [batch, 1, seq, seq] is additive (0 allowed, MASKED not), shared by every layer.
- */
-export function wholeSequenceFeeds(config: LlamaConfig, batch: number, seq: number, mask: Float32Array): Record<string, ort.Tensor> {
-  const { kvHeads, headDim, layers } = config;
-  const rows = Array.from({ length: batch }, () => Array.from({ length: seq }, (_, i) => i));
-  const index = new ort.Tensor('int64', padded(rows, seq), [batch, seq]);
-  const feeds: Record<string, ort.Tensor> = { logit_index: index };
-  const maskTensor = new ort.Tensor('float32', mask, [batch, 1, seq, seq]);
-  const empty = new ort.Tensor('float32', new Float32Array(0), [batch, kvHeads, 0, headDim]);
-  for (let i = 0; i < layers; i++) {
-    if (i > 0) feeds[`keep.${i}`] = index;
-    Object.assign(feeds, { [`positions.${i}`]: index, [`mask.${i}`]: maskTensor, [`past_k.${i}`]: empty, [`past_v.${i}`]: empty });
-    feeds[`attn_row.${i}`] = new ort.Tensor('int64', new BigInt64Array(batch), [batch]);
-  }
-  return feeds;
+/** The inputs of a decoder graph built with `wholeSequence` (training): positions 0.. of every row, and the mask. */
+export function wholeSequenceFeeds(batch: number, seq: number, mask: Float32Array): Record<string, ort.Tensor> {
+  const positions = new BigInt64Array(batch * seq);
+  for (let b = 0; b < batch; b++) for (let i = 0; i < seq; i++) positions[b * seq + i] = BigInt(i);
+  return { positions: new ort.Tensor('int64', positions, [batch, seq]), mask: new ort.Tensor('float32', mask, [batch, 1, seq, seq]) };
 }

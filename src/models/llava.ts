@@ -3,7 +3,7 @@
  * selected hidden state goes through a two-layer projector into a LLaMA decoder, one visual token per patch.
  */
 import { InputError } from '../errors.js';
-import { Graph } from '../graph/ir.js';
+import { Graph, type Value } from '../graph/ir.js';
 import * as op from '../graph/ops/index.js';
 import { WeightScope } from '../graph/weights.js';
 import { openCheckpoint, type TensorSource } from '../io/checkpoint.js';
@@ -18,6 +18,7 @@ import { llamaConfigFromHf, type LlamaConfig } from './llama/config.js';
 import { prefixedLayout } from './llama/layout.js';
 import { CausalLM } from './llama/load.js';
 import { checkVisualWidth, encodeImages, visualChatModel } from './visual-prompt.js';
+import { buildVisualTrainingForward, type VisualTrainingForward } from './visual-training.js';
 import { llavaVisionFlops } from './flops.js';
 
 export interface LlavaConfig {
@@ -82,6 +83,13 @@ export function buildLlavaVisionGraph(config: LlavaConfig, source: TensorSource)
   const graph = new Graph('llava-vision');
   const size = config.vision.imageSize;
   const pixels = graph.input('pixel_values', 'float32', ['batch', 3, size, size]);
+  graph.output(llavaVisualTokens(config, source, pixels), 'image_features');
+  return graph;
+}
+
+/** The tower and projector on `pixels` in their graph: [batch, visual tokens, LM hidden]. */
+export function llavaVisualTokens(config: LlavaConfig, source: TensorSource, pixels: Value): Value {
+  const graph = pixels.graph;
   const tower = { config: config.vision, scope: new WeightScope(graph, source, 'vision_tower.vision_model'), naming: HF_CLIP_NAMING, dtype: 'fp32' as const };
   const hidden = clipHiddenState(tower, pixels, config.featureLayer);
   const selected = config.keepClassToken ? hidden : dropClassToken(hidden);
@@ -90,8 +98,13 @@ export function buildLlavaVisionGraph(config: LlavaConfig, source: TensorSource)
   const h = op.gelu(linear(projector, 'linear_1.weight', selected, 'fp32', bias('linear_1.bias')));
   const features = linear(projector, 'linear_2.weight', h, 'fp32', bias('linear_2.bias'));
   checkVisualWidth(features, config.text.hidden, projector.name('linear_2.weight'));
-  graph.output(features, 'image_features');
-  return graph;
+  return features;
+}
+
+/** The training forward (visual-training.ts) of a llava-hf model: its tower, projector and decoder in one graph. */
+export function buildLlavaTrainingForward(config: LlavaConfig, source: TensorSource): VisualTrainingForward {
+  return buildVisualTrainingForward('llava-train', config.vision.imageSize, source, config.text, prefixedLayout('language_model.'),
+    (pixels) => llavaVisualTokens(config, source, pixels));
 }
 
 /** Loads a llava-hf LLaVA-1.5 directory whose config.json (already read) is `cfg`. */

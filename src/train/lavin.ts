@@ -16,7 +16,7 @@ import { wholeSequenceFeeds } from '../models/decoder.js';
 import { lavinClipConfig } from '../models/lavin/vision.js';
 import { lavinSettings, type LavinSettings } from '../models/lavin/settings.js';
 import { buildLavinTrainingForward, lavinTrainingMask } from '../models/lavin/training.js';
-import { openLlama, type LanguageModelWeights } from '../models/llama/load.js';
+import { openLlama } from '../models/llama/load.js';
 import { ort } from '../runtime/session.js';
 import { loadTokenizer } from '../text/load.js';
 import { seededRandom } from '../generate/sampling.js';
@@ -100,7 +100,6 @@ export class LavinRun {
     private readonly trainer: Trainer,
     private readonly samples: LavinSample[],
     private readonly spec: LavinSequenceSpec,
-    private readonly weights: LanguageModelWeights,
     readonly position: RunPosition,
   ) {}
 
@@ -149,7 +148,7 @@ export class LavinRun {
         embedTable, hidden: weights.config.hidden, visualTokens: settings.visualTokens, imageSize: clipConfig.imageSize, maxWords: options.maxWords,
         prefixImage: tokenizer.encode('Image: ', { bos: false, eos: false }), prefixText: tokenizer.encode('Image: N/A', { bos: false, eos: false }),
       };
-      return new LavinRun(options, settings, trainer, samples, spec, weights, position);
+      return new LavinRun(options, settings, trainer, samples, spec, position);
     } finally {
       // The trainer's session and state hold every weight now.
       await Promise.all(sources.map((s) => s.close()));
@@ -227,7 +226,7 @@ export class LavinRun {
       const built = await lavinBatch(batch, this.spec);
       const feeds: Record<string, ort.Tensor> = {
         ...built.feeds,
-        ...wholeSequenceFeeds(this.weights.config, batch.length, built.seq, lavinTrainingMask(batch.length, built.seq)),
+        ...wholeSequenceFeeds(batch.length, built.seq, lavinTrainingMask(batch.length, built.seq)),
         targets: new ort.Tensor('int64', built.targets, [batch.length, built.seq - 1]),
       };
       const result = await this.trainer.run(feeds, lr);

@@ -4,7 +4,7 @@
  * projector and the LLaMA in one graph, so that gradients reach every adapter: each block routes on row 0's
  * normalised hidden state, computed in the graph, and no row but 0 attends to row 0.
  *
- * The graph's own inputs, besides the decoder's whole-sequence inputs (wholeSequenceFeeds):
+ * The graph's own inputs, besides the whole-sequence decoder's positions and mask (wholeSequenceFeeds):
  *   pixel_values  float32 [batch, 3, S, S]   one image per row (zeros for text-only rows; their tokens go unused)
  *   text_embeds   float32 [batch, seq, D]    the frozen token embeddings of the text rows, zero elsewhere
  *   visual_rows   float32 [batch, seq, n]    one-hot: row r of a sample takes its visual token j
@@ -46,6 +46,7 @@ export function buildLavinTrainingForward(weights: LanguageModelWeights, clip: T
   buildDecoderGraph(weights.config, scope, {
     dtype: 'fp32',
     embeds,
+    wholeSequence: true,
     attentionInput: (x, layer) => {
       const adapter = new WeightScope(graph, adapters, settings.prefix + LAVIN_MODULES.llm(layer));
       // lavin/mm_adapter.py: the route of every sample from its first row (the modality token), per layer.

@@ -29,6 +29,12 @@ export interface DecoderGraphOptions {
   attentionInput?: (x: Value, layer: number) => Value;
   /** The decoder's input rows, when the graph computes them (LaVIN's training graph); default the input `inputs_embeds`. */
   embeds?: Value;
+  /**
+   * A graph for whole sequences without a cache, as training runs it: one `positions` [batch, seq] and one `mask`
+   * [batch, 1, seq, seq] for every layer, attention over the call's own keys, logits for every row, and none of
+   * the cache's or the methods' inputs and outputs (no backward pass through empty caches and unused rows).
+   */
+  wholeSequence?: boolean;
 }
 
 /** HF's inv_freq: 1 / θ^(2j/d) for j < d/2 (transformers LlamaRotaryEmbedding), rounded to float32. */
@@ -43,15 +49,12 @@ export function buildDecoderGraph(config: LlamaConfig, scope: WeightScope, opts:
   const invFreq = g.constant('float32', [headDim / 2], ropeInverseFrequencies(headDim, config.ropeTheta), 'inv_freq');
   let h = opts.embeds ?? g.input('inputs_embeds', 'float32', ['batch', 'seq.0', hidden]);
   const model = scope.at('model');
+  const whole = opts.wholeSequence ? { rope: ropeTables(g.input('positions', 'int64', ['batch', 'seq']), invFreq), mask: g.input('mask', 'float32', ['batch', 1, 'seq', 'seq']) } : undefined;
   for (let i = 0; i < config.layers; i++) {
-    if (i > 0) h = op.gatherND(h, op.unsqueeze(g.input(`keep.${i}`, 'int64', ['batch', `seq.${i}`]), [-1]), 1);
-    const rope = ropeTables(g.input(`positions.${i}`, 'int64', ['batch', `seq.${i}`]), invFreq);
-    const mask = g.input(`mask.${i}`, 'float32', ['batch', 1, `seq.${i}`, `total.${i}`]);
+    if (i > 0 && !whole) h = op.gatherND(h, op.unsqueeze(g.input(`keep.${i}`, 'int64', ['batch', `seq.${i}`]), [-1]), 1);
+    const rope = whole?.rope ?? ropeTables(g.input(`positions.${i}`, 'int64', ['batch', `seq.${i}`]), invFreq);
+    const mask = whole?.mask ?? g.input(`mask.${i}`, 'float32', ['batch', 1, `seq.${i}`, `total.${i}`]);
     const layer = model.at('layers').at(i);
-    const past = {
-      k: g.input(`past_k.${i}`, 'float32', ['batch', kvHeads, `past.${i}`, headDim]),
-      v: g.input(`past_v.${i}`, 'float32', ['batch', kvHeads, `past.${i}`, headDim]),
-    };
     const normed = op.rmsNorm(h, layer.weight('input_layernorm.weight'), rmsEps);
     const x = opts.attentionInput ? opts.attentionInput(normed, i) : normed;
     const attn = layer.at('self_attn');
@@ -63,10 +66,20 @@ export function buildDecoderGraph(config: LlamaConfig, scope: WeightScope, opts:
     const q = op.rotary(splitHeads(qx, heads, headDim), op.mul(rope.cos, scale), op.mul(rope.sin, scale));
     const k = op.rotary(splitHeads(kx, kvHeads, headDim), rope.cos, rope.sin);
     const v = splitHeads(vx, kvHeads, headDim);
-    g.output(k, `new_k.${i}`);
-    g.output(v, `new_v.${i}`);
-    const { out: o, rowAttention } = cachedAttention(q, k, v, past, mask, heads / kvHeads, g.input(`attn_row.${i}`, 'int64', ['batch']));
-    g.output(rowAttention, `attn.${i}`);
+    let o: Value;
+    if (whole) {
+      o = selfAttention(q, k, v, mask, heads / kvHeads);
+    } else {
+      g.output(k, `new_k.${i}`);
+      g.output(v, `new_v.${i}`);
+      const past = {
+        k: g.input(`past_k.${i}`, 'float32', ['batch', kvHeads, `past.${i}`, headDim]),
+        v: g.input(`past_v.${i}`, 'float32', ['batch', kvHeads, `past.${i}`, headDim]),
+      };
+      const cached = cachedAttention(q, k, v, past, mask, heads / kvHeads, g.input(`attn_row.${i}`, 'int64', ['batch']));
+      g.output(cached.rowAttention, `attn.${i}`);
+      o = cached.out;
+    }
     h = op.add(h, linear(attn, 'o_proj.weight', mergeHeads(o, heads * headDim), opts.dtype));
     const y = op.rmsNorm(h, layer.weight('post_attention_layernorm.weight'), rmsEps);
     const mlp = layer.at('mlp');
@@ -74,8 +87,8 @@ export function buildDecoderGraph(config: LlamaConfig, scope: WeightScope, opts:
     const act = op.mul(op.silu(gate), up);
     h = op.add(h, linear(mlp, 'down_proj.weight', act, opts.dtype));
   }
-  const index = g.input('logit_index', 'int64', ['batch', 'n']);
-  const rows = op.rmsNorm(op.gatherND(h, op.unsqueeze(index, [-1]), 1), model.weight('norm.weight'), rmsEps);
+  const picked = whole ? h : op.gatherND(h, op.unsqueeze(g.input('logit_index', 'int64', ['batch', 'n']), [-1]), 1);
+  const rows = op.rmsNorm(picked, model.weight('norm.weight'), rmsEps);
   const head = config.tiedEmbeddings ? linear(model, 'embed_tokens.weight', rows, opts.dtype) : linear(scope, 'lm_head.weight', rows, opts.dtype);
   g.output(head, 'logits');
   return g;
@@ -123,6 +136,14 @@ function cachedAttention(q: Value, kNew: Value, vNew: Value, past: { k: Value; v
     op.matmul(op.slice(probs, [-1], pastLen, [undefined]), vNew),
   );
   return { out: op.reshape(out, [0, heads, -1, headDim]), rowAttention: headMeanRow(perHeadProbs, row) };
+}
+
+/** Attention of a whole sequence's queries (scaled) over its own keys, grouped-query heads folded as in cachedAttention. */
+function selfAttention(q: Value, k: Value, v: Value, mask: Value, rep: number): Value {
+  const [, heads, , headDim] = q.shape as [unknown, number, unknown, number];
+  const scores = op.matmul(op.reshape(q, [0, heads / rep, -1, headDim]), op.transpose(k, [0, 1, 3, 2]));
+  const probs = op.softmax(op.add(op.reshape(scores, [0, heads, -1, 0]), mask), -1);
+  return op.reshape(op.matmul(op.reshape(probs, [0, heads / rep, -1, 0]), v), [0, heads, -1, headDim]);
 }
 
 /** probs [batch, heads, seq, total] → the mean over heads of query row `row[b]` of each sequence, [batch, total]. */

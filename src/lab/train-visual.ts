@@ -1,7 +1,7 @@
 /**
- * Trains a lab LLaVA-HR from scratch on the small-print task, every weight at once, with egret's training engine,
- * and saves it in LLaVA-HR's original layout (config.json, pytorch_model.bin, tokenizer.model) so that egret loads
- * it as it loads a released LLaVA-HR. Samples are rendered as training goes (sample i of the run's seed), each
+ * Trains a lab vision-language model (LLaVA-HR or LLaVA-1.5, src/lab/models.ts) from scratch on the small-print
+ * task, every weight at once, with egret's training engine, and saves it in its family's layout (config.json,
+ * pytorch_model.bin, tokenizer.model) so that egret loads it as it loads a released model. Samples are rendered as training goes (sample i of the run's seed), each
  * seen once; the question follows vicuna_v1 as `egret generate` renders it, with LLaVA's short-answer instruction
  * on half of them, and only the answer (the code, then </s>) is learnt.
  */
@@ -11,8 +11,6 @@ import type { Graph } from '../graph/ir.js';
 import type { TensorSource } from '../io/checkpoint.js';
 import { tensor, torchSave } from '../io/torch-save.js';
 import { wholeSequenceFeeds } from '../models/decoder.js';
-import { llavaHrConfig } from '../models/llava-hr.js';
-import { buildLlavaHrTrainingForward } from '../models/llava-hr/training.js';
 import { causalMask } from '../runtime/kv-cache.js';
 import { ort } from '../runtime/session.js';
 import { IMAGE_TOKEN_INDEX, tokenizeImagePrompt } from '../text/image-prompt.js';
@@ -20,13 +18,12 @@ import { loadTokenizer } from '../text/load.js';
 import { renderPrompt } from '../text/templates.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import { decodeImage } from '../vision/decode.js';
-import { preprocessLlavaHr } from '../vision/pipelines.js';
 import { crossEntropy } from '../train/loss.js';
 import { checkpointTensors, freshTensors } from '../train/scratch.js';
 import { buildTrainingGraph } from '../train/training-graph.js';
 import { Trainer } from '../train/trainer.js';
 import { smallPrintMessage } from './datasets.js';
-import { labLlavaHrConfig, labLlavaHrTensors, type LabLlavaHrShape } from './models.js';
+import type { LabVisualModel } from './models.js';
 import { renderSmallPrint } from './smallprint.js';
 
 const IGNORE = -100;
@@ -38,6 +35,12 @@ export interface LabTrainOptions {
   lr: number;
   warmup: number;
   threads?: number;
+  /**
+   * Curriculum: the first `easeSteps` steps see easier images (renderSmallPrint's ease falling linearly from
+   * `ease` to 0); the rest the task as specified.
+   */
+  ease?: number;
+  easeSteps?: number;
   /** Save the model every this many steps (and at the end). */
   saveEvery?: number;
   onStep?: (report: { step: number; loss: number; lr: number; seconds: number }) => void;
@@ -61,34 +64,35 @@ export function smallPrintExample(tokenizer: Tokenizer, question: string, code: 
   return { before: prompt.slice(0, image), after: [...full.slice(image + 1), tokenizer.eosId], answerAt: prompt.length - image - 1 };
 }
 
-export async function trainLabLlavaHr(dir: string, shape: LabLlavaHrShape, tokenizerModel: Uint8Array, opts: LabTrainOptions): Promise<void> {
+export async function trainLabModel(dir: string, model: LabVisualModel, tokenizerModel: Uint8Array, opts: LabTrainOptions): Promise<void> {
   const log = opts.log ?? (() => undefined);
   await mkdir(dir, { recursive: true });
-  const configJson = labLlavaHrConfig(shape);
-  await writeFile(join(dir, 'config.json'), `${JSON.stringify(configJson, null, 2)}\n`);
+  await writeFile(join(dir, 'config.json'), `${JSON.stringify(model.configJson, null, 2)}\n`);
   await writeFile(join(dir, 'tokenizer.model'), tokenizerModel);
   const tokenizer = await loadTokenizer(dir);
-  const config = llavaHrConfig(configJson, join(dir, 'config.json'));
-  const specs = labLlavaHrTensors(shape);
-  const source = freshTensors(specs, opts.seed);
-  const forward = buildLlavaHrTrainingForward(config, source);
+  const source = freshTensors(model.specs, opts.seed);
+  const forward = model.forward(source);
   const g = forward.graph;
   const targets = g.input('targets', 'int64', ['batch', 'seq']);
   const loss = crossEntropy(forward.logits, targets, IGNORE);
-  const training = buildTrainingGraph(g, loss, { trainable: (name) => name.split('+').every((part) => specs.has(part)), optimizer: { betas: [0.9, 0.98], weightDecay: 0.05 }, clipGradNorm: 1 });
+  const training = buildTrainingGraph(g, loss, {
+    trainable: (name) => name.split('+').every((part) => model.specs.has(part)),
+    optimizer: { betas: [0.9, 0.98], weightDecay: 0.05 },
+    clipGradNorm: 1,
+  });
   const parameters = training.tensors.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
   log(`${training.tensors.length} tensors, ${parameters} parameters; compiling the training step`);
   const trainer = await Trainer.create(training, { threads: opts.threads, memArena: false });
-  const S = config.inputImageSize;
-  const visual = Math.floor(Math.max(Math.trunc((S / 32) * config.vit.patchSize), config.vit.imageSize) / config.vit.patchSize) ** 2;
+  const { size: S, visualTokens: visual } = model;
 
   const batchAt = async (step: number) => {
     const indices = Array.from({ length: opts.batchSize }, (_, b) => step * opts.batchSize + b);
-    const samples = await Promise.all(indices.map((i) => renderSmallPrint(opts.seed, i)));
+    const ease = opts.ease && opts.easeSteps ? opts.ease * Math.max(0, 1 - step / opts.easeSteps) : 0;
+    const samples = await Promise.all(indices.map((i) => renderSmallPrint(opts.seed, i, ease)));
     const pixels = new Float32Array(indices.length * 3 * S * S);
     const examples: Example[] = [];
     for (const [b, s] of samples.entries()) {
-      pixels.set(preprocessLlavaHr(await decodeImage(s.png), S).pixelValues, b * 3 * S * S);
+      pixels.set(model.preprocess(await decodeImage(s.png)), b * 3 * S * S);
       examples.push(smallPrintExample(tokenizer, s.question, s.code, s.index % 2 === 0));
     }
     return { pixels, examples };
@@ -113,20 +117,20 @@ export async function trainLabLlavaHr(dir: string, shape: LabLlavaHrShape, token
     const beforeIds = BigInt64Array.from(examples.flatMap((e) => e.before.map(BigInt)));
     const lr = opts.lr * Math.min(1, (step + 1) / opts.warmup) * (step < opts.warmup ? 1 : 0.5 * (1 + Math.cos((Math.PI * (step - opts.warmup)) / Math.max(1, opts.steps - opts.warmup))));
     const result = await trainer.run({
-      ...wholeSequenceFeeds(config.llm, B, seq, causalMask(new Array(B).fill(0), new Array(B).fill(seq), seq, 0)),
+      ...wholeSequenceFeeds(B, seq, causalMask(new Array(B).fill(0), new Array(B).fill(seq), seq, 0)),
       pixel_values: new ort.Tensor('float32', pixels, [B, 3, S, S]),
       before_ids: new ort.Tensor('int64', beforeIds, [B, before]),
       after_ids: new ort.Tensor('int64', afterIds, [B, after]),
       targets: new ort.Tensor('int64', target, [B, seq]),
     }, lr);
     opts.onStep?.({ step: step + 1, loss: result.loss, lr, seconds: (performance.now() - started) / 1000 });
-    if ((opts.saveEvery && (step + 1) % opts.saveEvery === 0) || step + 1 === opts.steps) await saveLlavaHr(dir, trainer, g, source);
+    if ((opts.saveEvery && (step + 1) % opts.saveEvery === 0) || step + 1 === opts.steps) await saveModel(dir, trainer, g, source);
   }
   await trainer.dispose();
 }
 
 /** pytorch_model.bin with every trained tensor under its checkpoint name, written atomically. */
-async function saveLlavaHr(dir: string, trainer: Trainer, graph: Graph, source: TensorSource): Promise<void> {
+async function saveModel(dir: string, trainer: Trainer, graph: Graph, source: TensorSource): Promise<void> {
   const trained = new Map(trainer.tensors.map((t) => [t.name, trainer.param(t.name) as Float32Array]));
   const tensors = checkpointTensors(graph, trained, (name) => source.info(name).shape);
   const state: Record<string, ReturnType<typeof tensor>> = {};
