@@ -66,9 +66,7 @@ export function smallPrintExample(tokenizer: Tokenizer, question: string, code: 
 
 export async function trainLabModel(dir: string, model: LabVisualModel, tokenizerModel: Uint8Array, opts: LabTrainOptions): Promise<void> {
   const log = opts.log ?? (() => undefined);
-  await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'config.json'), `${JSON.stringify(model.configJson, null, 2)}\n`);
-  await writeFile(join(dir, 'tokenizer.model'), tokenizerModel);
+  await writeModelFiles(dir, model, tokenizerModel);
   const tokenizer = await loadTokenizer(dir);
   const source = freshTensors(model.specs, opts.seed);
   const forward = model.forward(source);
@@ -129,12 +127,30 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   await trainer.dispose();
 }
 
-/** pytorch_model.bin with every trained tensor under its checkpoint name, written atomically. */
+/** pytorch_model.bin with every trained tensor under its checkpoint name. */
 async function saveModel(dir: string, trainer: Trainer, graph: Graph, source: TensorSource): Promise<void> {
   const trained = new Map(trainer.tensors.map((t) => [t.name, trainer.param(t.name) as Float32Array]));
-  const tensors = checkpointTensors(graph, trained, (name) => source.info(name).shape);
+  await writeStateDict(dir, checkpointTensors(graph, trained, (name) => source.info(name).shape), source);
+}
+
+async function writeStateDict(dir: string, tensors: ReadonlyMap<string, Float32Array>, shapes: TensorSource): Promise<void> {
   const state: Record<string, ReturnType<typeof tensor>> = {};
-  for (const name of [...tensors.keys()].sort()) state[name] = tensor('F32', source.info(name).shape, tensors.get(name)!);
+  for (const name of [...tensors.keys()].sort()) state[name] = tensor('F32', shapes.info(name).shape, tensors.get(name)!);
   // torchSave writes a temporary file and renames it: a reader never sees half a checkpoint.
   await torchSave(join(dir, 'pytorch_model.bin'), { kind: 'ordered', entries: state }, 'pytorch_model');
+}
+
+async function writeModelFiles(dir: string, model: LabVisualModel, tokenizerModel: Uint8Array): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'config.json'), `${JSON.stringify(model.configJson, null, 2)}\n`);
+  await writeFile(join(dir, 'tokenizer.model'), tokenizerModel);
+}
+
+/** The model as training would start it, saved untrained (for what costs do not depend on: time, FLOPs). */
+export async function saveFreshModel(dir: string, model: LabVisualModel, tokenizerModel: Uint8Array, seed: number): Promise<void> {
+  await writeModelFiles(dir, model, tokenizerModel);
+  const source = freshTensors(model.specs, seed);
+  const tensors = new Map<string, Float32Array>();
+  for (const name of model.specs.keys()) tensors.set(name, await source.readFloat32(name));
+  await writeStateDict(dir, tensors, source);
 }

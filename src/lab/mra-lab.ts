@@ -1,0 +1,196 @@
+/**
+ * The lab's MRA and VTW claims in miniature (docs/LAB.md): a LLaVA-HR (MRA: low-resolution ViT + high-resolution
+ * ConvNeXt) against a LLaVA-1.5 whose ViT alone sees the low-resolution image, with the same number of visual
+ * tokens, both trained from scratch on the small-print task and scored on held-out seeds; the time to first token
+ * of MRA against a plain ViT that reads the image at MRA's resolution (its token count grows with it); and VTW on
+ * the MRA model at the layer its KL calibration picks.
+ *
+ * Trained models are kept in a cache folder, one per settings (a changed setting trains anew); a model folder
+ * holds `lab.json` (its settings, training time and machine) once training has finished.
+ */
+import { createHash } from 'node:crypto';
+import { cpus } from 'node:os';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isObject } from '../io/json.js';
+import { generateAll } from '../generate/generate.js';
+import { calibrateVtw } from '../methods/vtw-calibrate.js';
+import { loadModel, type ChatModel } from '../models/index.js';
+import { tokenizeImagePrompt } from '../text/image-prompt.js';
+import { renderPrompt } from '../text/templates.js';
+import { decodeImage } from '../vision/decode.js';
+import { EGRET_VERSION } from '../version.js';
+import { labTokenizerModel, smallPrintMessage } from './datasets.js';
+import { scoreSmallPrint, type SmallPrintScore } from './evaluate.js';
+import { labLlavaHrModel, labLlavaModel, type LabLlavaHrShape, type LabShape, type LabVisualModel } from './models.js';
+import { renderSmallPrint } from './smallprint.js';
+import { saveFreshModel, trainLabModel, type LabTrainOptions } from './train-visual.js';
+
+export type TrainSettings = Pick<LabTrainOptions, 'seed' | 'steps' | 'batchSize' | 'lr' | 'warmup' | 'ease' | 'easeSteps'>;
+
+export interface MraLabPlan {
+  tokenizer: { seed: number; count: number; vocab: number };
+  mra: { shape: LabLlavaHrShape; train: TrainSettings };
+  lowres: { shape: LabShape; train: TrainSettings };
+  /** A ViT alone at MRA's resolution, for the cost of reading the image that way (not trained: only timed). */
+  naive: LabShape;
+  /** Held-out samples: this seed, this many; VTW calibrates on the first `calibration` of another held-out seed. */
+  heldOutSeed: number;
+  evalCount: number;
+  calibrationSeed: number;
+  calibration: number;
+  /** VTW's KL threshold (the official 0.003 is for 32-layer models' first-token distributions). */
+  eta: number;
+}
+
+export interface ModelRecord {
+  dir: string;
+  settings: unknown;
+  trainingSeconds: number;
+  machine: string;
+  parameters?: number;
+  finalLoss?: number;
+}
+
+export interface MraLabResults {
+  mra: SmallPrintScore & { model: ModelRecord; visualTokens: number };
+  lowres: SmallPrintScore & { model: ModelRecord; visualTokens: number };
+  /** Time to first token of one held-out image (median of three), ms, and the visual tokens it costs. */
+  firstToken: { mraMs: number; naiveMs: number; mraTokens: number; naiveTokens: number };
+  vtw: { layer: number | undefined; kl: Record<string, number>; eta: number; off: SmallPrintScore; on?: SmallPrintScore };
+}
+
+export interface LabContext {
+  cacheDir: string;
+  threads?: number;
+  log: (message: string) => void;
+  /** Called with (what, done, total) as long work goes on. */
+  progress?: (what: string, done: number, total: number) => void;
+}
+
+/** This machine in a few words, for model cards and tables. */
+export function machineDescription(): string {
+  const list = cpus();
+  return `${list.length} × ${list[0]?.model.trim() ?? 'unknown CPU'}, Node ${process.versions.node}`;
+}
+
+function settingsKey(value: unknown): string {
+  return createHash('sha256').update(JSON.stringify([EGRET_VERSION, value])).digest('hex').slice(0, 16);
+}
+
+/** The finished model for `settings` in the cache folder (or trained there now). */
+export async function labModel(ctx: LabContext, name: string, model: LabVisualModel, tokenizer: MraLabPlan['tokenizer'], train: TrainSettings): Promise<ModelRecord> {
+  const settings = { family: model.family, config: model.configJson, tokenizer, train };
+  const dir = join(ctx.cacheDir, `${name}-${settingsKey(settings)}`);
+  const done = await readRecord(dir);
+  if (done) {
+    ctx.log(`${name}: reusing ${dir}`);
+    return done;
+  }
+  await rm(dir, { recursive: true, force: true });
+  ctx.log(`${name}: training (${train.steps} steps of ${train.batchSize}) into ${dir}`);
+  const started = performance.now();
+  let finalLoss: number | undefined;
+  let parameters: number | undefined;
+  await trainLabModel(dir, model, labTokenizerModel(tokenizer.seed, tokenizer.count, tokenizer.vocab), {
+    ...train,
+    threads: ctx.threads,
+    saveEvery: 250,
+    log: (m) => {
+      const count = /(\d+) parameters/.exec(m);
+      if (count) parameters = Number(count[1]);
+      ctx.log(`${name}: ${m}`);
+    },
+    onStep: (r) => {
+      finalLoss = r.loss;
+      ctx.progress?.(`training ${name} (loss ${r.loss.toFixed(3)})`, r.step, train.steps);
+    },
+  });
+  const record: ModelRecord = { dir, settings, trainingSeconds: Math.round((performance.now() - started) / 1000), machine: machineDescription(), parameters, finalLoss };
+  await writeFile(join(dir, 'lab.json.partial'), `${JSON.stringify(record, null, 2)}\n`);
+  await rename(join(dir, 'lab.json.partial'), join(dir, 'lab.json'));
+  return record;
+}
+
+async function readRecord(dir: string): Promise<ModelRecord | undefined> {
+  try {
+    const record = JSON.parse(await readFile(join(dir, 'lab.json'), 'utf8')) as unknown;
+    return isObject(record) ? { ...(record as unknown as ModelRecord), dir } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Median time to first token (image decoding and encoding, prefill, the first token) of held-out image 0, ms. */
+async function firstTokenMs(model: ChatModel, seed: number): Promise<number> {
+  const sample = await renderSmallPrint(seed, 0);
+  const ids = tokenizeImagePrompt(model.tokenizer, renderPrompt(model.defaultTemplate, [{ role: 'user', text: smallPrintMessage(sample.question), images: 1 }]));
+  const times: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const started = performance.now();
+    const prompt = await model.prepare(ids, [await decodeImage(sample.png)]);
+    await generateAll(model, [prompt], { maxNewTokens: 1, temperature: 0 });
+    times.push(performance.now() - started);
+  }
+  return times.sort((a, b) => a - b)[1]!;
+}
+
+export async function runMraLab(ctx: LabContext, plan: MraLabPlan): Promise<MraLabResults> {
+  const mraModel = labLlavaHrModel(plan.mra.shape);
+  const lowresModel = labLlavaModel(plan.lowres.shape);
+  const mraRecord = await labModel(ctx, 'mra', mraModel, plan.tokenizer, plan.mra.train);
+  const lowresRecord = await labModel(ctx, 'lowres', lowresModel, plan.tokenizer, plan.lowres.train);
+
+  const score = async (model: ChatModel, what: string, vtwLayer?: number) =>
+    scoreSmallPrint(model, { seed: plan.heldOutSeed, count: plan.evalCount, vtwLayer, onProgress: (done) => ctx.progress?.(what, done, plan.evalCount) });
+  const load = (dir: string) => loadModel(dir, { threads: ctx.threads });
+
+  const mra = await load(mraRecord.dir);
+  let results: Omit<MraLabResults, 'lowres' | 'firstToken'>;
+  let mraFirst: number;
+  try {
+    const off = await score(mra, 'scoring MRA');
+    const calibration = [];
+    for (let i = 0; i < plan.calibration; i++) {
+      const sample = await renderSmallPrint(plan.calibrationSeed, i);
+      const ids = tokenizeImagePrompt(mra.tokenizer, renderPrompt(mra.defaultTemplate, [{ role: 'user', text: smallPrintMessage(sample.question), images: 1 }]));
+      calibration.push(await mra.prepare(ids, [await decodeImage(sample.png)]));
+    }
+    const found = await calibrateVtw(mra.decoder, calibration, { minLayer: 1, eta: plan.eta, onProgress: (done, total) => ctx.progress?.('calibrating VTW', done, total) });
+    const on = found.layer === undefined ? undefined : await score(mra, `scoring MRA with VTW at K=${found.layer}`, found.layer);
+    results = {
+      mra: { ...off, model: mraRecord, visualTokens: mraModel.visualTokens },
+      vtw: { layer: found.layer, kl: Object.fromEntries([...found.kl].map(([k, v]) => [String(k), v])), eta: plan.eta, off, on },
+    };
+    mraFirst = await firstTokenMs(mra, plan.heldOutSeed);
+  } finally {
+    await mra.dispose();
+  }
+  const lowres = await load(lowresRecord.dir);
+  let lowresScore: SmallPrintScore;
+  try {
+    lowresScore = await score(lowres, 'scoring low-res');
+  } finally {
+    await lowres.dispose();
+  }
+  const naiveModel = labLlavaModel(plan.naive);
+  const naiveDir = join(ctx.cacheDir, `naive-${settingsKey(naiveModel.configJson)}`);
+  if (!(await readRecord(naiveDir))) {
+    await rm(naiveDir, { recursive: true, force: true });
+    // Fresh weights: only its cost is measured, which training would not change.
+    await saveFreshModel(naiveDir, naiveModel, labTokenizerModel(plan.tokenizer.seed, plan.tokenizer.count, plan.tokenizer.vocab), 0);
+    await writeFile(join(naiveDir, 'lab.json'), `${JSON.stringify({ settings: naiveModel.configJson, trainingSeconds: 0, machine: machineDescription() })}\n`);
+  }
+  const naive = await load(naiveDir);
+  let naiveFirst: number;
+  try {
+    naiveFirst = await firstTokenMs(naive, plan.heldOutSeed);
+  } finally {
+    await naive.dispose();
+  }
+  return {
+    ...results,
+    lowres: { ...lowresScore, model: lowresRecord, visualTokens: lowresModel.visualTokens },
+    firstToken: { mraMs: mraFirst, naiveMs: naiveFirst, mraTokens: mraModel.visualTokens, naiveTokens: naiveModel.visualTokens },
+  };
+}
