@@ -1,6 +1,6 @@
 /**
- * `egret lab generate` and `egret lab tokenizer`: the lab's generated datasets and its tiny models' tokenizer.
- * `egret lab [--quick]` itself (training and evaluating the miniature reproductions) is not built yet.
+ * `egret lab [--quick]` (the miniature reproductions: train or reuse, score, report), `egret lab generate` and
+ * `egret lab tokenizer` (the lab's generated datasets and its tiny models' tokenizer).
  */
 import { existsSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
@@ -11,6 +11,11 @@ import {
 } from '../lab/datasets.js';
 import { formatHelp, HelpRequested, parseCommandLine, type CommandHelp } from './args.js';
 import { Progress } from './progress.js';
+import { defaultCacheDir } from '../runtime/cache-dir.js';
+import { hasLabModels, machineDescription, runMraLab, type MraLabPlan } from '../lab/mra-lab.js';
+import { FULL_PLAN, QUICK_PLAN } from '../lab/plans.js';
+import { labChecks, writeLabReport } from '../lab/report.js';
+import { SHIPPED_MODELS_DIR } from '../lab/shipped.js';
 
 const GENERATE_USAGE = 'usage: egret lab generate --out DIR [--task smallprint|scienceqa] [--seed S] [--count N]';
 const TOKENIZER_USAGE = 'usage: egret lab tokenizer --out FILE [--seed S] [--count N] [--vocab-size N]';
@@ -75,21 +80,75 @@ async function tokenizerCommand(args: string[]): Promise<void> {
   await rename(partial, values.out);
 }
 
+const RUN_USAGE = 'usage: egret lab [--quick] [--out DIR] [--cache-dir DIR] [--threads N]';
+
+export const LAB_RUN_HELP: CommandHelp = {
+  usage: RUN_USAGE,
+  summary: "Reproduces MRA's and VTW's claims in miniature (docs/LAB.md): trains the lab's models from scratch (or reuses them), scores them on held-out images, writes RESULTS.md, results.json and charts, and exits 1 when a claim's direction does not hold.",
+  options: { quick: { type: 'boolean' }, out: { type: 'string' }, 'cache-dir': { type: 'string' }, threads: { type: 'string' } },
+  describe: {
+    quick: "fewer held-out images; the full run's models when shipped or cached, else small ones of its own (minutes on 2 cores)",
+    out: 'the results folder (default lab-results)',
+    'cache-dir': 'where trained models are kept between runs (default: the user cache folder\'s lab/)',
+    threads: 'compute threads (default: all cores)',
+  },
+};
+
+async function runCommand(args: string[]): Promise<number> {
+  const { values } = parseCommandLine(args, LAB_RUN_HELP) as { values: { quick?: boolean; out?: string; 'cache-dir'?: string; threads?: string } };
+  const quick = values.quick === true;
+  const threads = values.threads === undefined ? undefined : integer(values.threads, 'threads', 1, 1024, 1);
+  const cacheDir = values['cache-dir'] ?? join(defaultCacheDir(), 'lab');
+  const out = values.out ?? 'lab-results';
+  const started = performance.now();
+  let bar: Progress | undefined;
+  let label = '';
+  const ctx = {
+    cacheDir,
+    threads,
+    shippedDir: SHIPPED_MODELS_DIR,
+    log: (message: string) => {
+      bar?.finish();
+      bar = undefined;
+      process.stderr.write(`${message}\n`);
+    },
+    progress: (what: string, done: number, total: number) => {
+      if (what.split(' (')[0] !== label.split(' (')[0] || !bar) {
+        bar?.finish();
+        bar = new Progress(what.split(' (')[0]!, total);
+      }
+      label = what;
+      bar.set(done);
+    },
+  };
+  // The quick run scores the full run's models when it finds them; it never trains them (hours).
+  const full = !quick || (await hasLabModels(ctx, FULL_PLAN));
+  const plan: MraLabPlan = quick ? { ...(full ? FULL_PLAN : QUICK_PLAN), evalCount: QUICK_PLAN.evalCount, calibration: QUICK_PLAN.calibration } : FULL_PLAN;
+  const mra = await runMraLab(ctx, plan);
+  bar?.finish();
+  const checks = labChecks(mra, full);
+  const run = { command: ['egret', 'lab', ...args].join(' '), quick, machine: machineDescription(), seconds: (performance.now() - started) / 1000, date: new Date().toISOString(), fullModels: full };
+  await writeLabReport(out, run, mra, checks);
+  for (const c of checks) process.stdout.write(`${c.holds === undefined ? '–' : c.holds ? '✓' : '✗'} ${c.claim}: ${c.detail}\n`);
+  process.stdout.write(`results in ${join(out, 'RESULTS.md')}\n`);
+  return checks.some((c) => c.holds === false) ? 1 : 0;
+}
+
 const SUBCOMMANDS: Record<string, (args: string[]) => Promise<void>> = { generate: generateCommand, tokenizer: tokenizerCommand };
 
-/** `egret lab generate|tokenizer ...`. */
-export async function labCommand(args: string[]): Promise<void> {
+/** `egret lab [--quick] ...`, `egret lab generate|tokenizer ...`; returns the exit status. */
+export async function labCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
+  if (sub === undefined || (sub.startsWith('-') && sub !== '--help' && sub !== '-h')) return runCommand(args);
   if (sub === '--help' || sub === '-h') {
     throw new HelpRequested(formatHelp({
-      usage: 'usage: egret lab generate|tokenizer ...',
-      summary: "The lab: `lab generate` writes the generated tasks, `lab tokenizer` the tiny models' tokenizer (egret lab SUBCOMMAND --help). Training and evaluating the miniature reproductions (egret lab [--quick]) is not built yet.",
-      options: {},
+      ...LAB_RUN_HELP,
+      usage: `${RUN_USAGE}\n       egret lab generate|tokenizer ...`,
+      summary: `${LAB_RUN_HELP.summary} \`lab generate\` writes the generated tasks, \`lab tokenizer\` the tiny models' tokenizer (egret lab SUBCOMMAND --help).`,
     }));
   }
-  const handler = sub !== undefined && Object.hasOwn(SUBCOMMANDS, sub) ? SUBCOMMANDS[sub] : undefined;
-  if (!handler) {
-    throw new InputError(`egret lab${sub === undefined ? '' : ` ${sub}`}: training and evaluating the miniature reproductions is not built yet; available: egret lab generate|tokenizer (egret lab --help)`);
-  }
+  const handler = Object.hasOwn(SUBCOMMANDS, sub) ? SUBCOMMANDS[sub] : undefined;
+  if (!handler) throw new InputError(`egret lab ${sub}: unknown subcommand; available: egret lab [--quick], egret lab generate|tokenizer (egret lab --help)`);
   await handler(rest);
+  return 0;
 }

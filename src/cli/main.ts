@@ -18,7 +18,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   calibrate: { summary: "calibrate vtw: pick VTW's withdrawal layer by the official KL rule", load: async () => (await import('./calibrate.js')).calibrateCommand },
   eval: { summary: 'eval run|merge|score: answer and score benchmarks', load: async () => (await import('./eval.js')).evalCommand },
   train: { summary: "train lavin: LaVIN's adapters on ScienceQA, the official recipe", load: async () => (await import('./train.js')).trainCommand },
-  lab: { summary: "lab generate|tokenizer: the lab's generated tasks and tiny models' tokenizer", load: async () => (await import('./lab.js')).labCommand },
+  lab: { summary: "lab [--quick]: MRA and VTW reproduced in miniature; lab generate|tokenizer: the lab's tasks and tokenizer", load: async () => (await import('./lab.js')).labCommand },
   bench: { summary: 'speed and FLOPs benchmarks (egret bench --list)', load: async () => (await import('./bench.js')).benchCommand },
 };
 

@@ -62,6 +62,8 @@ export interface MraLabResults {
 
 export interface LabContext {
   cacheDir: string;
+  /** The models that ship with egret (lab-mra/, lab-lowres/), used when their settings are the plan's. */
+  shippedDir?: string;
   threads?: number;
   log: (message: string) => void;
   /** Called with (what, done, total) as long work goes on. */
@@ -78,15 +80,38 @@ function settingsKey(value: unknown): string {
   return createHash('sha256').update(JSON.stringify([EGRET_VERSION, value])).digest('hex').slice(0, 16);
 }
 
-/** The finished model for `settings` in the cache folder (or trained there now). */
-export async function labModel(ctx: LabContext, name: string, model: LabVisualModel, tokenizer: MraLabPlan['tokenizer'], train: TrainSettings): Promise<ModelRecord> {
-  const settings = { family: model.family, config: model.configJson, tokenizer, train };
-  const dir = join(ctx.cacheDir, `${name}-${settingsKey(settings)}`);
-  const done = await readRecord(dir);
-  if (done) {
-    ctx.log(`${name}: reusing ${dir}`);
-    return done;
+function labModelSettings(model: LabVisualModel, tokenizer: MraLabPlan['tokenizer'], train: TrainSettings): unknown {
+  return { family: model.family, config: model.configJson, tokenizer, train };
+}
+
+/** The finished model `name` of these settings: shipped with egret, or in the cache folder; undefined if neither. */
+async function findLabModel(ctx: LabContext, name: string, settings: unknown): Promise<ModelRecord | undefined> {
+  const key = settingsKey(settings);
+  for (const dir of [...(ctx.shippedDir ? [join(ctx.shippedDir, `lab-${name}`)] : []), join(ctx.cacheDir, `${name}-${key}`)]) {
+    const record = await readRecord(dir);
+    if (record && settingsKey(record.settings) === key) return record;
   }
+  return undefined;
+}
+
+/** Whether both of the plan's trained models are at hand (shipped or cached). */
+export async function hasLabModels(ctx: LabContext, plan: MraLabPlan): Promise<boolean> {
+  const found = await Promise.all([
+    findLabModel(ctx, 'mra', labModelSettings(labLlavaHrModel(plan.mra.shape), plan.tokenizer, plan.mra.train)),
+    findLabModel(ctx, 'lowres', labModelSettings(labLlavaModel(plan.lowres.shape), plan.tokenizer, plan.lowres.train)),
+  ]);
+  return found.every((r) => r !== undefined);
+}
+
+/** The finished model for these settings (shipped or cached), or trained into the cache folder now. */
+export async function labModel(ctx: LabContext, name: string, model: LabVisualModel, tokenizer: MraLabPlan['tokenizer'], train: TrainSettings): Promise<ModelRecord> {
+  const settings = labModelSettings(model, tokenizer, train);
+  const found = await findLabModel(ctx, name, settings);
+  if (found) {
+    ctx.log(`${name}: reusing ${found.dir}`);
+    return found;
+  }
+  const dir = join(ctx.cacheDir, `${name}-${settingsKey(settings)}`);
   await rm(dir, { recursive: true, force: true });
   ctx.log(`${name}: training (${train.steps} steps of ${train.batchSize}) into ${dir}`);
   const started = performance.now();

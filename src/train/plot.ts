@@ -1,4 +1,5 @@
-// A training run's curves as a PNG line chart (`egret train lavin` writes loss.png with it as the run goes).
+// Charts as PNG: a training run's curves (`egret train lavin` writes loss.png with it as the run goes) and bars
+// (the lab's tables).
 // Drawn into an RGB buffer here and encoded by sharp; text uses the bitmap font below, so no system font is needed.
 import { rename, rm, writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
@@ -151,6 +152,42 @@ export async function writeCurvesPng(path: string, title: string, curves: readon
   canvas.fill(px - 1, py - 1, 1, ph + 2, INK);
   canvas.fill(px + pw, py - 1, 1, ph + 2, INK);
 
+  await writePng(path, canvas);
+}
+
+export interface Bar {
+  label: string;
+  value: number;
+  color: [number, number, number];
+  /** Shown after the bar (default: the value with 3 significant digits). */
+  text?: string;
+}
+
+/** Horizontal bars, one per row with its label on the left, on a scale from 0 to `max` (default the largest), as PNG. */
+export async function writeBarsPng(path: string, title: string, bars: readonly Bar[], opts: { max?: number; width?: number } = {}): Promise<void> {
+  const { width = 800 } = opts;
+  const row = 26;
+  const height = 50 + bars.length * row + 10;
+  const canvas = new Canvas(width, height);
+  canvas.text(title, 12, 10, INK, 2);
+  const labelWidth = Math.max(...bars.map((b) => b.label.length), 4) * ADVANCE + 24;
+  const valueWidth = 14 * ADVANCE;
+  const span = width - labelWidth - valueWidth;
+  const max = opts.max ?? Math.max(...bars.map((b) => (Number.isFinite(b.value) ? b.value : 0)), 1e-30);
+  bars.forEach((bar, i) => {
+    const y = 50 + i * row;
+    canvas.text(bar.label, labelWidth - 12, y + 6, INK, 1, 'right');
+    const length = Number.isFinite(bar.value) ? Math.round((Math.min(Math.max(bar.value, 0), max) / max) * span) : 0;
+    canvas.fill(labelWidth, y, Math.max(length, 1), row - 8, bar.color);
+    canvas.text(bar.text ?? (Number.isFinite(bar.value) ? bar.value.toPrecision(3) : 'n/a'), labelWidth + length + 8, y + 6, INK);
+  });
+  canvas.fill(labelWidth - 1, 44, 1, bars.length * row + 4, INK);
+  await writePng(path, canvas);
+}
+
+/** Writes the canvas as PNG, atomically. */
+async function writePng(path: string, canvas: Canvas): Promise<void> {
+  const { width, height } = canvas;
   // Encoded in memory and written by fs rather than sharp's toFile, whose errors span lines and carry no code.
   const png = await sharp(canvas.pixels, { raw: { width, height, channels: 3 } }).png().toBuffer();
   const tmp = `${path}.tmp-${process.pid}-${writes++}`;

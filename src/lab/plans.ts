@@ -1,0 +1,42 @@
+/**
+ * The lab's settings: the full run (docs/LAB.md's figures, the models that ship) and the quick one (CI), which
+ * scores the full run's MRA and low-resolution models when it finds them (shipped or cached) on fewer held-out
+ * images, and otherwise trains small ones of its own.
+ */
+import type { LabShape } from './models.js';
+import type { MraLabPlan } from './mra-lab.js';
+
+const TOKENIZER = { seed: 0, count: 2000, vocab: 512 };
+/** The low-resolution ViT (24 × 24 = 576 visual tokens at 192 px) that MRA and the LLaVA-1.5 baseline share, and their LLaMA. */
+const VIT = { width: 64, layers: 4, heads: 4, patch: 8, imageSize: 192 };
+const LLM = { width: 128, layers: 3, heads: 4, intermediate: 344 };
+const TRAIN = { seed: 0, steps: 6000, batchSize: 4, lr: 1e-3, warmup: 100, ease: 1, easeSteps: 3000 };
+
+export const FULL_PLAN: MraLabPlan = {
+  tokenizer: TOKENIZER,
+  // ConvNeXt at 768 px: a 24 × 24 last-stage map, one cell per ViT patch.
+  mra: { shape: { vit: VIT, llm: LLM, vocab: TOKENIZER.vocab, imageSize: 768, convnext: { depths: [1, 1, 1, 1], dims: [16, 32, 64, 128] } }, train: TRAIN },
+  lowres: { shape: { vit: VIT, llm: LLM, vocab: TOKENIZER.vocab }, train: TRAIN },
+  // The same ViT at MRA's 768 px with 16-px patches: 48 × 48 = 2304 visual tokens (8-px patches would be 9216).
+  naive: { vit: { ...VIT, patch: 16, imageSize: 768 }, llm: LLM, vocab: TOKENIZER.vocab },
+  heldOutSeed: 1_000_000,
+  evalCount: 200,
+  calibrationSeed: 2_000_000,
+  calibration: 16,
+  eta: 0.01,
+};
+
+const QUICK_VIT = { width: 32, layers: 4, heads: 2, patch: 8, imageSize: 96 };
+const QUICK_LLM = { width: 64, layers: 2, heads: 2, intermediate: 172 };
+const QUICK_TRAIN = { seed: 0, steps: 60, batchSize: 2, lr: 2e-3, warmup: 10, ease: 1, easeSteps: 30 };
+const QUICK_LOWRES: LabShape = { vit: QUICK_VIT, llm: QUICK_LLM, vocab: TOKENIZER.vocab };
+
+/** Small models of the quick run's own, used when the full run's are not at hand (they cannot read the codes). */
+export const QUICK_PLAN: MraLabPlan = {
+  ...FULL_PLAN,
+  mra: { shape: { ...QUICK_LOWRES, imageSize: 384, convnext: { depths: [1, 1, 1, 1], dims: [8, 16, 24, 32] } }, train: QUICK_TRAIN },
+  lowres: { shape: QUICK_LOWRES, train: QUICK_TRAIN },
+  naive: { vit: { ...QUICK_VIT, patch: 8, imageSize: 384 }, llm: QUICK_LLM, vocab: TOKENIZER.vocab },
+  evalCount: 50,
+  calibration: 8,
+};
