@@ -3,10 +3,10 @@ import { InputError } from '../errors.js';
 import { readVtwSidecar, vtwSidecarPath } from '../methods/vtw.js';
 import { Engine } from '../serve/engine.js';
 import { createChatServer, isLoopbackName } from '../serve/http.js';
-import { parseCommandLine, type CommandHelp } from './args.js';
-import { loadOptionsFromArgs, positiveInt } from './model-args.js';
+import { DEFAULT_MODEL_HELP, parseCommandLine, type CommandHelp } from './args.js';
+import { loadOptionsFromArgs, modelOrDefault, positiveInt } from './model-args.js';
 
-const USAGE = 'usage: egret serve --model PATH [--host 127.0.0.1] [--port 8080] [--dtype fp32|q8|q4] [--threads N] [--cache-dir DIR | --no-cache] ' +
+const USAGE = 'usage: egret serve [--model PATH] [--host 127.0.0.1] [--port 8080] [--dtype fp32|q8|q4] [--threads N] [--cache-dir DIR | --no-cache] ' +
   '[--concurrency N] [--max-queue N] [--allow-remote-images] [--clip FILE --adapter FILE [--official-positions]]';
 
 const MiB = 1024 * 1024;
@@ -33,6 +33,7 @@ export const SERVE_HELP: CommandHelp = {
     adapter: { type: 'string' },
     'official-positions': { type: 'boolean' },
   },
+  describe: { model: DEFAULT_MODEL_HELP },
 };
 
 export async function serveCommand(args: string[]): Promise<void> {
@@ -40,7 +41,7 @@ export async function serveCommand(args: string[]): Promise<void> {
     model?: string; host: string; port: string; dtype?: string; 'cache-dir'?: string; 'no-cache'?: boolean; threads?: string;
     concurrency?: string; 'max-queue'?: string; 'allow-remote-images': boolean; clip?: string; adapter?: string; 'official-positions'?: boolean;
   };
-  if (!values.model) throw new InputError(`--model is required; ${USAGE}`);
+  const model = modelOrDefault(values, USAGE);
   if (!/^\d+$/.test(values.port) || Number(values.port) > 65535) throw new InputError(`--port must be 0..65535, got '${values.port}'`);
   const concurrency = positiveInt(values.concurrency, 'concurrency', 4)!;
   const maxQueue = positiveInt(values['max-queue'], 'max-queue', 64)!;
@@ -48,11 +49,11 @@ export async function serveCommand(args: string[]): Promise<void> {
   const maxImageBytes = 16 * MiB;
   // Room for the largest images base64-encoded (4 characters per 3 bytes), and the text around them.
   const maxBodyBytes = 4 * Math.ceil((4 / 3) * maxImageBytes) + MiB;
-  const vtw = await readVtwSidecar(vtwSidecarPath(values.model, values.adapter));
-  const engine = await Engine.start(values.model, loadOptionsFromArgs(values), { maxPixels, maxBytes: maxImageBytes }, concurrency);
+  const vtw = await readVtwSidecar(vtwSidecarPath(model, values.adapter));
+  const engine = await Engine.start(model, loadOptionsFromArgs(values), { maxPixels, maxBytes: maxImageBytes }, concurrency);
   try {
     const server = await createChatServer(engine, {
-      modelName: basename(resolve(values.model)),
+      modelName: basename(resolve(model)),
       concurrency,
       maxQueue,
       maxBodyBytes,
