@@ -1,4 +1,5 @@
-import { basename, resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
 import { InputError } from '../errors.js';
 import { readVtwSidecar, vtwSidecarPath } from '../methods/vtw.js';
 import { Engine } from '../serve/engine.js';
@@ -50,10 +51,12 @@ export async function serveCommand(args: string[]): Promise<void> {
   // Room for the largest images base64-encoded (4 characters per 3 bytes), and the text around them.
   const maxBodyBytes = 4 * Math.ceil((4 / 3) * maxImageBytes) + MiB;
   const vtw = await readVtwSidecar(vtwSidecarPath(model, values.adapter));
-  const engine = await Engine.start(model, loadOptionsFromArgs(values), { maxPixels, maxBytes: maxImageBytes }, concurrency);
+  const loadOptions = loadOptionsFromArgs(values);
+  const engine = await Engine.start(model, loadOptions, { maxPixels, maxBytes: maxImageBytes }, concurrency);
   try {
     const server = await createChatServer(engine, {
       modelName: basename(resolve(model)),
+      modelDetails: { dtype: loadOptions.dtype ?? 'fp32', card: cardTitle(await readFile(join(model, 'README.md'), 'utf8').catch(() => '')) },
       concurrency,
       maxQueue,
       maxBodyBytes,
@@ -83,4 +86,14 @@ export async function serveCommand(args: string[]): Promise<void> {
   } finally {
     await engine.close();
   }
+}
+
+/**
+ * The first line of a model card (README.md in the model's folder, as Hugging Face keeps it), after any YAML front
+ * matter, without Markdown's heading marks; null for a card with no text.
+ */
+export function cardTitle(markdown: string): string | null {
+  const body = markdown.replace(/^---\r?\n[\s\S]*?\r?\n---\r?\n/, '');
+  const line = body.split('\n').map((l) => l.trim()).find((l) => l !== '');
+  return line ? line.replace(/^#+\s*/, '') : null;
 }
