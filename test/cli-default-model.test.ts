@@ -2,12 +2,15 @@
 // models/lab-mra/: found beside the installed code whatever the working folder, and one error line when it is absent.
 // A copy of the built package (bin/, dist/src, package.json; node_modules linked) stands in for an installation, so
 // that these checks hold whether or not this checkout holds the shipped model; tiny-llava-hr stands in for it.
+// Once models/lab-mra/ is in the checkout, the README's first command runs on it and must read the example's code.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { smallPrintText } from '../src/lab/smallprint.js';
 import { assertInputError, ROOT, type Run } from './helpers/cli.js';
 
 const FIXTURE = join(ROOT, 'test/fixtures/tiny-llava-hr');
@@ -72,4 +75,18 @@ test("the shipped model is found in the package's models/lab-mra, not in the wor
   const r = egretOf(installed, elsewhere, undefined, 'generate', ...question(), '--json');
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(JSON.parse(r.stdout).ids, record.generated_ids);
+});
+
+const shipped = existsSync(join(ROOT, 'models/lab-mra'));
+
+test("the README's first command: the shipped model reads the code of examples/ticket.png", { skip: !shipped && 'models/lab-mra/ is not in this checkout yet' }, async () => {
+  const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+  const command = /```sh\nnpx egret (generate [^\n]*)\n```/.exec(readme)![1]!;
+  const args = [...command.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]!);
+  assert.deepEqual(args, ['generate', '--image', 'examples/ticket.png', '--prompt', 'What is the code?']);
+  assert.ok(existsSync(join(ROOT, 'models/lab-mra/README.md')), 'the shipped model has its card');
+  const r = egretOf(ROOT, ROOT, undefined, ...args);
+  assert.equal(r.code, 0, r.stderr);
+  // examples/README.md: ticket.png is sample 8 of seed 12 (test/examples.test.ts checks the pixels).
+  assert.equal(r.stdout.trim(), smallPrintText(12, 8).code);
 });
