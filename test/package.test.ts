@@ -1,12 +1,14 @@
 // egret installed as a user installs it: `npm pack`, then `npm install ./egret-vl-*.tgz` in an empty folder with
 // this npm and with npm 10, with ONNXRUNTIME_NODE_INSTALL=skip as the README tells users (onnxruntime-node's
 // postinstall would otherwise fetch CUDA files from outside the npm registry, and fail the install without network).
-// Then `npx egret --help`, a generate on tiny-llama (the same answer as from this checkout), a small-print image (the
-// same pixels: the font ships) and `npx egret bench`.
+// Then `npx egret --help`, the example images (and the shipped model where the checkout has it), a generate on
+// tiny-llama (the same answer as from this checkout), a small-print image (the same pixels: the font ships) and
+// `npx egret bench`.
 // Packages come from npm's cache when they are there, else from the npm registry.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +41,9 @@ for (const [label, npm] of [['this npm', ['npm']], ['npm 10', ['npx', '-y', 'npm
     if (label === 'npm 10') assert.match((await run(command, [...args, '--version'], { cwd: folder, env: npmEnv })).stdout, /^10\./);
     const egret = (...a: string[]) => run('npx', ['--no-install', 'egret', ...a], { cwd: folder, env: npmEnv, maxBuffer: 1 << 24 });
     assert.match((await egret('--help')).stdout, /^usage: egret <command>/);
+    // The example images ship (the web UI offers them), and so does the default model when the checkout has it.
+    assert.deepEqual(await readFile(join(folder, 'node_modules/egret-vl/examples/ticket.png')), await readFile(join(ROOT, 'examples/ticket.png')));
+    assert.equal(existsSync(join(folder, 'node_modules/egret-vl/models/lab-mra')), existsSync(join(ROOT, 'models/lab-mra')));
     const generated = JSON.parse((await egret('generate', '--model', MODEL, '--ids', '1,2,3', '--max-new-tokens', '4', '--json')).stdout);
     const local = egretSync('generate', '--model', MODEL, '--ids', '1,2,3', '--max-new-tokens', '4', '--json');
     assert.deepEqual(generated.ids, JSON.parse(local.stdout).ids);

@@ -1,15 +1,18 @@
 // The web UI end to end: a headless Chromium from the npm registry (@sparticuz/chromium, unpacked into the temporary
 // folder on first use) driven by playwright-core against a real egret serve process with tiny-llava15. Upload an
-// image, ask, watch the answer stream in, turn VTW on; a screenshot is saved.
+// image, ask, watch the answer stream in, turn VTW on; a screenshot is saved. Then, on a server with no --model
+// (EGRET_MODEL naming tiny-llava-hr, as the shipped model would be): the page names the model loaded, lists the
+// package's example images, and one clicked is attached to the question and answered.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import serverlessChromium, { inflate } from '@sparticuz/chromium';
 import { chromium, type BrowserContext } from 'playwright-core';
-import { dataUrl, startServer, type RunningServer } from './helpers/serve.js';
+import { ROOT } from './helpers/cli.js';
+import { dataUrl, startServer, startServerWith, type RunningServer } from './helpers/serve.js';
 
 const MODEL = 'test/fixtures/tiny-llava15';
 const IMAGE = 'test/fixtures/images/rgba.png';
@@ -102,4 +105,55 @@ test('upload an image, ask, get a streamed answer with statistics; VTW withdraws
     await page.locator('#drop-view img').waitFor({ timeout: 5_000 });
   }
   assert.deepEqual(failures, []);
+});
+
+test('without --model: the model loaded is named, an example image is attached with a click and answered', async () => {
+  const fixture = 'test/fixtures/tiny-llava-hr';
+  const defaulted = await startServerWith([], { ...process.env, EGRET_MODEL: fixture });
+  try {
+    const page = await browser.newPage();
+    const failures: string[] = [];
+    page.on('pageerror', (err) => failures.push(err.message));
+    await page.goto(defaulted.url);
+    await page.locator('#model', { hasText: 'tiny-llava-hr' }).waitFor();
+    const card = (await readFile(join(ROOT, fixture, 'README.md'), 'utf8')).split('\n')[0]!.replace(/^# /, '');
+    await page.locator('#model-details', { hasText: `llava-hr · fp32 · ${card}` }).waitFor();
+
+    // Every image of examples/ is offered, its thumbnail loaded from the server.
+    const images = (await readdir(join(ROOT, 'examples'))).filter((name) => name.endsWith('.png')).sort();
+    await page.locator('#examples button').nth(images.length - 1).waitFor();
+    assert.deepEqual(await page.locator('#examples button').evaluateAll((buttons) => buttons.map((b) => b.title)), images);
+    const ticket = page.locator('#examples button[title="ticket.png"]');
+    const width = await ticket.locator('img').evaluate((element) => {
+      const img = element as unknown as { decode(): Promise<void>; naturalWidth: number };
+      return img.decode().then(() => img.naturalWidth);
+    });
+    assert.equal(width, 953);
+
+    await ticket.click();
+    await page.locator('#drop-view img[alt="ticket.png"]').waitFor({ timeout: 5_000 });
+    await page.fill('#temperature', '0');
+    await page.fill('#max-tokens', '12');
+    await page.fill('#prompt', 'What is the code?');
+    await page.click('#send');
+    const answer = page.locator('.message.assistant').nth(0);
+    await answer.locator('.stats').waitFor({ timeout: 30_000 });
+    assert.match((await answer.locator('.stats').textContent())!, /visual tokens kept 16 of 16/);
+    assert.equal(await page.locator('.message.user img').count(), 1);
+    // The answer is the API's to the same question about examples/ticket.png: the example was sent as it is.
+    const api = await fetch(`${defaulted.url}/v1/chat/completions`, {
+      method: 'POST',
+      body: JSON.stringify({ messages: [{ role: 'user', content: [{ type: 'text', text: 'What is the code?' }, { type: 'image_url', image_url: { url: await dataUrl(join(ROOT, 'examples/ticket.png')) } }] }], max_tokens: 12, temperature: 0 }),
+    });
+    const expected = ((await api.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content;
+    assert.ok(expected.length > 0);
+    assert.equal(await answer.locator('.text').textContent(), expected);
+    assert.deepEqual(failures, []);
+    const screenshot = join(await mkdtemp(join(tmpdir(), 'egret-ui-')), 'examples.png');
+    await page.screenshot({ path: screenshot });
+    console.log(`web UI screenshot: ${screenshot}`);
+    await page.close();
+  } finally {
+    assert.equal(await defaulted.stop(), 0, defaulted.log());
+  }
 });

@@ -3,6 +3,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import OpenAI from 'openai';
 import type { ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
 import { dataUrl, metric, sseData, startServer, type RunningServer } from './helpers/serve.js';
@@ -98,6 +99,22 @@ test('models, health and metrics', async () => {
   assert.equal(metric(body, 'egret_queue_length'), 0);
   assert.ok(metric(body, 'egret_request_duration_seconds_count') >= 3);
   assert.ok(metric(body, 'process_resident_memory_bytes') > 0);
+});
+
+test("/v1/models describes the model (family, dtype, its card's first line); /examples lists and serves the example images", async () => {
+  const [model] = (await client(hr).models.list()).data as unknown as { id: string; egret: unknown }[];
+  const card = (await readFile('test/fixtures/tiny-llava-hr/README.md', 'utf8')).split('\n')[0]!.replace(/^# /, '');
+  assert.deepEqual([model!.id, model!.egret], ['tiny-llava-hr', { family: 'llava-hr', dtype: 'fp32', card }]);
+  const files = (await readdir('examples')).filter((name) => name.endsWith('.png')).sort();
+  assert.ok(files.includes('ticket.png'));
+  const examples = (await (await fetch(`${text.url}/examples`)).json()) as { data: { name: string; url: string }[] };
+  assert.deepEqual(examples.data, files.map((name) => ({ name, url: `/examples/${name}` })));
+  const image = await fetch(`${text.url}/examples/ticket.png`);
+  assert.equal(image.headers.get('content-type'), 'image/png');
+  assert.deepEqual(Buffer.from(await image.arrayBuffer()), await readFile('examples/ticket.png'));
+  // Only the listed images: no other name, no path out of the folder.
+  for (const path of ['README.md', 'missing.png', '..%2Fpackage.json', '%2E%2E/package.json', '%E0']) assert.equal((await fetch(`${text.url}/examples/${path}`)).status, 404, path);
+  assert.equal((await fetch(`${text.url}/examples/ticket.png`, { method: 'POST' })).status, 405);
 });
 
 test('curl, as the OpenAI docs use it: a streamed answer ending with [DONE]', { skip: !existsSync('/usr/bin/curl') && 'no curl here' }, () => {

@@ -1,6 +1,7 @@
-// The server's pure parts: request validation details, the admission queue, and the address guard.
+// The server's pure parts: request validation details, the admission queue, the address guard, the model card's title.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { cardTitle } from '../src/cli/serve.js';
 import { isForbiddenAddress } from '../src/serve/images.js';
 import { parseChatRequest, RequestError } from '../src/serve/openai.js';
 import { ByteBudget, QueueFullError, Scheduler } from '../src/serve/scheduler.js';
@@ -70,4 +71,11 @@ test('the remote-image guard refuses loopback, private, link-local and reserved 
     assert.equal(isForbiddenAddress(a), true, a);
   }
   for (const a of ['8.8.8.8', '1.1.1.1', '172.32.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8']) assert.equal(isForbiddenAddress(a), false, a);
+});
+
+test("a model card's first line: after YAML front matter, without heading marks", () => {
+  assert.equal(cardTitle('# lab-mra: a tiny LLaVA-HR\n\nTrained by egret.\n'), 'lab-mra: a tiny LLaVA-HR');
+  assert.equal(cardTitle('---\nlicense: apache-2.0\ntags: [llava-hr]\n---\n\n## lab-mra\r\nmore'), 'lab-mra');
+  assert.equal(cardTitle('\n  A plain first line  \n'), 'A plain first line');
+  assert.equal(cardTitle(''), null);
 });

@@ -99,6 +99,9 @@ export const OPTION_HELP: Record<string, [string, string]> = {
   'vocab-size': ['N', 'pieces in the vocabulary, special and byte pieces included (default 1024)'],
 };
 
+/** --model's description in the commands that default it (generate, chat, serve). */
+export const DEFAULT_MODEL_HELP = 'model directory (default: $EGRET_MODEL, else the lab model that ships with egret, models/lab-mra/)';
+
 /** The help text: usage, summary, one line per option. */
 export function formatHelp(help: CommandHelp): string {
   const rows = Object.entries(help.options).map(([name, config]) => {

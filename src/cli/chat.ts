@@ -6,10 +6,10 @@ import type { ChatModel } from '../models/index.js';
 import { tokenizeImagePrompt } from '../text/image-prompt.js';
 import { isTemplateName, renderPrompt, SINGLE_TURN_TEMPLATES, TEMPLATE_NAMES, type ChatTurn, type TemplateName } from '../text/templates.js';
 import { SAMPLING_OPTIONS, samplingFromArgs } from './generate.js';
-import type { CommandHelp } from './args.js';
-import { applyMethods, decodeImageArgs, openModel, parseCommandArgs, type ModelValues } from './model-args.js';
+import { DEFAULT_MODEL_HELP, type CommandHelp } from './args.js';
+import { applyMethods, decodeImageArgs, modelOrDefault, openModel, parseCommandArgs, type CommandValues, type ModelValues } from './model-args.js';
 
-const USAGE = 'usage: egret chat --model PATH [--image FILE] [--prompt TEXT] [--template T] [--max-new-tokens N] [--temperature T] ' +
+const USAGE = 'usage: egret chat [--model PATH] [--image FILE] [--prompt TEXT] [--template T] [--max-new-tokens N] [--temperature T] ' +
   '[--top-p P] [--top-k K] [--repetition-penalty R] [--seed S] [--stop TEXT] [--ignore-eos] [--vtw-layer K|off | --fastv K:R]';
 
 /**
@@ -20,10 +20,12 @@ export const CHAT_HELP: CommandHelp = {
   usage: USAGE,
   summary: 'Interactive chat on stdin/stdout, answers streamed; one question and its answer with --prompt. Images belong to the first question.',
   options: SAMPLING_OPTIONS,
+  describe: { model: DEFAULT_MODEL_HELP },
 };
 
 export async function chatCommand(args: string[]): Promise<void> {
-  const values = parseCommandArgs(args, CHAT_HELP);
+  const parsed = parseCommandArgs(args, CHAT_HELP);
+  const values: CommandValues = { ...parsed, model: modelOrDefault(parsed, USAGE) };
   const sampling = samplingFromArgs(values, 512);
   // Images first: a bad file fails before the model loads.
   const images = await decodeImageArgs(values);

@@ -1,10 +1,10 @@
 import { InputError } from '../errors.js';
 import { generate, type GenerateOptions, type GenerationResult } from '../generate/generate.js';
 import { requestFlops } from '../generate/flops.js';
-import type { CommandHelp } from './args.js';
-import { decodeImageArgs, openModel, parseCommandArgs, positiveInt, promptFromArgs, type CommandValues } from './model-args.js';
+import { DEFAULT_MODEL_HELP, type CommandHelp } from './args.js';
+import { decodeImageArgs, modelOrDefault, openModel, parseCommandArgs, positiveInt, promptFromArgs, type CommandValues } from './model-args.js';
 
-const USAGE = 'usage: egret generate --model PATH [--clip FILE --adapter FILE] (--prompt TEXT [--template T] | --ids 1,2,3) [--image FILE] --max-new-tokens N ' +
+const USAGE = 'usage: egret generate [--model PATH] [--clip FILE --adapter FILE] (--prompt TEXT [--template T] | --ids 1,2,3) [--image FILE] --max-new-tokens N ' +
   '[--temperature T] [--top-p P] [--top-k K] [--repetition-penalty R] [--seed S] [--stop TEXT] [--ignore-eos] [--json]';
 
 export const SAMPLING_OPTIONS = {
@@ -44,10 +44,12 @@ export const GENERATE_HELP: CommandHelp = {
   usage: USAGE,
   summary: 'Generates an answer with a KV cache: text on stdout as it is produced, or one JSON document with ids, text and statistics.',
   options: { ...SAMPLING_OPTIONS, json: { type: 'boolean' } },
+  describe: { model: DEFAULT_MODEL_HELP },
 };
 
 export async function generateCommand(args: string[]): Promise<void> {
-  const values = parseCommandArgs(args, GENERATE_HELP);
+  const parsed = parseCommandArgs(args, GENERATE_HELP);
+  const values: CommandValues = { ...parsed, model: modelOrDefault(parsed, USAGE) };
   const sampling = samplingFromArgs(values, 128);
   const images = await decodeImageArgs(values);
   const model = await openModel(values, USAGE);

@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import type { ParseArgsConfig } from 'node:util';
 import { InputError } from '../errors.js';
 import { checkContext, type PreparedPrompt } from '../generate/generate.js';
@@ -74,6 +76,22 @@ function lavinFromArgs(values: Pick<ModelValues, 'clip' | 'adapter' | 'official-
   }
   if (clip === undefined || adapter === undefined) throw new InputError('a LaVIN model needs both --clip FILE and --adapter FILE');
   return { lavin: { clip, adapter, officialPositions: values['official-positions'] === true } };
+}
+
+/** The lab's MRA model that ships with egret (docs/LAB.md): in the package, beside dist/, wherever it is installed. */
+export const SHIPPED_MODEL = fileURLToPath(new URL('../../../models/lab-mra', import.meta.url));
+
+/**
+ * The model of `generate`, `chat` and `serve`: --model, else $EGRET_MODEL, else the shipped model. A LaVIN model
+ * (--clip, --adapter) names its LLaMA directory: the shipped LLaVA-HR cannot be one.
+ */
+export function modelOrDefault(values: Pick<ModelValues, 'model' | 'clip' | 'adapter'>, usage: string): string {
+  if (values.model) return values.model;
+  if (values.clip !== undefined || values.adapter !== undefined) throw new InputError(`a LaVIN model needs --model (its LLaMA directory) besides --clip and --adapter; ${usage}`);
+  const named = process.env['EGRET_MODEL'];
+  if (named) return named;
+  if (!existsSync(SHIPPED_MODEL)) throw new InputError(`no --model given, EGRET_MODEL is not set, and the shipped model is missing (${SHIPPED_MODEL}); give --model PATH`);
+  return SHIPPED_MODEL;
 }
 
 /** Loads the model the options name, with a progress display on a TTY. */

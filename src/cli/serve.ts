@@ -1,12 +1,13 @@
-import { basename, resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
 import { InputError } from '../errors.js';
 import { readVtwSidecar, vtwSidecarPath } from '../methods/vtw.js';
 import { Engine } from '../serve/engine.js';
 import { createChatServer, isLoopbackName } from '../serve/http.js';
-import { parseCommandLine, type CommandHelp } from './args.js';
-import { loadOptionsFromArgs, positiveInt } from './model-args.js';
+import { DEFAULT_MODEL_HELP, parseCommandLine, type CommandHelp } from './args.js';
+import { loadOptionsFromArgs, modelOrDefault, positiveInt } from './model-args.js';
 
-const USAGE = 'usage: egret serve --model PATH [--host 127.0.0.1] [--port 8080] [--dtype fp32|q8|q4] [--threads N] [--cache-dir DIR | --no-cache] ' +
+const USAGE = 'usage: egret serve [--model PATH] [--host 127.0.0.1] [--port 8080] [--dtype fp32|q8|q4] [--threads N] [--cache-dir DIR | --no-cache] ' +
   '[--concurrency N] [--max-queue N] [--allow-remote-images] [--clip FILE --adapter FILE [--official-positions]]';
 
 const MiB = 1024 * 1024;
@@ -33,6 +34,7 @@ export const SERVE_HELP: CommandHelp = {
     adapter: { type: 'string' },
     'official-positions': { type: 'boolean' },
   },
+  describe: { model: DEFAULT_MODEL_HELP },
 };
 
 export async function serveCommand(args: string[]): Promise<void> {
@@ -40,7 +42,7 @@ export async function serveCommand(args: string[]): Promise<void> {
     model?: string; host: string; port: string; dtype?: string; 'cache-dir'?: string; 'no-cache'?: boolean; threads?: string;
     concurrency?: string; 'max-queue'?: string; 'allow-remote-images': boolean; clip?: string; adapter?: string; 'official-positions'?: boolean;
   };
-  if (!values.model) throw new InputError(`--model is required; ${USAGE}`);
+  const model = modelOrDefault(values, USAGE);
   if (!/^\d+$/.test(values.port) || Number(values.port) > 65535) throw new InputError(`--port must be 0..65535, got '${values.port}'`);
   const concurrency = positiveInt(values.concurrency, 'concurrency', 4)!;
   const maxQueue = positiveInt(values['max-queue'], 'max-queue', 64)!;
@@ -48,11 +50,13 @@ export async function serveCommand(args: string[]): Promise<void> {
   const maxImageBytes = 16 * MiB;
   // Room for the largest images base64-encoded (4 characters per 3 bytes), and the text around them.
   const maxBodyBytes = 4 * Math.ceil((4 / 3) * maxImageBytes) + MiB;
-  const vtw = await readVtwSidecar(vtwSidecarPath(values.model, values.adapter));
-  const engine = await Engine.start(values.model, loadOptionsFromArgs(values), { maxPixels, maxBytes: maxImageBytes }, concurrency);
+  const vtw = await readVtwSidecar(vtwSidecarPath(model, values.adapter));
+  const loadOptions = loadOptionsFromArgs(values);
+  const engine = await Engine.start(model, loadOptions, { maxPixels, maxBytes: maxImageBytes }, concurrency);
   try {
     const server = await createChatServer(engine, {
-      modelName: basename(resolve(values.model)),
+      modelName: basename(resolve(model)),
+      modelDetails: { dtype: loadOptions.dtype ?? 'fp32', card: cardTitle(await readFile(join(model, 'README.md'), 'utf8').catch(() => '')) },
       concurrency,
       maxQueue,
       maxBodyBytes,
@@ -82,4 +86,14 @@ export async function serveCommand(args: string[]): Promise<void> {
   } finally {
     await engine.close();
   }
+}
+
+/**
+ * The first line of a model card (README.md in the model's folder, as Hugging Face keeps it), after any YAML front
+ * matter, without Markdown's heading marks; null for a card with no text.
+ */
+export function cardTitle(markdown: string): string | null {
+  const body = markdown.replace(/^---\r?\n[\s\S]*?\r?\n---\r?\n/, '');
+  const line = body.split('\n').map((l) => l.trim()).find((l) => l !== '');
+  return line ? line.replace(/^#+\s*/, '') : null;
 }

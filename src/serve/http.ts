@@ -3,9 +3,10 @@
  * and cancelling a generation the moment its client goes away. Inference runs in the engine's worker thread.
  */
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { InputError } from '../errors.js';
+import { sniffImageFormat } from '../vision/decode.js';
 import type { Engine } from './engine.js';
 import { imageBytes, isFetched, type ImagePolicy } from './images.js';
 import { Metrics } from './metrics.js';
@@ -15,6 +16,8 @@ import { ByteBudget, QueueFullError, Scheduler } from './scheduler.js';
 export interface ServerOptions {
   /** The model's id in /v1/models and in responses. */
   modelName: string;
+  /** What /v1/models says of the model besides its id and family: how it computes, its card's first line. */
+  modelDetails: { dtype: string; card: string | null };
   concurrency: number;
   maxQueue: number;
   maxBodyBytes: number;
@@ -64,6 +67,23 @@ function refuseForeignPages(req: IncomingMessage, opts: ServerOptions): void {
 }
 
 const UI_PAGE = new URL('../../../src/serve/ui/index.html', import.meta.url);
+/** The package's example images (examples/README.md), offered by the web UI. */
+const EXAMPLES = new URL('../../../examples/', import.meta.url);
+
+/**
+ * The example images by name (the files whose bytes are an image egret decodes), read once, as they are small: only
+ * these names are served, so no request's path reaches the disk.
+ */
+async function readExamples(): Promise<Map<string, { type: string; bytes: Buffer }>> {
+  const names = (await readdir(EXAMPLES, { withFileTypes: true }).catch(() => [])).filter((e) => e.isFile()).map((e) => e.name).sort();
+  const examples = new Map<string, { type: string; bytes: Buffer }>();
+  for (const name of names) {
+    const bytes = await readFile(new URL(name, EXAMPLES));
+    const format = sniffImageFormat(bytes);
+    if (format) examples.set(name, { type: `image/${format}`, bytes });
+  }
+  return examples;
+}
 
 interface Context {
   engine: Engine;
@@ -72,6 +92,7 @@ interface Context {
   bodies: ByteBudget;
   metrics: Metrics;
   page: Buffer;
+  examples: Map<string, { type: string; bytes: Buffer }>;
   started: number;
 }
 
@@ -99,9 +120,30 @@ const ROUTES: Record<string, { method: string; handler: Handler }> = {
   },
   '/v1/models': {
     method: 'GET',
-    handler: (_req, res, ctx) => sendJson(res, 200, { object: 'list', data: [{ id: ctx.opts.modelName, object: 'model', created: ctx.started, owned_by: 'egret' }] }),
+    handler: (_req, res, ctx) => sendJson(res, 200, {
+      object: 'list',
+      data: [{ id: ctx.opts.modelName, object: 'model', created: ctx.started, owned_by: 'egret', egret: { family: ctx.engine.info.family, ...ctx.opts.modelDetails } }],
+    }),
+  },
+  '/examples': {
+    method: 'GET',
+    handler: (_req, res, ctx) => sendJson(res, 200, { object: 'list', data: [...ctx.examples.keys()].map((name) => ({ name, url: `/examples/${encodeURIComponent(name)}` })) }),
   },
   '/v1/chat/completions': { method: 'POST', handler: chatCompletions },
+};
+
+/** GET /examples/NAME: one of the example images. */
+const EXAMPLE_IMAGE: { method: string; handler: Handler } = {
+  method: 'GET',
+  handler: (req, res, ctx) => {
+    const name = (req.url ?? '').split('?')[0]!.slice('/examples/'.length);
+    let image;
+    try {
+      image = ctx.examples.get(decodeURIComponent(name));
+    } catch {} // malformed percent-encoding names no example
+    if (!image) throw new RequestError(`no example image '${name}'`, 404, null, 'not_found');
+    send(res, 200, image.type, image.bytes);
+  },
 };
 
 export async function createChatServer(engine: Engine, opts: ServerOptions): Promise<Server> {
@@ -112,15 +154,16 @@ export async function createChatServer(engine: Engine, opts: ServerOptions): Pro
     bodies: new ByteBudget(opts.maxBodyBytesInFlight),
     metrics: new Metrics(),
     page: await readFile(UI_PAGE),
+    examples: await readExamples(),
     started: Math.floor(Date.now() / 1000),
   };
   const server = createServer((req, res) => {
     // Not `new URL()`: it throws on request targets the HTTP parser lets through (`GET http://[`).
     const path = (req.url ?? '/').split('?')[0]!;
-    const route = Object.hasOwn(ROUTES, path) ? ROUTES[path] : undefined; // inherited names are not routes
+    const route = Object.hasOwn(ROUTES, path) ? ROUTES[path] : path.startsWith('/examples/') ? EXAMPLE_IMAGE : undefined; // inherited names are not routes
     const arrived = performance.now();
     res.on('close', () => {
-      ctx.metrics.requests.inc({ path: route ? path : 'other', status: res.writableFinished ? String(res.statusCode) : 'disconnected' });
+      ctx.metrics.requests.inc({ path: route === EXAMPLE_IMAGE ? '/examples/*' : route ? path : 'other', status: res.writableFinished ? String(res.statusCode) : 'disconnected' });
       if (path === '/v1/chat/completions') ctx.metrics.latency.observe((performance.now() - arrived) / 1000);
     });
     const run = async () => {

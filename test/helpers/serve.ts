@@ -13,8 +13,13 @@ export interface RunningServer {
   stop(): Promise<number | null>;
 }
 
-export async function startServer(model: string, ...args: string[]): Promise<RunningServer> {
-  const child = spawn(process.execPath, ['bin/egret', 'serve', '--model', model, '--port', '0', '--threads', '1', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+export function startServer(model: string, ...args: string[]): Promise<RunningServer> {
+  return startServerWith(['--model', model, ...args]);
+}
+
+/** `egret serve --port 0 --threads 1` with these arguments and environment (without --model: the default model). */
+export async function startServerWith(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<RunningServer> {
+  const child = spawn(process.execPath, ['bin/egret', 'serve', '--port', '0', '--threads', '1', ...args], { stdio: ['ignore', 'ignore', 'pipe'], env });
   let stderr = '';
   let host = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
