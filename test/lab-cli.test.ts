@@ -1,6 +1,6 @@
 // `egret lab generate`: the same seed writes byte-identical datasets in two processes, another seed other ones;
 // the small-print files are read and scored by egret's own eval (TextVQA layout, exact match); bad input is one
-// error line and exit 2, with nothing written; `egret lab` alone says what is not built yet.
+// error line and exit 2, with nothing written; an unknown subcommand names the available ones.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -73,9 +73,9 @@ test('the small-print files: LLaVA conversations and question file, scored by eg
   assert.equal(await score(answers((i) => (i < 1 ? samples[i].code : 'XXXX'))), 0.25);
 });
 
-test('egret lab: bad input is one error line, exit 2, nothing written; what is not built yet is said', async () => {
-  assertInputError(await egret('lab'), /training and evaluating the miniature reproductions is not built yet; available: egret lab generate\|tokenizer/);
-  assertInputError(await egret('lab', '--quick'), /not built yet/);
+test('egret lab: bad input is one error line, exit 2, nothing written; an unknown subcommand is named', async () => {
+  assertInputError(await egret('lab', 'tickets'), /egret lab tickets: unknown subcommand; available: egret lab \[--quick\], egret lab generate\|tokenizer/);
+  assertInputError(await egret('lab', '--quick', '--threads', '0'), /--threads must be an integer from 1/);
   assertInputError(await egret('lab', 'generate', '--count', '2'), /--out is required; usage: egret lab generate/);
   assertInputError(await egret('lab', 'generate', '--out', join(dir, 'x'), '--task', 'tickets'), /--task must be smallprint or scienceqa, not 'tickets'/);
   assertInputError(await egret('lab', 'generate', '--out', join(dir, 'x'), '--count', '0'), /--count must be an integer from 1 to/);

@@ -1,11 +1,12 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
 import { InputError } from '../errors.js';
 import { checkContext, type PreparedPrompt } from '../generate/generate.js';
 import { loadModel, type ChatModel, type LoadModelOptions } from '../models/index.js';
 import { defaultCacheDir } from '../runtime/cache-dir.js';
+import { SHIPPED_MODELS_DIR } from '../lab/shipped.js';
 import { LoadDisplay } from './progress.js';
 import type { ComputeDtype } from '../models/linear.js';
 import type { LavinFiles } from '../models/lavin/load.js';
@@ -79,7 +80,7 @@ function lavinFromArgs(values: Pick<ModelValues, 'clip' | 'adapter' | 'official-
 }
 
 /** The lab's MRA model that ships with egret (docs/LAB.md): in the package, beside dist/, wherever it is installed. */
-export const SHIPPED_MODEL = fileURLToPath(new URL('../../../models/lab-mra', import.meta.url));
+export const SHIPPED_MODEL = join(SHIPPED_MODELS_DIR, 'lab-mra');
 
 /**
  * The model of `generate`, `chat` and `serve`: --model, else $EGRET_MODEL, else the shipped model. A LaVIN model
