@@ -21,9 +21,11 @@ import { ort } from '../runtime/session.js';
 import { crossEntropy } from '../train/loss.js';
 import { checkpointTensors, freshTensors, type TensorSpec } from '../train/scratch.js';
 import { buildTrainingGraph } from '../train/training-graph.js';
+import { lossEnds, warmupCosine } from '../train/schedule.js';
 import { Trainer } from '../train/trainer.js';
 import { decodeImage } from '../vision/decode.js';
 import { preprocessLavin } from '../vision/pipelines.js';
+import type { TinyLlamaTrainOptions } from './train-llama.js';
 import { COLOURS, renderScene, scienceQaSample, SHAPES, type Scene } from './scienceqa.js';
 
 export interface TinyClipShape {
@@ -117,16 +119,6 @@ async function* pictureStream(seed: number, size: number): AsyncGenerator<{ pixe
 
 // ---- training ---------------------------------------------------------------------------------------------------
 
-export interface TinyClipTrainOptions {
-  seed: number;
-  steps: number;
-  batchSize: number;
-  lr: number;
-  warmup: number;
-  threads?: number;
-  log?: (message: string) => void;
-}
-
 export interface TinyClipReport {
   /** The tower's parameters (the head's not counted). */
   parameters: number;
@@ -153,7 +145,7 @@ function buildPretrainingForward(shape: TinyClipShape, source: TensorSource): { 
  * Writes the tower into `dir` (TINY_CLIP_FILE and config.json): pretrained for `opts.steps` steps, or as initialised
  * when `opts.steps` is 0 (a frozen random tower, for comparison).
  */
-export async function trainTinyClip(dir: string, shape: TinyClipShape, opts: TinyClipTrainOptions): Promise<TinyClipReport> {
+export async function trainTinyClip(dir: string, shape: TinyClipShape, opts: TinyLlamaTrainOptions): Promise<TinyClipReport> {
   const log = opts.log ?? (() => undefined);
   const specs = tinyClipTensors(shape);
   specs.set('head.weight', { shape: [shape.embedDim, SLOTS * CLASSES], init: { normal: shape.embedDim ** -0.5 } });
@@ -178,7 +170,7 @@ export async function trainTinyClip(dir: string, shape: TinyClipShape, opts: Tin
         pixels.set(picture.pixels, b * pixelCount);
         picture.targets.forEach((t, s) => (targets[b * SLOTS + s] = BigInt(t)));
       }
-      const lr = opts.lr * (step < opts.warmup ? (step + 1) / opts.warmup : 0.5 * (1 + Math.cos((Math.PI * (step - opts.warmup)) / Math.max(1, opts.steps - opts.warmup))));
+      const lr = warmupCosine(opts.lr, step, opts.steps, opts.warmup);
       const result = await trainer.run({
         pixel_values: new ort.Tensor('float32', pixels, [opts.batchSize, 3, shape.imageSize, shape.imageSize]),
         targets: new ort.Tensor('int64', targets, [opts.batchSize, SLOTS]),
@@ -191,9 +183,7 @@ export async function trainTinyClip(dir: string, shape: TinyClipShape, opts: Tin
   } finally {
     await trainer.dispose();
   }
-  const tenth = Math.max(1, Math.floor(losses.length / 10));
-  const mean = (xs: number[]) => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
-  return { parameters, steps: opts.steps, seconds: (performance.now() - started) / 1000, firstLoss: mean(losses.slice(0, tenth)), lastLoss: mean(losses.slice(-tenth)) };
+  return { parameters, steps: opts.steps, seconds: (performance.now() - started) / 1000, ...lossEnds(losses) };
 }
 
 /** The `visual.*` tensors as a torch.save'd state dict, and config.json with the geometry. */
