@@ -20,10 +20,9 @@ import { generateAll } from '../generate/generate.js';
 import { openCheckpointFile } from '../io/checkpoint.js';
 import { withdrawVisualTokens } from '../methods/vtw.js';
 import { loadModel } from '../models/index.js';
-import { loadQuestions } from '../eval/questions.js';
 import { IMAGE_TOKEN_INDEX, tokenizeImagePrompt } from '../text/image-prompt.js';
 import { loadTokenizer } from '../text/load.js';
-import { renderPrompt } from '../text/templates.js';
+import { renderPrompt, scienceQaPrompt } from '../text/templates.js';
 import { LAVIN_TRAIN_DEFAULTS, LavinRun, runCheckpoints } from '../train/lavin.js';
 import { readScienceQa } from '../train/scienceqa.js';
 import { loadImage } from '../vision/decode.js';
@@ -115,6 +114,9 @@ export interface MmaResults {
   commands: string[];
 }
 
+/** Names the tiny LLaMA's corpus (labLmSequences) in its cache key: change it when that text changes. */
+const LM_CORPUS = 'qcm-ale+qcm-a, captions, small print';
+
 const BIN = fileURLToPath(new URL('../../../bin/egret', import.meta.url));
 
 /** Runs `egret ARGS` as a child process; its stderr goes to `log`, line by line. Resolves to its stdout. */
@@ -199,7 +201,7 @@ export async function runMmaLab(opts: MmaLabOptions): Promise<MmaResults> {
   };
 
   // The tiny LLaMA.
-  const llama = await cached(opts.cacheDir, 'tiny-llama', { seed, tokenizer: settings.tokenizer, llama: settings.llama }, async (dir) => {
+  const llama = await cached(opts.cacheDir, 'tiny-llama', { seed, corpus: LM_CORPUS, tokenizer: settings.tokenizer, llama: settings.llama }, async (dir) => {
     const tokenizer = labTokenizerModel(seed, settings.tokenizer.count, settings.tokenizer.vocab);
     const { shape, ...train } = settings.llama;
     const { report } = await trainTinyLlama(dir, shape, tokenizer, { ...train, seed, threads, log });
@@ -253,8 +255,9 @@ export async function runMmaLab(opts: MmaLabOptions): Promise<MmaResults> {
 
   // VTW: the layer calibrated on the training seed's val images, then the held-out test with it.
   const calibration = join(out, 'vtw-calibration.jsonl');
-  const calibrationQuestions = loadQuestions('scienceqa', 'lavin', train.dir, 'val').filter((q) => q.image !== undefined).slice(0, settings.vtwSamples);
-  await writeFile(calibration, calibrationQuestions.map((q) => `${JSON.stringify({ image: relative(out, join(train.dir, 'images', 'val', q.image!)), prompt: q.message })}\n`).join(''));
+  // The questions as `egret eval run scienceqa` asks a LaVIN model them: LaVIN's QCM-ALE prompt.
+  const calibrationProblems = readScienceQa(train.dir, 'val').filter((p) => p.image !== undefined).slice(0, settings.vtwSamples);
+  await writeFile(calibration, calibrationProblems.map((p) => `${JSON.stringify({ image: relative(out, join(train.dir, 'images', 'val', p.id, p.image!)), prompt: scienceQaPrompt(p) })}\n`).join(''));
   const calibrated = JSON.parse(await egret(['calibrate', 'vtw', '--model', llama.dir, '--clip', clipFile, '--adapter', checkpoint, '--data', calibration, '--json', '--no-cache', ...t], log, commands)) as
     { layer: number | null; kl: Record<string, number> };
   const layers = settings.llama.shape.layers;
@@ -303,11 +306,11 @@ async function prefillFlops(llama: string, clip: string, adapter: string, data: 
   const model = await loadModel(llama, { threads, lavin: { clip, adapter } });
   try {
     const sums = { decoder: 0, decoderVtw: 0, total: 0, totalVtw: 0 };
-    const questions = loadQuestions('scienceqa', 'lavin', data, 'test').filter((q) => q.image !== undefined);
+    const questions = readScienceQa(data, 'test').filter((p) => p.image !== undefined);
     for (const q of questions) {
-      const ids = tokenizeImagePrompt(model.tokenizer, renderPrompt('lavin_sqa', [{ role: 'user', text: q.message, images: 1 }]));
+      const ids = tokenizeImagePrompt(model.tokenizer, renderPrompt('lavin_sqa', [{ role: 'user', text: scienceQaPrompt(q), images: 1 }]));
       if (!ids.includes(IMAGE_TOKEN_INDEX)) throw new Error('the LaVIN prompt has no image slot');
-      const prompt = await model.prepare(ids, [await loadImage(join(data, 'images', 'test', q.image!))]);
+      const prompt = await model.prepare(ids, [await loadImage(join(data, 'images', 'test', q.id, q.image!))]);
       const withdrawn = withdrawVisualTokens(prompt, layer, model.decoder.config.layers);
       const vision = prompt.preparationFlops ?? 0;
       const total = requestFlops(model.decoder, prompt, 1);
