@@ -66,7 +66,7 @@ test('saved in Meta\'s layout, the trained LLaMA gives its training graph\'s log
   const tokenizer = await loadTokenizer(join(dir, 'llama'));
   const [ids] = labLmSequences(tokenizer, 9, 2);
   const prompt = ids!.slice(0, 40);
-  const feeds = lmBatch(config, [prompt]);
+  const feeds = lmBatch([prompt]);
   delete feeds['targets'];
   const expected = (await session.run(feeds))['logits']!.data as Float32Array;
   await session.dispose();

@@ -12,7 +12,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { wholeSequenceFeeds } from '../models/decoder.js';
-import type { LlamaConfig } from '../models/llama/config.js';
 import { CausalLM, openLlama } from '../models/llama/load.js';
 import { causalMask } from '../runtime/kv-cache.js';
 import { ort } from '../runtime/session.js';
@@ -27,7 +26,7 @@ import { Trainer } from '../train/trainer.js';
 import { smallPrintMessage } from './datasets.js';
 import { scienceQaSample, type Scene } from './scienceqa.js';
 import { smallPrintText } from './smallprint.js';
-import type { LabTrainOptions } from './train-llava-hr.js';
+import type { LabTrainOptions } from './train-visual.js';
 import { buildTinyLlamaForward, saveMetaLlama, tinyLlamaConfig, tinyLlamaTensors, type TinyLlamaShape } from './tiny-llama.js';
 
 const IGNORE = -100;
@@ -93,7 +92,7 @@ function* sequenceStream(tokenizer: Tokenizer, seed: number, batchSize: number):
 }
 
 /** A batch as the forward graph and the loss take it: ids padded with 0 to the longest, targets the next token. */
-export function lmBatch(config: LlamaConfig, sequences: readonly (readonly number[])[]): Record<string, ort.Tensor> {
+export function lmBatch(sequences: readonly (readonly number[])[]): Record<string, ort.Tensor> {
   const B = sequences.length;
   const seq = Math.max(...sequences.map((s) => s.length));
   const ids = new BigInt64Array(B * seq);
@@ -103,7 +102,7 @@ export function lmBatch(config: LlamaConfig, sequences: readonly (readonly numbe
     for (let r = 0; r + 1 < s.length; r++) targets[b * seq + r] = BigInt(s[r + 1]!);
   });
   return {
-    ...wholeSequenceFeeds(config, B, seq, causalMask(new Array(B).fill(0), new Array(B).fill(seq), seq, 0)),
+    ...wholeSequenceFeeds(B, seq, causalMask(new Array(B).fill(0), new Array(B).fill(seq), seq, 0)),
     input_ids: new ort.Tensor('int64', ids, [B, seq]),
     targets: new ort.Tensor('int64', targets, [B, seq]),
   };
@@ -123,7 +122,7 @@ export async function trainTinyLlama(dir: string, shape: TinyLlamaShape, tokeniz
   const specs = tinyLlamaTensors(shape);
   const source = freshTensors(specs, opts.seed);
   const forward = buildTinyLlamaForward(config, source);
-  const loss = crossEntropy(forward.logits, forward.graph.input('targets', 'int64', ['batch', 'seq.0']), IGNORE);
+  const loss = crossEntropy(forward.logits, forward.graph.input('targets', 'int64', ['batch', 'seq']), IGNORE);
   const training = buildTrainingGraph(forward.graph, loss, {
     trainable: (name) => name.split('+').every((part) => specs.has(part)),
     optimizer: { betas: [0.9, 0.95], weightDecay: 0.1 },
@@ -141,7 +140,7 @@ export async function trainTinyLlama(dir: string, shape: TinyLlamaShape, tokeniz
     for (let step = 0; step < opts.steps; step++) {
       const batch = stream.next().value as number[][];
       const lr = warmupCosine(opts.lr, step, opts.steps, opts.warmup);
-      const result = await trainer.run(lmBatch(config, batch), lr);
+      const result = await trainer.run(lmBatch(batch), lr);
       losses.push(result.loss);
       tokens += batch.reduce((n, s) => n + s.length - 1, 0);
       if ((step + 1) % 50 === 0 || step + 1 === opts.steps) log(`tiny LLaMA step ${step + 1}/${opts.steps}: loss ${result.loss.toFixed(3)}, lr ${lr.toExponential(2)}`);
