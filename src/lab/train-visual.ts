@@ -21,6 +21,7 @@ import { decodeImage } from '../vision/decode.js';
 import { crossEntropy } from '../train/loss.js';
 import { checkpointTensors, freshTensors } from '../train/scratch.js';
 import { buildTrainingGraph } from '../train/training-graph.js';
+import { warmupCosine } from '../train/schedule.js';
 import { Trainer } from '../train/trainer.js';
 import { smallPrintMessage } from './datasets.js';
 import type { LabVisualModel } from './models.js';
@@ -113,7 +114,7 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
       for (let j = e.answerAt; j < e.after.length; j++) target[b * seq + before + visual + j - 1] = BigInt(e.after[j]!);
     });
     const beforeIds = BigInt64Array.from(examples.flatMap((e) => e.before.map(BigInt)));
-    const lr = opts.lr * Math.min(1, (step + 1) / opts.warmup) * (step < opts.warmup ? 1 : 0.5 * (1 + Math.cos((Math.PI * (step - opts.warmup)) / Math.max(1, opts.steps - opts.warmup))));
+    const lr = warmupCosine(opts.lr, step, opts.steps, opts.warmup);
     const result = await trainer.run({
       ...wholeSequenceFeeds(B, seq, causalMask(new Array(B).fill(0), new Array(B).fill(seq), seq, 0)),
       pixel_values: new ort.Tensor('float32', pixels, [B, 3, S, S]),
