@@ -45,7 +45,7 @@ test('egret lab runner: trains once per settings, scores, calibrates VTW, writes
 
     const out = join(dir, 'out');
     const checks = labChecks(first, false);
-    assert.equal(checks[0]!.holds, undefined);
+    assert.deepEqual(checks.map((c) => c.holds), [undefined, undefined]);
     await writeLabReport(out, { command: 'egret lab --quick', quick: true, machine: 'test', seconds: 1, date: 'today', fullModels: false }, first, checks);
     for (const f of ['RESULTS.md', 'results.json', 'mra.png', 'cost.png']) assert.ok(existsSync(join(out, f)), f);
     assert.match(readFileSync(join(out, 'RESULTS.md'), 'utf8'), /\| LLaVA-HR \(MRA\) \| 16 \|/);

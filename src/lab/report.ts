@@ -35,6 +35,12 @@ export function labChecks(mra: MraLabResults, fullModels: boolean): LabCheck[] {
     ? { claim: 'MRA reads the codes better than the low-resolution model', holds: mra.mra.exact > mra.lowres.exact, detail: `${pct(mra.mra.exact)} vs ${pct(mra.lowres.exact)} exact` }
     : { claim: 'MRA reads the codes better than the low-resolution model', holds: undefined, detail: 'not checked: the full run\'s models are absent (train them with `egret lab`)' });
   const on = mra.vtw.on;
+  const claim = 'VTW at the calibrated K stays within 2 points of no VTW';
+  // On models that cannot read, both scores are 0 %: agreement there says nothing about VTW.
+  if (!fullModels) {
+    checks.push({ claim, holds: undefined, detail: `not checked: the full run's models are absent (K=${mra.vtw.layer ?? 'none'}: ${on ? pct(on.exact) : '–'} vs ${pct(mra.vtw.off.exact)})` });
+    return checks;
+  }
   checks.push(on
     ? { claim: 'VTW at the calibrated K stays within 2 points of no VTW', holds: Math.abs(on.exact - mra.vtw.off.exact) <= 0.02, detail: `K=${mra.vtw.layer}: ${pct(on.exact)} vs ${pct(mra.vtw.off.exact)}` }
     : { claim: 'VTW at the calibrated K stays within 2 points of no VTW', holds: false, detail: `no layer's mean KL is ≤ eta ${mra.vtw.eta}` });
