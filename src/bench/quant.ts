@@ -11,7 +11,7 @@
  *
  * Options: --layers=N of the random model (default 2), --skip-random (the fixture only).
  */
-import { argmax } from '../generate/sampling.js';
+import { argmax, negativeLogLikelihood } from '../generate/sampling.js';
 import type { ComputeDtype } from '../models/linear.js';
 import { CausalLM, openLlama } from '../models/llama/load.js';
 import type { Report, Suite, SuiteContext } from './harness.js';
@@ -45,12 +45,7 @@ async function allLogits(lm: CausalLM, ids: readonly number[]): Promise<Float32A
 function continuationPerplexity(logits: Float32Array, ids: readonly number[], vocab: number): number {
   let nll = 0;
   for (let t = PROMPT - 1; t < ids.length - 1; t++) {
-    const row = logits.subarray(t * vocab, (t + 1) * vocab);
-    let max = -Infinity;
-    for (const v of row) max = Math.max(max, v);
-    let sum = 0;
-    for (const v of row) sum += Math.exp(v - max);
-    nll += max + Math.log(sum) - row[ids[t + 1]!]!;
+    nll += negativeLogLikelihood(logits.subarray(t * vocab, (t + 1) * vocab), ids[t + 1]!);
   }
   return Math.exp(nll / (ids.length - PROMPT));
 }

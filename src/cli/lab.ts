@@ -3,7 +3,7 @@
  * `egret lab tokenizer` (the lab's generated datasets and its tiny models' tokenizer).
  */
 import { existsSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
+import { writeFileAtomically } from '../io/file.js';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import {
@@ -75,9 +75,7 @@ async function tokenizerCommand(args: string[]): Promise<void> {
   if (values.out === undefined) throw new InputError(`--out is required; ${TOKENIZER_USAGE}`);
   if (existsSync(values.out)) throw new InputError(`${values.out} exists; give a new file (nothing is overwritten)`);
   const model = labTokenizerModel(seedOf(values.seed), integer(values.count, 'count', 1, 1_000_000, 2000), integer(values['vocab-size'], 'vocab-size', 400, 32000, 1024));
-  const partial = `${values.out}.partial`;
-  await writeFile(partial, model);
-  await rename(partial, values.out);
+  await writeFileAtomically(values.out, model);
 }
 
 const RUN_USAGE = 'usage: egret lab [--quick] [--out DIR] [--cache-dir DIR] [--threads N]';
@@ -113,11 +111,13 @@ async function runCommand(args: string[]): Promise<number> {
       process.stderr.write(`${message}\n`);
     },
     progress: (what: string, done: number, total: number) => {
-      if (what.split(' (')[0] !== label.split(' (')[0] || !bar) {
+      // One bar per kind of work; what follows ' (' (the loss as training goes) changes within it.
+      const kind = what.split(' (')[0]!;
+      if (kind !== label || !bar) {
         bar?.finish();
-        bar = new Progress(what.split(' (')[0]!, total);
+        bar = new Progress(kind, total);
+        label = kind;
       }
-      label = what;
       bar.set(done);
     },
   };

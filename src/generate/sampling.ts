@@ -20,6 +20,15 @@ export interface SamplingOptions {
 }
 
 /** Index of the largest value, the first on ties (torch.argmax). */
+/** −log softmax(row)[target], computed stably (max subtracted before exponentiating). */
+export function negativeLogLikelihood(row: ArrayLike<number>, target: number): number {
+  let max = -Infinity;
+  for (let i = 0; i < row.length; i++) max = Math.max(max, row[i]!);
+  let sum = 0;
+  for (let i = 0; i < row.length; i++) sum += Math.exp(row[i]! - max);
+  return max + Math.log(sum) - row[target]!;
+}
+
 export function argmax(logits: Float32Array): number {
   let best = 0;
   for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;

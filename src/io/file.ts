@@ -1,5 +1,12 @@
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, rename, writeFile, type FileHandle } from 'node:fs/promises';
 import { InputError } from '../errors.js';
+
+/** Writes `path` through a temporary file beside it and a rename: a reader never sees half of it. */
+export async function writeFileAtomically(path: string, data: string | Uint8Array): Promise<void> {
+  const partial = `${path}.partial`;
+  await writeFile(partial, data);
+  await rename(partial, path);
+}
 
 /** One read call at most this long (fs limits a single read to 2 GiB). */
 const CHUNK = 1 << 30;

@@ -42,13 +42,17 @@ export function matchingCharacters(answer: string, code: string): number {
   return same;
 }
 
+/** A small-print question's prompt ids as `egret generate` asks it of `model` (its template, LLaVA's instruction). */
+export function smallPrintPromptIds(model: ChatModel, question: string): number[] {
+  return tokenizeImagePrompt(model.tokenizer, renderPrompt(model.defaultTemplate, [{ role: 'user', text: smallPrintMessage(question), images: 1 }]));
+}
+
 export async function scoreSmallPrint(model: ChatModel, opts: SmallPrintEvalOptions): Promise<SmallPrintScore> {
   let exact = 0, characters = 0, letters = 0, flops = 0, ms = 0;
   const examples: [string, string][] = [];
   for (let index = 0; index < opts.count; index++) {
     const sample = await renderSmallPrint(opts.seed, index);
-    const text = renderPrompt(model.defaultTemplate, [{ role: 'user', text: smallPrintMessage(sample.question), images: 1 }]);
-    let prompt = await model.prepare(tokenizeImagePrompt(model.tokenizer, text), [await decodeImage(sample.png)]);
+    let prompt = await model.prepare(smallPrintPromptIds(model, sample.question), [await decodeImage(sample.png)]);
     if (opts.vtwLayer !== undefined) prompt = withdrawVisualTokens(prompt, opts.vtwLayer, model.decoder.config.layers);
     const [result] = await generateAll(model, [prompt], { maxNewTokens: 12, temperature: 0 });
     const answer = result!.text.trim();

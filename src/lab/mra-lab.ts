@@ -10,18 +10,17 @@
  */
 import { createHash } from 'node:crypto';
 import { cpus } from 'node:os';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
+import { writeFileAtomically } from '../io/file.js';
 import { join } from 'node:path';
 import { isObject } from '../io/json.js';
 import { generateAll } from '../generate/generate.js';
 import { calibrateVtw } from '../methods/vtw-calibrate.js';
 import { loadModel, type ChatModel } from '../models/index.js';
-import { tokenizeImagePrompt } from '../text/image-prompt.js';
-import { renderPrompt } from '../text/templates.js';
 import { decodeImage } from '../vision/decode.js';
 import { EGRET_VERSION } from '../version.js';
-import { labTokenizerModel, smallPrintMessage } from './datasets.js';
-import { scoreSmallPrint, type SmallPrintScore } from './evaluate.js';
+import { labTokenizerModel } from './datasets.js';
+import { scoreSmallPrint, smallPrintPromptIds, type SmallPrintScore } from './evaluate.js';
 import { labLlavaHrModel, labLlavaModel, type LabLlavaHrShape, type LabShape, type LabVisualModel } from './models.js';
 import { renderSmallPrint } from './smallprint.js';
 import { saveFreshModel, trainLabModel, type LabTrainOptions } from './train-visual.js';
@@ -132,8 +131,7 @@ export async function labModel(ctx: LabContext, name: string, model: LabVisualMo
     },
   });
   const record: ModelRecord = { dir, settings, trainingSeconds: Math.round((performance.now() - started) / 1000), machine: machineDescription(), parameters, finalLoss };
-  await writeFile(join(dir, 'lab.json.partial'), `${JSON.stringify(record, null, 2)}\n`);
-  await rename(join(dir, 'lab.json.partial'), join(dir, 'lab.json'));
+  await writeFileAtomically(join(dir, 'lab.json'), `${JSON.stringify(record, null, 2)}\n`);
   return record;
 }
 
@@ -149,7 +147,7 @@ async function readRecord(dir: string): Promise<ModelRecord | undefined> {
 /** Median time to first token (image decoding and encoding, prefill, the first token) of held-out image 0, ms. */
 async function firstTokenMs(model: ChatModel, seed: number): Promise<number> {
   const sample = await renderSmallPrint(seed, 0);
-  const ids = tokenizeImagePrompt(model.tokenizer, renderPrompt(model.defaultTemplate, [{ role: 'user', text: smallPrintMessage(sample.question), images: 1 }]));
+  const ids = smallPrintPromptIds(model, sample.question);
   const times: number[] = [];
   for (let i = 0; i < 3; i++) {
     const started = performance.now();
@@ -178,8 +176,7 @@ export async function runMraLab(ctx: LabContext, plan: MraLabPlan): Promise<MraL
     const calibration = [];
     for (let i = 0; i < plan.calibration; i++) {
       const sample = await renderSmallPrint(plan.calibrationSeed, i);
-      const ids = tokenizeImagePrompt(mra.tokenizer, renderPrompt(mra.defaultTemplate, [{ role: 'user', text: smallPrintMessage(sample.question), images: 1 }]));
-      calibration.push(await mra.prepare(ids, [await decodeImage(sample.png)]));
+      calibration.push(await mra.prepare(smallPrintPromptIds(mra, sample.question), [await decodeImage(sample.png)]));
     }
     const found = await calibrateVtw(mra.decoder, calibration, { minLayer: 1, eta: plan.eta, onProgress: (done, total) => ctx.progress?.('calibrating VTW', done, total) });
     const on = found.layer === undefined ? undefined : await score(mra, `scoring MRA with VTW at K=${found.layer}`, found.layer);
@@ -204,7 +201,7 @@ export async function runMraLab(ctx: LabContext, plan: MraLabPlan): Promise<MraL
     await rm(naiveDir, { recursive: true, force: true });
     // Fresh weights: only its cost is measured, which training would not change.
     await saveFreshModel(naiveDir, naiveModel, labTokenizerModel(plan.tokenizer.seed, plan.tokenizer.count, plan.tokenizer.vocab), 0);
-    await writeFile(join(naiveDir, 'lab.json'), `${JSON.stringify({ settings: naiveModel.configJson, trainingSeconds: 0, machine: machineDescription() })}\n`);
+    await writeFileAtomically(join(naiveDir, 'lab.json'), `${JSON.stringify({ settings: naiveModel.configJson, trainingSeconds: 0, machine: machineDescription() })}\n`);
   }
   const naive = await load(naiveDir);
   let naiveFirst: number;

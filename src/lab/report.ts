@@ -2,7 +2,8 @@
  * The lab's results as people read them: RESULTS.md (the tables that mirror each paper's claim, with the command,
  * time and machine), results.json (every figure), and PNG charts, in one output folder.
  */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import { writeFileAtomically } from '../io/file.js';
 import { join } from 'node:path';
 import { writeBarsPng } from '../train/plot.js';
 import type { MraLabResults } from './mra-lab.js';
@@ -88,15 +89,10 @@ export function labMarkdown(run: LabRun, mra: MraLabResults, checks: readonly La
   return lines.join('\n');
 }
 
-async function writeAtomically(path: string, text: string): Promise<void> {
-  await writeFile(`${path}.partial`, text);
-  await rename(`${path}.partial`, path);
-}
-
 export async function writeLabReport(dir: string, run: LabRun, mra: MraLabResults, checks: readonly LabCheck[]): Promise<void> {
   await mkdir(dir, { recursive: true });
-  await writeAtomically(join(dir, 'results.json'), `${JSON.stringify({ run, mra, checks }, null, 2)}\n`);
-  await writeAtomically(join(dir, 'RESULTS.md'), labMarkdown(run, mra, checks));
+  await writeFileAtomically(join(dir, 'results.json'), `${JSON.stringify({ run, mra, checks }, null, 2)}\n`);
+  await writeFileAtomically(join(dir, 'RESULTS.md'), labMarkdown(run, mra, checks));
   await writeBarsPng(join(dir, 'mra.png'), 'Small print: exact match (%)', [
     { label: `MRA, ${mra.mra.visualTokens} tokens`, value: 100 * mra.mra.exact, color: BLUE, text: pct(mra.mra.exact) },
     { label: `low-res, ${mra.lowres.visualTokens} tokens`, value: 100 * mra.lowres.exact, color: GREY, text: pct(mra.lowres.exact) },

@@ -9,6 +9,7 @@
  * LaVIN's adapters must then make the visual tokens serve in its place. Samples are drawn as training goes (sample
  * i of the run's seed), each seen once.
  */
+import { negativeLogLikelihood } from '../generate/sampling.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { wholeSequenceFeeds } from '../models/decoder.js';
@@ -175,12 +176,7 @@ export async function heldOutLoss(dir: string, sequences: readonly (readonly num
       });
       const V = lm.config.vocab;
       rows.forEach((r) => {
-        const row = logits.subarray(r * V, (r + 1) * V);
-        let max = -Infinity;
-        for (const x of row) max = Math.max(max, x);
-        let z = 0;
-        for (const x of row) z += Math.exp(x - max);
-        sum += max + Math.log(z) - row[s[r + 1]!]!;
+        sum += negativeLogLikelihood(logits.subarray(r * V, (r + 1) * V), s[r + 1]!);
         count++;
       });
     }

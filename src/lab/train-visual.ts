@@ -58,8 +58,9 @@ interface Example {
 
 export function smallPrintExample(tokenizer: Tokenizer, question: string, code: string, shortAnswer: boolean): Example {
   const text = shortAnswer ? smallPrintMessage(question) : question;
-  const prompt = tokenizeImagePrompt(tokenizer, renderPrompt('vicuna_v1', [{ role: 'user', text, images: 1 }]));
-  const full = tokenizeImagePrompt(tokenizer, `${renderPrompt('vicuna_v1', [{ role: 'user', text, images: 1 }])} ${code}`);
+  const rendered = renderPrompt('vicuna_v1', [{ role: 'user', text, images: 1 }]);
+  const prompt = tokenizeImagePrompt(tokenizer, rendered);
+  const full = tokenizeImagePrompt(tokenizer, `${rendered} ${code}`);
   if (full.slice(0, prompt.length).some((id, i) => id !== prompt[i])) throw new Error(`the answer '${code}' changes the prompt's tokens`);
   const image = prompt.indexOf(IMAGE_TOKEN_INDEX);
   return { before: prompt.slice(0, image), after: [...full.slice(image + 1), tokenizer.eosId], answerAt: prompt.length - image - 1 };
