@@ -9,8 +9,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runMraLab, type MraLabPlan } from '../src/lab/mra-lab.js';
-import { labChecks, writeLabReport } from '../src/lab/report.js';
+import type { MmaResults } from '../src/lab/mma.js';
+import { runMraLab, type MraLabPlan, type MraLabResults } from '../src/lab/mra-lab.js';
+import { labChecks, labMarkdown, writeLabReport } from '../src/lab/report.js';
 
 const TINY = { vit: { width: 32, layers: 4, heads: 2, patch: 4, imageSize: 16 }, llm: { width: 32, layers: 2, heads: 2, intermediate: 64 }, vocab: 400 };
 const TRAIN = { seed: 0, steps: 2, batchSize: 1, lr: 1e-3, warmup: 1 };
@@ -52,4 +53,25 @@ test('egret lab runner: trains once per settings, scores, calibrates VTW, writes
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('the MMA checks: adapters 20 points above chance, VTW on LaVIN within 2 points; the report shows them', async () => {
+  const split = (all: number) => ({ text: all, image: all, all });
+  const mma = (lavin: number, vtw: number | null) => ({
+    mode: 'quick', seed: 0, heldOutSeed: 1, questions: { text: 10, image: 10 }, chance: split(0.4), frozen: split(0.42), lavin: split(lavin),
+    adapters: { trainableParameters: 1000, seconds: 5, updates: 10, checkpoint: 'x.pth', reused: false }, llama: { heldOutPerplexity: 1.5 },
+    vtw: { layer: vtw === null ? null : 1, layers: 4, kl: {}, accuracy: vtw === null ? null : split(vtw), prefillFlops: null }, commands: ['egret train lavin'],
+  }) as unknown as MmaResults;
+  const mra = { vtw: { layer: 1, eta: 1, kl: {}, off: { exact: 0 }, on: { exact: 0 } } } as unknown as MraLabResults;
+  const holds = (m: MmaResults) => labChecks(mra, false, m).slice(2).map((c) => c.holds);
+  assert.deepEqual(holds(mma(0.61, 0.6)), [true, true]);
+  assert.deepEqual(holds(mma(0.59, 0.59)), [false, true]);
+  assert.deepEqual(holds(mma(0.8, 0.77)), [true, false]);
+  assert.deepEqual(holds(mma(0.8, null)), [true, false]);
+  const md = labMarkdown({ command: 'egret lab', quick: false, machine: 'test', seconds: 1, date: 'today', fullModels: false },
+    { ...mra, mra: { exact: 0, characters: 0, visualTokens: 1, model: {}, prefillFlops: 0 }, lowres: { exact: 0, characters: 0, visualTokens: 1, model: {}, prefillFlops: 0 },
+      firstToken: { mraMs: 1, naiveMs: 2, mraTokens: 1, naiveTokens: 4 }, vtw: { layer: 1, eta: 1, kl: {}, off: { exact: 0, characters: 0, prefillFlops: 0, prefillMs: 0 } } } as unknown as MraLabResults,
+    labChecks(mra, false, mma(0.61, 0.6)), mma(0.61, 0.6));
+  assert.match(md, /\| LaVIN adapters \| 61\.0 % \| 61\.0 % \| 61\.0 % \| 1000, 5 s \|/);
+  assert.match(md, /✓ LaVIN's adapters answer at least 20 points above chance: 61\.0 % vs chance 40\.0 %/);
 });

@@ -13,6 +13,7 @@ import { formatHelp, HelpRequested, parseCommandLine, type CommandHelp } from '.
 import { Progress } from './progress.js';
 import { defaultCacheDir } from '../runtime/cache-dir.js';
 import { hasLabModels, machineDescription, runMraLab, type MraLabPlan } from '../lab/mra-lab.js';
+import { runMmaLab } from '../lab/mma.js';
 import { FULL_PLAN, QUICK_PLAN } from '../lab/plans.js';
 import { labChecks, writeLabReport } from '../lab/report.js';
 import { SHIPPED_MODELS_DIR } from '../lab/shipped.js';
@@ -82,10 +83,10 @@ const RUN_USAGE = 'usage: egret lab [--quick] [--out DIR] [--cache-dir DIR] [--t
 
 export const LAB_RUN_HELP: CommandHelp = {
   usage: RUN_USAGE,
-  summary: "Reproduces MRA's and VTW's claims in miniature (docs/LAB.md): trains the lab's models from scratch (or reuses them), scores them on held-out images, writes RESULTS.md, results.json and charts, and exits 1 when a claim's direction does not hold.",
+  summary: "Reproduces MRA's, VTW's and MMA's claims in miniature (docs/LAB.md): trains the lab's models from scratch (or reuses them), scores them on held-out data, writes RESULTS.md, results.json and charts, and exits 1 when a claim's direction does not hold.",
   options: { quick: { type: 'boolean' }, out: { type: 'string' }, 'cache-dir': { type: 'string' }, threads: { type: 'string' } },
   describe: {
-    quick: "fewer held-out images; the full run's models when shipped or cached, else small ones of its own (minutes on 2 cores)",
+    quick: "fewer held-out images; the full run's MRA models when shipped or cached, else small ones of its own; MMA's quick settings (minutes on 2 cores)",
     out: 'the results folder (default lab-results)',
     'cache-dir': 'where trained models are kept between runs (default: the user cache folder\'s lab/)',
     threads: 'compute threads (default: all cores)',
@@ -126,9 +127,11 @@ async function runCommand(args: string[]): Promise<number> {
   const plan: MraLabPlan = quick ? { ...(full ? FULL_PLAN : QUICK_PLAN), evalCount: QUICK_PLAN.evalCount, calibration: QUICK_PLAN.calibration } : FULL_PLAN;
   const mra = await runMraLab(ctx, plan);
   bar?.finish();
-  const checks = labChecks(mra, full);
+  bar = undefined;
+  const mma = await runMmaLab({ outDir: out, cacheDir, quick, threads, log: ctx.log });
+  const checks = labChecks(mra, full, mma);
   const run = { command: ['egret', 'lab', ...args].join(' '), quick, machine: machineDescription(), seconds: (performance.now() - started) / 1000, date: new Date().toISOString(), fullModels: full };
-  await writeLabReport(out, run, mra, checks);
+  await writeLabReport(out, run, mra, checks, mma);
   for (const c of checks) process.stdout.write(`${c.holds === undefined ? '–' : c.holds ? '✓' : '✗'} ${c.claim}: ${c.detail}\n`);
   process.stdout.write(`results in ${join(out, 'RESULTS.md')}\n`);
   return checks.some((c) => c.holds === false) ? 1 : 0;

@@ -28,6 +28,12 @@ export const MAX_CAP_HEIGHT = 16;
 export const LOW_RES_SIDE = 224;
 export const MAX_LOW_RES_CAP_HEIGHT = 2.9;
 export const MAX_ANGLE = 3;
+/**
+ * At ease 1 the code is printed this much larger again (40–66 px caps): big enough that a model from scratch
+ * finds it among 576 visual tokens and the low-resolution view reads it too, which breaks the plateau at the
+ * character prior that training on the task as specified sits on for thousands of samples.
+ */
+const EASE_GROWTH = 4;
 
 /** The question, most often the README's "What is the code?". */
 export const SMALL_PRINT_QUESTIONS = ['What is the code?', 'What is the code?', 'What code is printed in the image?', 'Read the code in the image.'];
@@ -90,7 +96,7 @@ export async function renderSmallPrint(seed: number, index: number, ease = 0): P
   const width = rng.int(MIN_SIDE, MAX_SIDE);
   const height = rng.int(MIN_SIDE, MAX_SIDE);
   const largest = maxCapHeight(Math.min(width, height));
-  const capHeight = rng.uniform(MIN_CAP_HEIGHT + ease * (largest - MIN_CAP_HEIGHT), largest);
+  const capHeight = rng.uniform(MIN_CAP_HEIGHT, largest) * (1 + EASE_GROWTH * ease);
   const angle = rng.chance(0.3) ? 0 : rng.uniform(-MAX_ANGLE, MAX_ANGLE);
   const { paper, ink } = drawColours(rng);
   const img = gradientCanvas(width, height, paper, jitter(paper, rng, 12));
