@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { labTokenizerModel } from '../src/lab/datasets.js';
 import { labLlavaHrModel, labLlavaModel, type LabVisualModel } from '../src/lab/models.js';
-import { smallPrintExample, trainLabModel } from '../src/lab/train-visual.js';
+import { readingTargets, smallPrintExample, trainLabModel } from '../src/lab/train-visual.js';
+import { CODE_ALPHABET } from '../src/lab/smallprint.js';
 import { openCheckpoint } from '../src/io/checkpoint.js';
 import { wholeSequenceFeeds } from '../src/models/decoder.js';
 import { causalMask } from '../src/runtime/kv-cache.js';
@@ -24,13 +25,19 @@ import { maxAbsDiff } from './helpers/compare.js';
 const TINY = { vit: { width: 32, layers: 4, heads: 2, patch: 4, imageSize: 16 }, llm: { width: 32, layers: 2, heads: 2, intermediate: 64 }, vocab: 400 };
 const IMAGE = join(ROOT, 'test/fixtures/images/wide_rgb.png');
 
-async function checkSavedModel(model: LabVisualModel): Promise<void> {
+async function checkSavedModel(model: LabVisualModel, reading = 0): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'egret-lab-train-'));
   try {
     const losses: number[] = [];
-    await trainLabModel(dir, model, labTokenizerModel(0, 40, 400), { seed: 3, steps: 2, batchSize: 1, lr: 1e-3, warmup: 1, threads: 1, onStep: (r) => losses.push(r.loss) });
+    const readingLosses: (number | undefined)[] = [];
+    await trainLabModel(dir, model, labTokenizerModel(0, 40, 400), {
+      seed: 3, steps: 2, batchSize: 1, lr: 1e-3, warmup: 1, threads: 1, reading, onStep: (r) => (losses.push(r.loss), readingLosses.push(r.reading)),
+    });
     assert.equal(losses.length, 2);
     assert.ok(losses.every(Number.isFinite), `losses ${losses}`);
+    // The reading head starts near ln 37 (36 characters and 'no character'); without it there is no such loss.
+    if (reading) assert.ok(readingLosses.every((x) => Math.abs(x! - Math.log(37)) < 0.5), `reading losses ${readingLosses}`);
+    else assert.deepEqual(readingLosses, [undefined, undefined]);
 
     // The training graph on the saved weights, as an inference session.
     const tokenizer = await loadTokenizer(dir);
@@ -66,9 +73,21 @@ async function checkSavedModel(model: LabVisualModel): Promise<void> {
   }
 }
 
-test('a lab LLaVA-HR trained from scratch loads as LLaVA-HR with the logits it trained to', async () => {
+test('a lab LLaVA-HR trained from scratch (with the reading head) loads as LLaVA-HR with the logits it trained to, the head left out', async () => {
   // ConvNeXt at 128: a 4×4 last-stage map, aligned to the ViT's 4×4 grid at 16 px.
-  await checkSavedModel(labLlavaHrModel({ ...TINY, imageSize: 128, convnext: { depths: [1, 1, 1, 1], dims: [8, 16, 24, 32] } }));
+  await checkSavedModel(labLlavaHrModel({ ...TINY, imageSize: 128, convnext: { depths: [1, 1, 1, 1], dims: [8, 16, 24, 32] } }), 1);
+});
+
+test('reading targets: the code\'s characters in the cells of the padded square where their centres fall', () => {
+  // 200 × 100 pads to 200 × 200 (50 px above): a 4-character code 80 px wide at (40, 20), 10 px tall; 10 × 10 cells of 20 px.
+  const targets = readingTargets({ code: 'A1Z9', width: 200, height: 100, box: { x: 40, y: 20, width: 80, height: 10 } }, 10);
+  // Centres at x 50, 70, 90, 110 and y 75: cells (2, 3), (3, 3), (4, 3), (5, 3).
+  const chars = [...targets.entries()].filter(([, c]) => c >= 0 && c < 36).map(([j, c]) => [j % 10, Math.floor(j / 10), CODE_ALPHABET[c]]);
+  assert.deepEqual(chars, [[2, 3, 'A'], [3, 3, '1'], [4, 3, 'Z'], [5, 3, '9']]);
+  // Blank cells: one in 16 says 'no character' (36); the rest are ignored.
+  assert.equal(targets[0], 36);
+  assert.equal(targets[1], -100);
+  assert.equal([...targets].filter((c) => c === 36).length, Math.ceil(100 / 16) - [32, 33, 34, 35].filter((j) => j % 16 === 0).length);
 });
 
 test('a lab LLaVA-1.5 trained from scratch loads as llava-hf with the logits it trained to', async () => {

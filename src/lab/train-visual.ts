@@ -7,10 +7,13 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Graph } from '../graph/ir.js';
+import type { Graph, Value } from '../graph/ir.js';
+import * as op from '../graph/ops/index.js';
+import { identityLayout, WeightScope } from '../graph/weights.js';
 import type { TensorSource } from '../io/checkpoint.js';
 import { tensor, torchSave } from '../io/torch-save.js';
 import { wholeSequenceFeeds } from '../models/decoder.js';
+import { linear } from '../models/linear.js';
 import { causalMask } from '../runtime/kv-cache.js';
 import { ort } from '../runtime/session.js';
 import { IMAGE_TOKEN_INDEX, tokenizeImagePrompt } from '../text/image-prompt.js';
@@ -25,7 +28,8 @@ import { warmupCosine } from '../train/schedule.js';
 import { Trainer } from '../train/trainer.js';
 import { smallPrintMessage } from './datasets.js';
 import type { LabVisualModel } from './models.js';
-import { renderSmallPrint } from './smallprint.js';
+import { CODE_ALPHABET, renderSmallPrint, type SmallPrintSample } from './smallprint.js';
+import type { TensorSpec } from '../train/scratch.js';
 
 const IGNORE = -100;
 
@@ -42,9 +46,16 @@ export interface LabTrainOptions {
    */
   ease?: number;
   easeSteps?: number;
+  /**
+   * Weight of the reading head's loss (0 or absent: no head). A linear head on the visual tokens, trained along
+   * and never saved, is told which code character lies in each cell of the token grid: dense supervision that
+   * teaches the vision tower to see characters long before the answer's few tokens alone would.
+   */
+  reading?: number;
   /** Save the model every this many steps (and at the end). */
   saveEvery?: number;
-  onStep?: (report: { step: number; loss: number; lr: number; seconds: number }) => void;
+  /** `loss` is the answer's; `reading` the reading head's, when it is on. */
+  onStep?: (report: { step: number; loss: number; reading?: number; lr: number; seconds: number }) => void;
   log?: (message: string) => void;
 }
 
@@ -70,20 +81,31 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   const log = opts.log ?? (() => undefined);
   await writeModelFiles(dir, model, tokenizerModel);
   const tokenizer = await loadTokenizer(dir);
-  const source = freshTensors(model.specs, opts.seed);
+  const reading = opts.reading ?? 0;
+  const specs = reading ? new Map([...model.specs, ...readingHeadSpecs(model.llm.hidden)]) : model.specs;
+  const source = freshTensors(specs, opts.seed);
   const forward = model.forward(source);
   const g = forward.graph;
   const targets = g.input('targets', 'int64', ['batch', 'seq']);
-  const loss = crossEntropy(forward.logits, targets, IGNORE);
+  let loss = crossEntropy(forward.logits, targets, IGNORE);
+  const metrics: string[] = [];
+  if (reading) {
+    g.output(loss, 'answer_loss');
+    const readingLoss = readingHeadLoss(g, source, forward.visual);
+    g.output(readingLoss, 'reading_loss');
+    metrics.push('answer_loss', 'reading_loss');
+    loss = op.add(loss, op.mul(readingLoss, reading));
+  }
   const training = buildTrainingGraph(g, loss, {
-    trainable: (name) => name.split('+').every((part) => model.specs.has(part)),
+    trainable: (name) => name.split('+').every((part) => specs.has(part)),
     optimizer: { betas: [0.9, 0.98], weightDecay: 0.05 },
     clipGradNorm: 1,
   });
   const parameters = training.tensors.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
   log(`${training.tensors.length} tensors, ${parameters} parameters; compiling the training step`);
-  const trainer = await Trainer.create(training, { threads: opts.threads, memArena: false });
+  const trainer = await Trainer.create(training, { threads: opts.threads, memArena: false, metrics });
   const { size: S, visualTokens: visual } = model;
+  const grid = Math.round(Math.sqrt(visual));
 
   const batchAt = async (step: number) => {
     const indices = Array.from({ length: opts.batchSize }, (_, b) => step * opts.batchSize + b);
@@ -91,17 +113,19 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
     const samples = await Promise.all(indices.map((i) => renderSmallPrint(opts.seed, i, ease)));
     const pixels = new Float32Array(indices.length * 3 * S * S);
     const examples: Example[] = [];
+    const cells = new BigInt64Array(indices.length * visual);
     for (const [b, s] of samples.entries()) {
       pixels.set(model.preprocess(await decodeImage(s.png)), b * 3 * S * S);
       examples.push(smallPrintExample(tokenizer, s.question, s.code, s.index % 2 === 0));
+      readingTargets(s, grid).forEach((c, j) => (cells[b * visual + j] = BigInt(c)));
     }
-    return { pixels, examples };
+    return { pixels, examples, cells };
   };
 
   let next = batchAt(0);
   for (let step = 0; step < opts.steps; step++) {
     const started = performance.now();
-    const { pixels, examples } = await next;
+    const { pixels, examples, cells } = await next;
     if (step + 1 < opts.steps) next = batchAt(step + 1);
     const B = examples.length;
     const before = examples[0]!.before.length;
@@ -122,17 +146,68 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
       before_ids: new ort.Tensor('int64', beforeIds, [B, before]),
       after_ids: new ort.Tensor('int64', afterIds, [B, after]),
       targets: new ort.Tensor('int64', target, [B, seq]),
+      ...(reading ? { reading_targets: new ort.Tensor('int64', cells, [B, visual]) } : {}),
     }, lr);
-    opts.onStep?.({ step: step + 1, loss: result.loss, lr, seconds: (performance.now() - started) / 1000 });
-    if ((opts.saveEvery && (step + 1) % opts.saveEvery === 0) || step + 1 === opts.steps) await saveModel(dir, trainer, g, source);
+    const seconds = (performance.now() - started) / 1000;
+    opts.onStep?.(reading
+      ? { step: step + 1, loss: result.metrics['answer_loss']!, reading: result.metrics['reading_loss']!, lr, seconds }
+      : { step: step + 1, loss: result.loss, lr, seconds });
+    if ((opts.saveEvery && (step + 1) % opts.saveEvery === 0) || step + 1 === opts.steps) await saveModel(dir, trainer, g, source, model.specs);
   }
   await trainer.dispose();
 }
 
-/** pytorch_model.bin with every trained tensor under its checkpoint name. */
-async function saveModel(dir: string, trainer: Trainer, graph: Graph, source: TensorSource): Promise<void> {
+const READING_HEAD = 'lab_reading_head';
+/** The reading head's classes: the code alphabet's characters, then 'no character'. */
+const NO_CHARACTER = CODE_ALPHABET.length;
+/** One cell in this many without a character is a 'no character' target (the rest are ignored), so that the characters weigh. */
+const BLANK_STRIDE = 16;
+
+function readingHeadSpecs(width: number): Map<string, TensorSpec> {
+  return new Map([
+    [`${READING_HEAD}.weight`, { shape: [NO_CHARACTER + 1, width], init: { normal: 0.02 } }],
+    [`${READING_HEAD}.bias`, { shape: [NO_CHARACTER + 1], init: { constant: 0 } }],
+  ]);
+}
+
+/** Cross-entropy of the reading head on the visual tokens [B, V, width] against reading_targets [B, V]. */
+function readingHeadLoss(g: Graph, source: TensorSource, visual: Value): Value {
+  const head = new WeightScope(g, source, '', identityLayout).at(READING_HEAD);
+  const logits = linear(head, 'weight', visual, 'fp32', 'bias');
+  return crossEntropy(logits, g.input('reading_targets', 'int64', ['batch', 'visual']), IGNORE);
+}
+
+/**
+ * Per cell of the visual-token grid (row-major over the image padded to a square and centred, as LLaVA's
+ * expand2square): the code character whose centre lies in it (centres spaced evenly along the code's ink box; of
+ * two in one cell, the one nearer the cell's centre), 'no character' on one blank cell in BLANK_STRIDE, else ignored.
+ */
+export function readingTargets(sample: Pick<SmallPrintSample, 'code' | 'box' | 'width' | 'height'>, grid: number): Int32Array {
+  const side = Math.max(sample.width, sample.height);
+  const cell = side / grid;
+  const [ox, oy] = [(side - sample.width) / 2, (side - sample.height) / 2];
+  const targets = new Int32Array(grid * grid).map((_, j) => (j % BLANK_STRIDE === 0 ? NO_CHARACTER : IGNORE));
+  const distance = new Float64Array(grid * grid).fill(Infinity);
+  const { code, box } = sample;
+  for (let k = 0; k < code.length; k++) {
+    const x = ox + box.x + ((k + 0.5) / code.length) * box.width;
+    const y = oy + box.y + box.height / 2;
+    const [c, r] = [Math.min(grid - 1, Math.floor(x / cell)), Math.min(grid - 1, Math.floor(y / cell))];
+    const d = Math.hypot(x - (c + 0.5) * cell, y - (r + 0.5) * cell);
+    if (d < distance[r * grid + c]!) {
+      distance[r * grid + c] = d;
+      targets[r * grid + c] = CODE_ALPHABET.indexOf(code[k]!);
+    }
+  }
+  return targets;
+}
+
+/** pytorch_model.bin with the model's trained tensors under their checkpoint names (no reading head). */
+async function saveModel(dir: string, trainer: Trainer, graph: Graph, source: TensorSource, specs: ReadonlyMap<string, TensorSpec>): Promise<void> {
   const trained = new Map(trainer.tensors.map((t) => [t.name, trainer.param(t.name) as Float32Array]));
-  await writeStateDict(dir, checkpointTensors(graph, trained, (name) => source.info(name).shape), source);
+  const tensors = checkpointTensors(graph, trained, (name) => source.info(name).shape);
+  for (const name of tensors.keys()) if (!specs.has(name)) tensors.delete(name);
+  await writeStateDict(dir, tensors, source);
 }
 
 async function writeStateDict(dir: string, tensors: ReadonlyMap<string, Float32Array>, shapes: TensorSource): Promise<void> {

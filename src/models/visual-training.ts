@@ -19,6 +19,8 @@ import { buildDecoderGraph } from './llama/graph.js';
 export interface VisualTrainingForward {
   graph: Graph;
   logits: Value;
+  /** The visual tokens as the decoder takes them, [batch, visual tokens, hidden]. */
+  visual: Value;
 }
 
 /**
@@ -35,5 +37,5 @@ export function buildVisualTrainingForward(name: string, size: number, source: T
   const embed = (input: string, length: string) => op.gather(table, graph.input(input, 'int64', ['batch', length]), 0);
   const embeds = op.concat([embed('before_ids', 'before'), visual, embed('after_ids', 'after')], 1);
   buildDecoderGraph(llm, scope, { dtype: 'fp32', embeds, wholeSequence: true });
-  return { graph, logits: graph.outputs.find((v) => v.name === 'logits')! };
+  return { graph, logits: graph.outputs.find((v) => v.name === 'logits')!, visual };
 }

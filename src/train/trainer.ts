@@ -15,6 +15,8 @@ type Floats = Float32Array | Float64Array;
 export interface TrainerOptions extends Pick<SessionOptions, 'threads' | 'optimization' | 'memArena'> {
   /** Seed of the dropout masks (each micro-batch gets its own stream from it); default 0. */
   seed?: number;
+  /** Scalar outputs of the forward graph to report with each step (parts of a composite loss, say). */
+  metrics?: readonly string[];
 }
 
 export interface StepResult {
@@ -26,6 +28,8 @@ export interface StepResult {
   gradNorm: number;
   /** The micro-batch's gradients by tensor name, when the graph was built with gradOutputs (fresh arrays). */
   grads?: Map<string, Floats>;
+  /** The options' metrics, by name. */
+  metrics: Record<string, number>;
 }
 
 /** What resumes training: the update count, and every trainable tensor with its moments. */
@@ -80,10 +84,15 @@ export class Trainer {
     private readonly training: TrainingGraph,
     private readonly slots: Map<string, Slot>,
     private readonly seed: number,
+    private readonly metrics: readonly string[],
   ) {}
 
   /** Compiles the training graph into an ORT session and loads the trainable tensors' initial values. */
   static async create(training: TrainingGraph, opts: TrainerOptions = {}): Promise<Trainer> {
+    for (const name of opts.metrics ?? []) {
+      const value = training.graph.outputs.find((v) => v.name === name);
+      if (!value || value.rank !== 0) throw new Error(`metric '${name}' is not a scalar output of the training graph`);
+    }
     const slots = new Map<string, Slot>();
     for (const t of training.tensors) {
       const slot: Slot = { tensor: t, param: new Pair(t.type, t.shape) };
@@ -97,7 +106,7 @@ export class Trainer {
       slots.set(t.name, slot);
     }
     const session = await Session.fromGraph(training.graph, { threads: opts.threads, optimization: opts.optimization, memArena: opts.memArena });
-    return new Trainer(session, training, slots, opts.seed ?? 0);
+    return new Trainer(session, training, slots, opts.seed ?? 0, opts.metrics ?? []);
   }
 
   /** The trainable tensors, in graph order. */
@@ -123,6 +132,7 @@ export class Trainer {
     if (accumulation > 1) feeds['apply_update'] = new ort.Tensor('bool', Uint8Array.of(apply ? 1 : 0), []);
     if (dropout) feeds[DROPOUT_SEED] = new ort.Tensor('int64', BigInt64Array.of(BigInt(microBatchSeed(this.seed, this.micro))), []);
     const fetches: Record<string, ort.Tensor | null> = { loss: null, grad_norm: null };
+    for (const name of this.metrics) fetches[name] = null;
     for (const [name, s] of this.slots) {
       const io = trainingNames(name);
       feeds[io.param] = s.param.current;
@@ -141,7 +151,8 @@ export class Trainer {
     }
     this.micro++;
     if (apply) this.steps++;
-    const result: StepResult = { loss: Number(out['loss']!.data[0]), updated: apply, gradNorm: Number(out['grad_norm']!.data[0]) };
+    const metrics = Object.fromEntries(this.metrics.map((name) => [name, Number(out[name]!.data[0])]));
+    const result: StepResult = { loss: Number(out['loss']!.data[0]), updated: apply, gradNorm: Number(out['grad_norm']!.data[0]), metrics };
     if (gradOutputs) {
       result.grads = new Map([...this.slots.values()].filter((s) => s.m).map((s) => [s.tensor.name, out[trainingNames(s.tensor.name).grad]!.data as Floats]));
     }
