@@ -2,8 +2,8 @@
  * The lab's tiny models, described as the official code would save them — a LLaVA-HR in its original layout
  * (config.json with `is_multipath_encoder`, LlavaLlamaForCausalLM names), a LLaVA-1.5 in llava-hf's — so that
  * everything egret does to released checkpoints runs on them unchanged. A model is its config; its tensors' names and shapes follow from it,
- * with the initialisation the official code gives each (HF `initializer_range` normals, norms at one, biases at
- * zero, timm's ConvNeXt layer scale at 1e-6).
+ * with the initialisation HF's code gives each (`initializer_range` normals, CLIP's own scaled normals, norms at one,
+ * biases at zero) except the ConvNeXt's, made for training from scratch in few steps (see Specs.convnext).
  */
 import type { TensorSource } from '../io/checkpoint.js';
 import type { LlamaConfig } from '../models/llama/config.js';
@@ -29,6 +29,8 @@ export interface LabLlavaHrShape extends LabShape {
 }
 
 const STD = 0.02;
+/** Names the initialisation below in the lab's cache keys: change it when an init changes. */
+export const LAB_INIT = 'hf-clip, he-convnext, layer-scale-1';
 
 /** The config.json of a lab LLaVA-HR (towers described inline, as LLaVA-HR's test models are). */
 export function labLlavaHrConfig(shape: LabLlavaHrShape): Record<string, unknown> {
@@ -56,8 +58,8 @@ export function labLlavaHrConfig(shape: LabLlavaHrShape): Record<string, unknown
 
 /** Adds fresh tensors to a spec map: normals of HF's initializer_range, norms at one, biases at zero. */
 class Specs extends Map<string, TensorSpec> {
-  normal(name: string, dims: number[]): void {
-    this.set(name, { shape: dims, init: { normal: STD } });
+  normal(name: string, dims: number[], std = STD): void {
+    this.set(name, { shape: dims, init: { normal: std } });
   }
 
   constant(name: string, dims: number[], value: number): void {
@@ -90,46 +92,69 @@ class Specs extends Map<string, TensorSpec> {
     this.linear(`${prefix}lm_head`, vocab, llm.width, false);
   }
 
-  /** An HF CLIPVisionModel's `vision_model` under `prefix`. */
+  /**
+   * An HF CLIPVisionModel's `vision_model` under `prefix`, initialised as CLIPPreTrainedModel._init_weights does
+   * (initializer_factor 1): width^-0.5 for the class embedding and attention outputs, scaled by (2 layers)^-0.5 for
+   * q, k, v and fc2, (2 width)^-0.5 for fc1.
+   */
   clip(prefix: string, vit: LabShape['vit']): void {
     const grid = Math.floor(vit.imageSize / vit.patch);
-    this.normal(`${prefix}.embeddings.class_embedding`, [vit.width]);
+    const width = vit.width ** -0.5;
+    const inProj = width * (2 * vit.layers) ** -0.5;
+    const bias = (name: string, n: number) => this.constant(`${name}.bias`, [n], 0);
+    this.normal(`${prefix}.embeddings.class_embedding`, [vit.width], width);
     this.normal(`${prefix}.embeddings.patch_embedding.weight`, [vit.width, 3, vit.patch, vit.patch]);
     this.normal(`${prefix}.embeddings.position_embedding.weight`, [grid * grid + 1, vit.width]);
     this.norm(`${prefix}.pre_layrnorm`, vit.width);
     for (let i = 0; i < vit.layers; i++) {
       const l = `${prefix}.encoder.layers.${i}`;
-      for (const p of ['q', 'k', 'v', 'out']) this.linear(`${l}.self_attn.${p}_proj`, vit.width, vit.width);
+      for (const p of ['q', 'k', 'v', 'out']) {
+        this.normal(`${l}.self_attn.${p}_proj.weight`, [vit.width, vit.width], p === 'out' ? width : inProj);
+        bias(`${l}.self_attn.${p}_proj`, vit.width);
+      }
       this.norm(`${l}.layer_norm1`, vit.width);
       this.norm(`${l}.layer_norm2`, vit.width);
-      this.linear(`${l}.mlp.fc1`, 4 * vit.width, vit.width);
-      this.linear(`${l}.mlp.fc2`, vit.width, 4 * vit.width);
+      this.normal(`${l}.mlp.fc1.weight`, [4 * vit.width, vit.width], (2 * vit.width) ** -0.5);
+      bias(`${l}.mlp.fc1`, 4 * vit.width);
+      this.normal(`${l}.mlp.fc2.weight`, [vit.width, 4 * vit.width], inProj);
+      bias(`${l}.mlp.fc2`, vit.width);
     }
     this.norm(`${prefix}.post_layernorm`, vit.width);
   }
 
-  /** timm's ConvNeXt under `prefix` (no head: LLaVA-HR never reads it). */
+  /** N(0, 2 / fan-in) (He): a convolution or linear layer that keeps its input's scale through a GELU. */
+  he(name: string, dims: number[]): void {
+    this.set(name, { shape: dims, init: { normal: Math.sqrt(2 / dims.slice(1).reduce((a, b) => a * b, 1)) } });
+  }
+
+  /**
+   * timm's ConvNeXt under `prefix` (no head: LLaVA-HR never reads it). Initialised for training from scratch in a
+   * few thousand small steps, not as timm does for ImageNet's hundreds of epochs (trunc_normal 0.02, layer scale
+   * 1e-6): with those, the lab's one-block stages pass a near-linear map of each 32-px patch for hundreds of steps
+   * and nothing in the image is read; He normals and layer scale 1 make every block count from the first step.
+   */
   convnext(prefix: string, convnext: LabLlavaHrShape['convnext']): void {
     const { dims, depths } = convnext;
-    this.normal(`${prefix}.stem.0.weight`, [dims[0]!, 3, 4, 4]);
+    this.he(`${prefix}.stem.0.weight`, [dims[0]!, 3, 4, 4]);
     this.constant(`${prefix}.stem.0.bias`, [dims[0]!], 0);
     this.norm(`${prefix}.stem.1`, dims[0]!);
     dims.forEach((dim, s) => {
       const stage = `${prefix}.stages.${s}`;
       if (s > 0) {
         this.norm(`${stage}.downsample.0`, dims[s - 1]!);
-        this.normal(`${stage}.downsample.1.weight`, [dim, dims[s - 1]!, 2, 2]);
+        this.he(`${stage}.downsample.1.weight`, [dim, dims[s - 1]!, 2, 2]);
         this.constant(`${stage}.downsample.1.bias`, [dim], 0);
       }
       for (let j = 0; j < depths[s]!; j++) {
         const b = `${stage}.blocks.${j}`;
-        this.normal(`${b}.conv_dw.weight`, [dim, 1, 7, 7]);
+        this.he(`${b}.conv_dw.weight`, [dim, 1, 7, 7]);
         this.constant(`${b}.conv_dw.bias`, [dim], 0);
         this.norm(`${b}.norm`, dim);
-        this.linear(`${b}.mlp.fc1`, 4 * dim, dim);
-        this.linear(`${b}.mlp.fc2`, dim, 4 * dim);
-        // timm's ls_init_value: the residual branch starts small.
-        this.constant(`${b}.weight`, [dim], 1e-6);
+        this.he(`${b}.mlp.fc1.weight`, [4 * dim, dim]);
+        this.constant(`${b}.mlp.fc1.bias`, [4 * dim], 0);
+        this.he(`${b}.mlp.fc2.weight`, [dim, 4 * dim]);
+        this.constant(`${b}.mlp.fc2.bias`, [dim], 0);
+        this.constant(`${b}.weight`, [dim], 1);
       }
     });
   }

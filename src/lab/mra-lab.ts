@@ -21,11 +21,11 @@ import { decodeImage } from '../vision/decode.js';
 import { EGRET_VERSION } from '../version.js';
 import { labTokenizerModel } from './datasets.js';
 import { scoreSmallPrint, smallPrintPromptIds, type SmallPrintScore } from './evaluate.js';
-import { labLlavaHrModel, labLlavaModel, type LabLlavaHrShape, type LabShape, type LabVisualModel } from './models.js';
+import { LAB_INIT, labLlavaHrModel, labLlavaModel, type LabLlavaHrShape, type LabShape, type LabVisualModel } from './models.js';
 import { renderSmallPrint } from './smallprint.js';
 import { saveFreshModel, trainLabModel, type LabTrainOptions } from './train-visual.js';
 
-export type TrainSettings = Pick<LabTrainOptions, 'seed' | 'steps' | 'batchSize' | 'lr' | 'warmup' | 'ease' | 'easeSteps'>;
+export type TrainSettings = Pick<LabTrainOptions, 'seed' | 'steps' | 'batchSize' | 'lr' | 'warmup' | 'ease' | 'easeSteps' | 'reading'>;
 
 export interface MraLabPlan {
   tokenizer: { seed: number; count: number; vocab: number };
@@ -80,7 +80,7 @@ function settingsKey(value: unknown): string {
 }
 
 function labModelSettings(model: LabVisualModel, tokenizer: MraLabPlan['tokenizer'], train: TrainSettings): unknown {
-  return { family: model.family, config: model.configJson, tokenizer, train };
+  return { family: model.family, config: model.configJson, init: LAB_INIT, tokenizer, train };
 }
 
 /** The finished model `name` of these settings: shipped with egret, or in the cache folder; undefined if neither. */

@@ -202,11 +202,14 @@ export function readingTargets(sample: Pick<SmallPrintSample, 'code' | 'box' | '
   return targets;
 }
 
-/** pytorch_model.bin with the model's trained tensors under their checkpoint names (no reading head). */
+/** pytorch_model.bin with the model's tensors under their checkpoint names, as trained (no reading head). */
 async function saveModel(dir: string, trainer: Trainer, graph: Graph, source: TensorSource, specs: ReadonlyMap<string, TensorSpec>): Promise<void> {
   const trained = new Map(trainer.tensors.map((t) => [t.name, trainer.param(t.name) as Float32Array]));
   const tensors = checkpointTensors(graph, trained, (name) => source.info(name).shape);
   for (const name of tensors.keys()) if (!specs.has(name)) tensors.delete(name);
+  // Tensors the forward pass never reads (the ViT's post_layernorm, under select_layer -2) keep their fresh values:
+  // the checkpoint has every tensor of its family's layout, as strict loaders expect.
+  for (const name of specs.keys()) if (!tensors.has(name)) tensors.set(name, await source.readFloat32(name));
   await writeStateDict(dir, tensors, source);
 }
 
