@@ -43,6 +43,8 @@ async function checkSavedModel(model: LabVisualModel, reading = 0): Promise<void
     const tokenizer = await loadTokenizer(dir);
     const example = smallPrintExample(tokenizer, 'What is the code?', 'AB12', false);
     const source = await openCheckpoint(dir);
+    // Every tensor of the family's layout (post_layernorm too, which the forward never reads), and nothing else (no reading head).
+    assert.deepEqual(source.list().map((t) => t.name).sort(), [...model.specs.keys()].sort());
     const forward = model.forward(source);
     const session = await Session.fromGraph(forward.graph, { threads: 1 });
     const pixels = model.preprocess(await loadImage(IMAGE));
