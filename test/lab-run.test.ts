@@ -38,6 +38,12 @@ test('egret lab runner: trains once per settings, scores, calibrates VTW, writes
     assert.equal(first.vtw.layer, 1);
     assert.ok(first.vtw.on!.prefillFlops < first.vtw.off.prefillFlops);
     assert.equal(logs.filter((m) => /training/.test(m) && !/:.*compiling/.test(m)).length, 2, logs.join('\n'));
+    // Each trained model gets a card: its title first, then how it was made and its held-out accuracy.
+    const card = readFileSync(join(first.mra.model.dir, 'README.md'), 'utf8');
+    assert.match(card, /^# egret lab MRA model: /);
+    assert.match(card, /exact match 0\.0 %|exact match \d+\.\d %/);
+    assert.match(card, /- training: \d+ s/);
+    assert.match(readFileSync(join(first.lowres.model.dir, 'README.md'), 'utf8'), /^# egret lab low-resolution model: /);
 
     logs.length = 0;
     const second = await runMraLab(ctx, PLAN);

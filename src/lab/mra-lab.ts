@@ -19,6 +19,7 @@ import { calibrateVtw } from '../methods/vtw-calibrate.js';
 import { loadModel, type ChatModel } from '../models/index.js';
 import { decodeImage } from '../vision/decode.js';
 import { EGRET_VERSION } from '../version.js';
+import { writeModelCard } from './card.js';
 import { labTokenizerModel } from './datasets.js';
 import { scoreSmallPrint, smallPrintPromptIds, type SmallPrintScore } from './evaluate.js';
 import { LAB_INIT, labLlavaHrModel, labLlavaModel, type LabLlavaHrShape, type LabShape, type LabVisualModel } from './models.js';
@@ -127,7 +128,7 @@ export async function labModel(ctx: LabContext, name: string, model: LabVisualMo
     },
     onStep: (r) => {
       finalLoss = r.loss;
-      ctx.progress?.(`training ${name} (loss ${r.loss.toFixed(3)})`, r.step, train.steps);
+      ctx.progress?.(`training ${name} (loss ${r.loss.toFixed(3)}${r.reading === undefined ? '' : `, reading ${r.reading.toFixed(3)}`})`, r.step, train.steps);
     },
   });
   const record: ModelRecord = { dir, settings, trainingSeconds: Math.round((performance.now() - started) / 1000), machine: machineDescription(), parameters, finalLoss };
@@ -156,6 +157,29 @@ async function firstTokenMs(model: ChatModel, seed: number): Promise<number> {
     times.push(performance.now() - started);
   }
   return times.sort((a, b) => a - b)[1]!;
+}
+
+/** Cards for the models this run trained (a shipped model keeps the card it shipped with). */
+async function writeCards(ctx: LabContext, plan: MraLabPlan, mra: ModelRecord, mraScore: SmallPrintScore, lowres: ModelRecord, lowresScore: SmallPrintScore): Promise<void> {
+  const { vit, llm } = plan.mra.shape;
+  const towers = `a ${vit.layers}-layer, ${vit.width}-wide CLIP ViT at ${vit.imageSize} px (patch ${vit.patch}, ${(vit.imageSize / vit.patch) ** 2} visual tokens)`;
+  const decoder = `a ${llm.layers}-layer, ${llm.width}-wide LLaMA`;
+  const task = 'It answers "What is the code?" about an image with a code printed small among distractors (the lab\'s small-print task, docs/LAB.md).';
+  const shipped = (dir: string) => ctx.shippedDir !== undefined && dir.startsWith(ctx.shippedDir);
+  if (!shipped(mra.dir)) {
+    await writeModelCard({
+      title: 'egret lab MRA model: a tiny LLaVA-HR trained from scratch to read small print',
+      description: `LLaVA-HR's original layout: ${towers} and a ConvNeXt at ${plan.mra.shape.imageSize} px joined by MR-Adapters, ${decoder}. ${task}`,
+      record: mra, heldOutSeed: plan.heldOutSeed, score: mraScore,
+    });
+  }
+  if (!shipped(lowres.dir)) {
+    await writeModelCard({
+      title: 'egret lab low-resolution model: a tiny LLaVA-1.5 trained from scratch (the MRA model\'s baseline)',
+      description: `llava-hf's layout: ${towers}, ${decoder}; the MRA model without its high-resolution path, the same number of visual tokens. ${task}`,
+      record: lowres, heldOutSeed: plan.heldOutSeed, score: lowresScore,
+    });
+  }
 }
 
 export async function runMraLab(ctx: LabContext, plan: MraLabPlan): Promise<MraLabResults> {
@@ -195,6 +219,7 @@ export async function runMraLab(ctx: LabContext, plan: MraLabPlan): Promise<MraL
   } finally {
     await lowres.dispose();
   }
+  await writeCards(ctx, plan, mraRecord, results.mra, lowresRecord, lowresScore);
   const naiveModel = labLlavaModel(plan.naive);
   const naiveDir = join(ctx.cacheDir, `naive-${settingsKey(naiveModel.configJson)}`);
   if (!(await readRecord(naiveDir))) {
