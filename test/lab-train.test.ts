@@ -10,7 +10,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { labTokenizerModel } from '../src/lab/datasets.js';
 import { labLlavaHrModel, labLlavaModel, type LabVisualModel } from '../src/lab/models.js';
-import { readingTargets, smallPrintExample, trainLabModel } from '../src/lab/train-visual.js';
+import { smallPrintExample, trainLabModel } from '../src/lab/train-visual.js';
+import { cellTargets, readingTargets } from '../src/lab/reading.js';
+import { pretrainConvnext } from '../src/lab/pretrain-convnext.js';
+import { freshTensors } from '../src/train/scratch.js';
 import { CODE_ALPHABET } from '../src/lab/smallprint.js';
 import { openCheckpoint } from '../src/io/checkpoint.js';
 import { wholeSequenceFeeds } from '../src/models/decoder.js';
@@ -94,4 +97,27 @@ test('reading targets: the code\'s characters in the cells of the padded square 
 
 test('a lab LLaVA-1.5 trained from scratch loads as llava-hf with the logits it trained to', async () => {
   await checkSavedModel(labLlavaModel(TINY));
+});
+
+test('stage 0: the ConvNeXt alone trains on crops; only its tensors change, and the MRA training starts from them', async () => {
+  const model = labLlavaHrModel({ ...TINY, imageSize: 128, convnext: { depths: [1, 1, 1, 1], dims: [8, 16, 24, 32] } });
+  const fresh = freshTensors(model.specs, 5);
+  const losses: number[] = [];
+  const trained = await pretrainConvnext(model, fresh, { seed: 5, steps: 2, images: 1, crops: 2, crop: 64, lr: 1e-3, warmup: 1, ease: 1, threads: 1, onStep: (r) => losses.push(r.loss) });
+  assert.equal(losses.length, 2);
+  assert.ok(losses.every(Number.isFinite), `${losses}`);
+  assert.deepEqual(trained.list().map((t) => t.name).sort(), [...model.specs.keys()].sort());
+  for (const name of model.specs.keys()) {
+    const same = maxAbsDiff(await trained.readFloat32(name), await fresh.readFloat32(name)) === 0;
+    // Layer scales and norms may stay put in two small steps; the convolutions may not.
+    if (name.startsWith(model.convnext!.prefix)) { if (/conv_dw\.weight|stem\.0\.weight/.test(name)) assert.ok(!same, `${name} did not train`); } else assert.ok(same, `${name} changed`);
+  }
+  await assert.rejects(pretrainConvnext(model, fresh, { seed: 5, steps: 1, images: 1, crops: 1, crop: 48, lr: 1e-3, warmup: 1, ease: 0 }), /crop 48 must be a multiple of 32 up to 128/);
+});
+
+test('cell targets of a crop: characters where their centres fall, one blank cell in the stride told so', () => {
+  const centres = [{ index: 0, x: 40, y: 40 }, { index: 1, x: 50, y: 45 }, { index: 2, x: 70, y: 40 }, { index: 3, x: 500, y: 40 }];
+  // A 64-px crop at (32, 32) in cells of 32: (40, 40) and (50, 45) share cell (0, 0) — the nearer its centre (48, 48) wins.
+  const targets = cellTargets(centres, 32, 32, 64, 32, 2);
+  assert.deepEqual([...targets], [1, -100, 36, -100].map((x, j) => (j === 1 ? 2 : x)));
 });

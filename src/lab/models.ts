@@ -6,6 +6,7 @@
  * biases at zero) except the ConvNeXt's, made for training from scratch in few steps (see Specs.convnext).
  */
 import type { TensorSource } from '../io/checkpoint.js';
+import type { ConvNextConfig } from '../models/convnext.js';
 import type { LlamaConfig } from '../models/llama/config.js';
 import { buildLlavaTrainingForward, llavaConfigFromHf } from '../models/llava.js';
 import { llavaHrConfig, visualTokenCount } from '../models/llava-hr.js';
@@ -29,6 +30,8 @@ export interface LabLlavaHrShape extends LabShape {
 }
 
 const STD = 0.02;
+/** Where LLaVA-HR's checkpoint keeps its ConvNeXt. */
+const CONVNEXT_PREFIX = 'model.vision_tower.slow_vision_tower.vision_tower';
 /** Names the initialisation below in the lab's cache keys: change it when an init changes. */
 export const LAB_INIT = 'hf-clip, he-convnext, layer-scale-1';
 
@@ -166,7 +169,7 @@ export function labLlavaHrTensors(shape: LabLlavaHrShape): Map<string, TensorSpe
   const { vit, convnext, llm } = shape;
   specs.llama('', llm, shape.vocab);
   specs.clip('model.vision_tower.fast_vision_tower.vision_tower.vision_model', vit);
-  specs.convnext('model.vision_tower.slow_vision_tower.vision_tower', convnext);
+  specs.convnext(CONVNEXT_PREFIX, convnext);
   const high = convnext.dims.at(-1)!;
   for (let a = 0; a < 3; a++) {
     const m = `model.vision_tower.align_stages_latent.${a}`;
@@ -231,6 +234,8 @@ export interface LabVisualModel {
   /** The image as the family's loader prepares it, float32 [3, size, size]. */
   preprocess(image: RGBImage): Float32Array;
   forward(source: TensorSource): VisualTrainingForward;
+  /** The high-resolution ConvNeXt of an MRA model: its config and the prefix of its tensors. */
+  convnext?: { config: ConvNextConfig; prefix: string };
 }
 
 export function labLlavaHrModel(shape: LabLlavaHrShape): LabVisualModel {
@@ -240,6 +245,7 @@ export function labLlavaHrModel(shape: LabLlavaHrShape): LabVisualModel {
     family: 'llava-hr', configJson, specs: labLlavaHrTensors(shape), llm: config.llm, size: config.inputImageSize, visualTokens: visualTokenCount(config),
     preprocess: (image) => preprocessLlavaHr(image, config.inputImageSize).pixelValues,
     forward: (source) => buildLlavaHrTrainingForward(config, source),
+    convnext: { config: config.convnext, prefix: CONVNEXT_PREFIX },
   };
 }
 

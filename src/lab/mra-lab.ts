@@ -26,7 +26,7 @@ import { LAB_INIT, labLlavaHrModel, labLlavaModel, type LabLlavaHrShape, type La
 import { renderSmallPrint } from './smallprint.js';
 import { saveFreshModel, trainLabModel, type LabTrainOptions } from './train-visual.js';
 
-export type TrainSettings = Pick<LabTrainOptions, 'seed' | 'steps' | 'batchSize' | 'lr' | 'warmup' | 'ease' | 'easeSteps' | 'reading'>;
+export type TrainSettings = Pick<LabTrainOptions, 'seed' | 'steps' | 'batchSize' | 'lr' | 'warmup' | 'ease' | 'easeSteps' | 'reading' | 'pretrain'>;
 
 export interface MraLabPlan {
   tokenizer: { seed: number; count: number; vocab: number };
@@ -126,6 +126,7 @@ export async function labModel(ctx: LabContext, name: string, model: LabVisualMo
       if (count) parameters = Number(count[1]);
       ctx.log(`${name}: ${m}`);
     },
+    onPretrainStep: (r) => ctx.progress?.(`stage 0: ${name}'s ConvNeXt (reading loss ${r.loss.toFixed(3)})`, r.step, r.steps),
     onStep: (r) => {
       finalLoss = r.loss;
       ctx.progress?.(`training ${name} (loss ${r.loss.toFixed(3)}${r.reading === undefined ? '' : `, reading ${r.reading.toFixed(3)}`})`, r.step, train.steps);

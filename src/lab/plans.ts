@@ -10,14 +10,17 @@ const TOKENIZER = { seed: 0, count: 2000, vocab: 512 };
 /** The low-resolution ViT (24 × 24 = 576 visual tokens at 192 px) that MRA and the LLaVA-1.5 baseline share, and their LLaMA. */
 const VIT = { width: 64, layers: 4, heads: 4, patch: 8, imageSize: 192 };
 const LLM = { width: 128, layers: 3, heads: 4, intermediate: 344 };
-// Two thirds of the steps ease the print from 5× its size down to the task's, with the reading head's per-cell
-// character targets weighing 10× the answer's: without both, training sat at the character prior for 500+ steps.
-const TRAIN = { seed: 0, steps: 3600, batchSize: 4, lr: 1e-3, warmup: 100, ease: 1, easeSteps: 2400, reading: 10 };
+// The low-resolution model and MRA's main stage: the first third of the steps ease the print from 5× its size down
+// to the task's, with the reading head's per-cell character targets weighing 10× the answer's. Without these and
+// MRA's stage 0, training sat at the character prior (right length and alphabet, not the code) for 900+ steps.
+const TRAIN = { seed: 0, steps: 1800, batchSize: 4, lr: 1e-3, warmup: 100, ease: 1, easeSteps: 600, reading: 10 };
+/** MRA's stage 0: its ConvNeXt alone learns the characters on 256-px crops (4 images × 4 crops a step). */
+const PRETRAIN = { steps: 1000, images: 4, crops: 4, crop: 256, lr: 2e-3, warmup: 50, ease: 1 };
 
 export const FULL_PLAN: MraLabPlan = {
   tokenizer: TOKENIZER,
   // ConvNeXt at 768 px: a 24 × 24 last-stage map, one cell per ViT patch.
-  mra: { shape: { vit: VIT, llm: LLM, vocab: TOKENIZER.vocab, imageSize: 768, convnext: { depths: [1, 1, 1, 1], dims: [16, 32, 64, 128] } }, train: TRAIN },
+  mra: { shape: { vit: VIT, llm: LLM, vocab: TOKENIZER.vocab, imageSize: 768, convnext: { depths: [1, 1, 1, 1], dims: [16, 32, 64, 128] } }, train: { ...TRAIN, pretrain: PRETRAIN } },
   lowres: { shape: { vit: VIT, llm: LLM, vocab: TOKENIZER.vocab }, train: TRAIN },
   // The same ViT at MRA's 768 px with 16-px patches: 48 × 48 = 2304 visual tokens (8-px patches would be 9216).
   naive: { vit: { ...VIT, patch: 16, imageSize: 768 }, llm: LLM, vocab: TOKENIZER.vocab },

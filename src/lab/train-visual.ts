@@ -28,10 +28,11 @@ import { warmupCosine } from '../train/schedule.js';
 import { Trainer } from '../train/trainer.js';
 import { smallPrintMessage } from './datasets.js';
 import type { LabVisualModel } from './models.js';
-import { CODE_ALPHABET, renderSmallPrint, type SmallPrintSample } from './smallprint.js';
+import { pretrainConvnext, type ConvnextPretrainSettings } from './pretrain-convnext.js';
+import { IGNORE, READING_HEAD, readingHeadSpecs, readingTargets } from './reading.js';
+import { renderSmallPrint } from './smallprint.js';
 import type { TensorSpec } from '../train/scratch.js';
 
-const IGNORE = -100;
 
 export interface LabTrainOptions {
   seed: number;
@@ -52,8 +53,11 @@ export interface LabTrainOptions {
    * teaches the vision tower to see characters long before the answer's few tokens alone would.
    */
   reading?: number;
+  /** Stage 0 (MRA models only): pretrain the ConvNeXt alone on crops first (pretrain-convnext.ts). */
+  pretrain?: ConvnextPretrainSettings;
   /** Save the model every this many steps (and at the end). */
   saveEvery?: number;
+  onPretrainStep?: (report: { step: number; steps: number; loss: number; lr: number; seconds: number }) => void;
   /** `loss` is the answer's; `reading` the reading head's, when it is on. */
   onStep?: (report: { step: number; loss: number; reading?: number; lr: number; seconds: number }) => void;
   log?: (message: string) => void;
@@ -83,7 +87,13 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   const tokenizer = await loadTokenizer(dir);
   const reading = opts.reading ?? 0;
   const specs = reading ? new Map([...model.specs, ...readingHeadSpecs(model.llm.hidden)]) : model.specs;
-  const source = freshTensors(specs, opts.seed);
+  let source: TensorSource = freshTensors(specs, opts.seed);
+  if (opts.pretrain) {
+    source = await pretrainConvnext(model, source, {
+      ...opts.pretrain, seed: opts.seed, threads: opts.threads, log,
+      onStep: (r) => opts.onPretrainStep?.({ ...r, steps: opts.pretrain!.steps }),
+    });
+  }
   const forward = model.forward(source);
   const g = forward.graph;
   const targets = g.input('targets', 'int64', ['batch', 'seq']);
@@ -157,49 +167,11 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   await trainer.dispose();
 }
 
-const READING_HEAD = 'lab_reading_head';
-/** The reading head's classes: the code alphabet's characters, then 'no character'. */
-const NO_CHARACTER = CODE_ALPHABET.length;
-/** One cell in this many without a character is a 'no character' target (the rest are ignored), so that the characters weigh. */
-const BLANK_STRIDE = 16;
-
-function readingHeadSpecs(width: number): Map<string, TensorSpec> {
-  return new Map([
-    [`${READING_HEAD}.weight`, { shape: [NO_CHARACTER + 1, width], init: { normal: 0.02 } }],
-    [`${READING_HEAD}.bias`, { shape: [NO_CHARACTER + 1], init: { constant: 0 } }],
-  ]);
-}
-
 /** Cross-entropy of the reading head on the visual tokens [B, V, width] against reading_targets [B, V]. */
 function readingHeadLoss(g: Graph, source: TensorSource, visual: Value): Value {
   const head = new WeightScope(g, source, '', identityLayout).at(READING_HEAD);
   const logits = linear(head, 'weight', visual, 'fp32', 'bias');
   return crossEntropy(logits, g.input('reading_targets', 'int64', ['batch', 'visual']), IGNORE);
-}
-
-/**
- * Per cell of the visual-token grid (row-major over the image padded to a square and centred, as LLaVA's
- * expand2square): the code character whose centre lies in it (centres spaced evenly along the code's ink box; of
- * two in one cell, the one nearer the cell's centre), 'no character' on one blank cell in BLANK_STRIDE, else ignored.
- */
-export function readingTargets(sample: Pick<SmallPrintSample, 'code' | 'box' | 'width' | 'height'>, grid: number): Int32Array {
-  const side = Math.max(sample.width, sample.height);
-  const cell = side / grid;
-  const [ox, oy] = [(side - sample.width) / 2, (side - sample.height) / 2];
-  const targets = new Int32Array(grid * grid).map((_, j) => (j % BLANK_STRIDE === 0 ? NO_CHARACTER : IGNORE));
-  const distance = new Float64Array(grid * grid).fill(Infinity);
-  const { code, box } = sample;
-  for (let k = 0; k < code.length; k++) {
-    const x = ox + box.x + ((k + 0.5) / code.length) * box.width;
-    const y = oy + box.y + box.height / 2;
-    const [c, r] = [Math.min(grid - 1, Math.floor(x / cell)), Math.min(grid - 1, Math.floor(y / cell))];
-    const d = Math.hypot(x - (c + 0.5) * cell, y - (r + 0.5) * cell);
-    if (d < distance[r * grid + c]!) {
-      distance[r * grid + c] = d;
-      targets[r * grid + c] = CODE_ALPHABET.indexOf(code[k]!);
-    }
-  }
-  return targets;
 }
 
 /** pytorch_model.bin with the model's tensors under their checkpoint names, as trained (no reading head). */
