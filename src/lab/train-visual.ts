@@ -1,9 +1,11 @@
 /**
  * Trains a lab vision-language model (LLaVA-HR or LLaVA-1.5, src/lab/models.ts) from scratch on the small-print
  * task, every weight at once, with egret's training engine, and saves it in its family's layout (config.json,
- * pytorch_model.bin, tokenizer.model) so that egret loads it as it loads a released model. Samples are rendered as training goes (sample i of the run's seed), each
- * seen once; the question follows vicuna_v1 as `egret generate` renders it, with LLaVA's short-answer instruction
- * on half of them, and only the answer (the code, then </s>) is learnt.
+ * pytorch_model.bin, tokenizer.model) so that egret loads it as it loads a released model. Samples are rendered as
+ * training goes (sample i of the run's seed), each seen once; the question follows vicuna_v1 as `egret generate`
+ * renders it, with LLaVA's short-answer instruction on half of them; the loss is the answer's (the code, then
+ * </s>), plus, as options, the reading head's (reading.ts) and, before it all, an MRA model's stage 0
+ * (pretrain-convnext.ts).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
