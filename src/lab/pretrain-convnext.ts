@@ -12,18 +12,16 @@ import { identityLayout, WeightScope } from '../graph/weights.js';
 import type { TensorSource } from '../io/checkpoint.js';
 import { MemorySource } from '../io/memory-source.js';
 import { convnextStages } from '../models/convnext.js';
-import { linear } from '../models/linear.js';
 import { mapToTokens } from '../models/llava-hr/mr-adapter.js';
 import { ort } from '../runtime/session.js';
 import { decodeImage } from '../vision/decode.js';
-import { crossEntropy } from '../train/loss.js';
 import { checkpointTensors, freshTensors } from '../train/scratch.js';
 import { warmupCosine } from '../train/schedule.js';
 import { buildTrainingGraph } from '../train/training-graph.js';
 import { Trainer } from '../train/trainer.js';
 import type { LabVisualModel } from './models.js';
 import { renderSmallPrint } from './smallprint.js';
-import { cellTargets, characterCentres, IGNORE, READING_HEAD, readingHeadSpecs } from './reading.js';
+import { cellTargets, characterCentres, readingHeadLoss, readingHeadSpecs } from './reading.js';
 
 export interface ConvnextPretrainSettings {
   steps: number;
@@ -69,10 +67,8 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
   const g = new Graph('convnext-reading');
   const S = opts.crop;
   const pixels = g.input('pixel_values', 'float32', ['batch', 3, S, S]);
-  const scope = new WeightScope(g, both, '', identityLayout);
-  const cells = mapToTokens(convnextStages(scope.at(prefix), convnext, pixels).at(-1)!);
-  const logits = linear(scope.at(READING_HEAD), 'weight', cells, 'fp32', 'bias');
-  const loss = crossEntropy(logits, g.input('reading_targets', 'int64', ['batch', 'cells']), IGNORE);
+  const cells = mapToTokens(convnextStages(new WeightScope(g, both, '', identityLayout).at(prefix), convnext, pixels).at(-1)!);
+  const loss = readingHeadLoss(g, both, cells);
   const training = buildTrainingGraph(g, loss, {
     trainable: (name) => name.split('+').every((part) => both.has(part)),
     optimizer: { betas: [0.9, 0.98], weightDecay: 0.05 },

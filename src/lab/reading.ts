@@ -4,6 +4,11 @@
  * and is never saved. Used on the MRA model's visual tokens (train-visual.ts) and on its ConvNeXt alone
  * (pretrain-convnext.ts).
  */
+import type { Graph, Value } from '../graph/ir.js';
+import { identityLayout, WeightScope } from '../graph/weights.js';
+import type { TensorSource } from '../io/checkpoint.js';
+import { linear } from '../models/linear.js';
+import { crossEntropy } from '../train/loss.js';
 import type { TensorSpec } from '../train/scratch.js';
 import { CODE_ALPHABET, type SmallPrintSample } from './smallprint.js';
 
@@ -17,6 +22,16 @@ export function readingHeadSpecs(width: number): Map<string, TensorSpec> {
     [`${READING_HEAD}.weight`, { shape: [NO_CHARACTER + 1, width], init: { normal: 0.02 } }],
     [`${READING_HEAD}.bias`, { shape: [NO_CHARACTER + 1], init: { constant: 0 } }],
   ]);
+}
+
+/**
+ * Cross-entropy of the reading head (its weights in `source`, named as readingHeadSpecs names them) on `cells`
+ * [B, cells, width] against the graph's input reading_targets [B, cells].
+ */
+export function readingHeadLoss(g: Graph, source: TensorSource, cells: Value): Value {
+  const head = new WeightScope(g, source, '', identityLayout).at(READING_HEAD);
+  const logits = linear(head, 'weight', cells, 'fp32', 'bias');
+  return crossEntropy(logits, g.input('reading_targets', 'int64', ['batch', 'cells']), IGNORE);
 }
 
 /** A code character's class and its centre. */

@@ -9,13 +9,11 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Graph, Value } from '../graph/ir.js';
+import type { Graph } from '../graph/ir.js';
 import * as op from '../graph/ops/index.js';
-import { identityLayout, WeightScope } from '../graph/weights.js';
 import type { TensorSource } from '../io/checkpoint.js';
 import { tensor, torchSave } from '../io/torch-save.js';
 import { wholeSequenceFeeds } from '../models/decoder.js';
-import { linear } from '../models/linear.js';
 import { causalMask } from '../runtime/kv-cache.js';
 import { ort } from '../runtime/session.js';
 import { IMAGE_TOKEN_INDEX, tokenizeImagePrompt } from '../text/image-prompt.js';
@@ -31,7 +29,7 @@ import { Trainer } from '../train/trainer.js';
 import { smallPrintMessage } from './datasets.js';
 import type { LabVisualModel } from './models.js';
 import { pretrainConvnext, type ConvnextPretrainSettings } from './pretrain-convnext.js';
-import { IGNORE, READING_HEAD, readingHeadSpecs, readingTargets } from './reading.js';
+import { IGNORE, readingHeadLoss, readingHeadSpecs, readingTargets } from './reading.js';
 import { renderSmallPrint } from './smallprint.js';
 import type { TensorSpec } from '../train/scratch.js';
 
@@ -167,13 +165,6 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
     if ((opts.saveEvery && (step + 1) % opts.saveEvery === 0) || step + 1 === opts.steps) await saveModel(dir, trainer, g, source, model.specs);
   }
   await trainer.dispose();
-}
-
-/** Cross-entropy of the reading head on the visual tokens [B, V, width] against reading_targets [B, V]. */
-function readingHeadLoss(g: Graph, source: TensorSource, visual: Value): Value {
-  const head = new WeightScope(g, source, '', identityLayout).at(READING_HEAD);
-  const logits = linear(head, 'weight', visual, 'fp32', 'bias');
-  return crossEntropy(logits, g.input('reading_targets', 'int64', ['batch', 'visual']), IGNORE);
 }
 
 /** pytorch_model.bin with the model's tensors under their checkpoint names, as trained (no reading head). */
