@@ -4,14 +4,14 @@
  * saved pytorch_model.bin) equal `egret logits` on the saved folder, for a lab LLaVA-HR and a lab LLaVA-1.5.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { labTokenizerModel } from '../src/lab/datasets.js';
 import { labLlavaHrModel, labLlavaModel, type LabVisualModel } from '../src/lab/models.js';
 import { smallPrintExample, trainLabModel } from '../src/lab/train-visual.js';
-import { cellTargets, readingTargets } from '../src/lab/reading.js';
+import { cellTargets, NO_CHARACTER, READING_SLOTS, readingTargets } from '../src/lab/reading.js';
 import { pretrainConvnext } from '../src/lab/pretrain-convnext.js';
 import { freshTensors } from '../src/train/scratch.js';
 import { CODE_ALPHABET } from '../src/lab/smallprint.js';
@@ -28,19 +28,28 @@ import { maxAbsDiff } from './helpers/compare.js';
 const TINY = { vit: { width: 32, layers: 4, heads: 2, patch: 4, imageSize: 16 }, llm: { width: 32, layers: 2, heads: 2, intermediate: 64 }, vocab: 400 };
 const IMAGE = join(ROOT, 'test/fixtures/images/wide_rgb.png');
 
-async function checkSavedModel(model: LabVisualModel, reading = 0): Promise<void> {
+async function checkSavedModel(model: LabVisualModel, aids = 0): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'egret-lab-train-'));
   try {
     const losses: number[] = [];
     const readingLosses: (number | undefined)[] = [];
-    await trainLabModel(dir, model, labTokenizerModel(0, 40, 400), {
-      seed: 3, steps: 2, batchSize: 1, lr: 1e-3, warmup: 1, threads: 1, reading, onStep: (r) => (losses.push(r.loss), readingLosses.push(r.reading)),
+    const attentionLosses: (number | undefined)[] = [];
+    const tokenizerModel = labTokenizerModel(0, 40, 400);
+    await trainLabModel(dir, model, tokenizerModel, {
+      seed: 3, steps: 2, batchSize: 1, lr: 1e-3, warmup: 1, threads: 1, reading: aids, attention: aids,
+      onStep: (r) => (losses.push(r.loss), readingLosses.push(r.reading), attentionLosses.push(r.attention)),
     });
     assert.equal(losses.length, 2);
     assert.ok(losses.every(Number.isFinite), `losses ${losses}`);
-    // The reading head starts near ln 37 (36 characters and 'no character'); without it there is no such loss.
-    if (reading) assert.ok(readingLosses.every((x) => Math.abs(x! - Math.log(37)) < 0.5), `reading losses ${readingLosses}`);
-    else assert.deepEqual(readingLosses, [undefined, undefined]);
+    // The reading head starts near ln 37 (36 characters and 'no character'); the attention aid's cross-entropy is
+    // over the keys a code character's row sees (over a hundred: the prompt and the visual tokens). Without the
+    // aids there are no such losses.
+    if (aids) {
+      assert.ok(readingLosses.every((x) => Math.abs(x! - Math.log(37)) < 0.5), `reading losses ${readingLosses}`);
+      assert.ok(attentionLosses.every((x) => x! > Math.log(50) && x! < 20), `attention losses ${attentionLosses}`);
+    } else {
+      assert.deepEqual([...readingLosses, ...attentionLosses], [undefined, undefined, undefined, undefined]);
+    }
 
     // The training graph on the saved weights, as an inference session.
     const tokenizer = await loadTokenizer(dir);
@@ -73,29 +82,39 @@ async function checkSavedModel(model: LabVisualModel, reading = 0): Promise<void
     await saved.close();
     assert.equal(logits.length, trained.length);
     assert.ok(maxAbsDiff(logits, trained) <= 1e-4, `max |Δ| ${maxAbsDiff(logits, trained)}`);
+    // Training that starts from the saved weights (initFrom) at a learning rate of 0 saves them unchanged.
+    const again = join(dir, 'again');
+    await trainLabModel(again, model, tokenizerModel, { seed: 4, steps: 1, batchSize: 1, lr: 0, warmup: 1, threads: 1, reading: aids, attention: aids, initFrom: dir });
+    const [first, second] = [await openCheckpoint(dir), await openCheckpoint(again)];
+    for (const name of model.specs.keys()) assert.equal(maxAbsDiff(await second.readFloat32(name), await first.readFloat32(name)), 0, name);
+    await Promise.all([first.close(), second.close()]);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
 
-test('a lab LLaVA-HR trained from scratch (with the reading head) loads as LLaVA-HR with the logits it trained to, the head left out', async () => {
+test('a lab LLaVA-HR trained from scratch (with the reading head and the attention aid) loads as LLaVA-HR with the logits it trained to, the head left out; training goes on from it', async () => {
   // ConvNeXt at 128: a 4×4 last-stage map, aligned to the ViT's 4×4 grid at 16 px.
   await checkSavedModel(labLlavaHrModel({ ...TINY, imageSize: 128, convnext: { depths: [1, 1, 1, 1], dims: [8, 16, 24, 32] } }), 1);
 });
 
-test('reading targets: the code\'s characters in the cells of the padded square where their centres fall', () => {
+test('reading targets: slot k of the cell of the padded square where the code\'s k-th character\'s centre falls', () => {
   // 200 × 100 pads to 200 × 200 (50 px above): a 4-character code 80 px wide at (40, 20), 10 px tall; 10 × 10 cells of 20 px.
   const targets = readingTargets({ code: 'A1Z9', width: 200, height: 100, box: { x: 40, y: 20, width: 80, height: 10 } }, 10);
-  // Centres at x 50, 70, 90, 110 and y 75: cells (2, 3), (3, 3), (4, 3), (5, 3).
-  const chars = [...targets.entries()].filter(([, c]) => c >= 0 && c < 36).map(([j, c]) => [j % 10, Math.floor(j / 10), CODE_ALPHABET[c]]);
-  assert.deepEqual(chars, [[2, 3, 'A'], [3, 3, '1'], [4, 3, 'Z'], [5, 3, '9']]);
-  // Blank cells: one in 16 says 'no character' (36); the rest are ignored.
-  assert.equal(targets[0], 36);
-  assert.equal(targets[1], -100);
-  assert.equal([...targets].filter((c) => c === 36).length, Math.ceil(100 / 16) - [32, 33, 34, 35].filter((j) => j % 16 === 0).length);
+  assert.equal(targets.length, 100 * READING_SLOTS);
+  const slots = (cell: number) => [...targets.subarray(cell * READING_SLOTS, (cell + 1) * READING_SLOTS)];
+  // Centres at x 50, 70, 90, 110 and y 75: cells (2, 3), (3, 3), (4, 3), (5, 3), each with its place in the code.
+  const none = NO_CHARACTER;
+  const at = (k: number, ch: string) => Array.from({ length: READING_SLOTS }, (_, j) => (j === k ? CODE_ALPHABET.indexOf(ch) : none));
+  assert.deepEqual([32, 33, 34, 35].map(slots), [at(0, 'A'), at(1, '1'), at(2, 'Z'), at(3, '9')]);
+  // Blank cells: every slot of one in 16 says 'no character'; the rest are ignored.
+  assert.deepEqual(slots(0), new Array(READING_SLOTS).fill(none));
+  assert.deepEqual(slots(1), new Array(READING_SLOTS).fill(-100));
+  const told = [...Array(100).keys()].filter((cell) => slots(cell).every((c) => c === none));
+  assert.deepEqual(told, [...Array(100).keys()].filter((cell) => cell % 16 === 0 && (cell < 32 || cell > 35)));
 });
 
-test('a lab LLaVA-1.5 trained from scratch loads as llava-hf with the logits it trained to', async () => {
+test('a lab LLaVA-1.5 trained from scratch loads as llava-hf with the logits it trained to; training goes on from it', async () => {
   await checkSavedModel(labLlavaModel(TINY));
 });
 
@@ -115,9 +134,32 @@ test('stage 0: the ConvNeXt alone trains on crops; only its tensors change, and 
   await assert.rejects(pretrainConvnext(model, fresh, { seed: 5, steps: 1, images: 1, crops: 1, crop: 48, lr: 1e-3, warmup: 1, ease: 0 }), /crop 48 must be a multiple of 32 up to 128/);
 });
 
-test('cell targets of a crop: characters where their centres fall, one blank cell in the stride told so', () => {
+test('the answer\'s code characters are one token each, found where the attention aid expects them', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'egret-lab-tok-'));
+  try {
+    await writeFile(join(dir, 'tokenizer.model'), labTokenizerModel(0, 200, 512));
+    const tokenizer = await loadTokenizer(dir);
+    for (const [code, short] of [['JOSRU', true], ['02VT3A', false], ['AAAA', true]] as const) {
+      const e = smallPrintExample(tokenizer, 'What is the code?', code, short);
+      assert.deepEqual(e.codeAt.map((j) => tokenizer.decode([e.after[j]!]).trim()).join(''), code);
+      assert.equal(e.after.at(-1), tokenizer.eosId);
+      assert.ok(e.codeAt[0]! >= e.answerAt);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('cell targets of a crop: a cell holding several characters names each in its own slot', () => {
   const centres = [{ index: 0, x: 40, y: 40 }, { index: 1, x: 50, y: 45 }, { index: 2, x: 70, y: 40 }, { index: 3, x: 500, y: 40 }];
-  // A 64-px crop at (32, 32) in cells of 32: (40, 40) and (50, 45) share cell (0, 0) — the nearer its centre (48, 48) wins.
-  const targets = cellTargets(centres, 32, 32, 64, 32, 2);
-  assert.deepEqual([...targets], [1, -100, 36, -100].map((x, j) => (j === 1 ? 2 : x)));
+  // A 64-px crop at (32, 32) in cells of 32: (40, 40) and (50, 45) share cell (0, 0), (70, 40) is in cell (1, 0),
+  // (500, 40) outside; cell 2 is the stride's blank one, cell 3 ignored.
+  const targets = cellTargets([centres], 32, 32, 64, 32, 2);
+  const n = NO_CHARACTER;
+  assert.deepEqual([...targets], [
+    [0, 1, n, n, n, n],
+    [n, n, 2, n, n, n],
+    [n, n, n, n, n, n],
+    [-100, -100, -100, -100, -100, -100],
+  ].flat());
 });

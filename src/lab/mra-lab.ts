@@ -26,7 +26,7 @@ import { LAB_INIT, labLlavaHrModel, labLlavaModel, type LabLlavaHrShape, type La
 import { renderSmallPrint } from './smallprint.js';
 import { saveFreshModel, trainLabModel, type LabTrainOptions } from './train-visual.js';
 
-export type TrainSettings = Pick<LabTrainOptions, 'seed' | 'steps' | 'batchSize' | 'lr' | 'warmup' | 'ease' | 'easeSteps' | 'reading' | 'pretrain'>;
+export type TrainSettings = Pick<LabTrainOptions, 'seed' | 'steps' | 'batchSize' | 'lr' | 'warmup' | 'ease' | 'easeSteps' | 'reading' | 'attention' | 'pretrain'>;
 
 export interface MraLabPlan {
   tokenizer: { seed: number; count: number; vocab: number };
@@ -129,7 +129,7 @@ export async function labModel(ctx: LabContext, name: string, model: LabVisualMo
     onPretrainStep: (r) => ctx.progress?.(`stage 0: ${name}'s ConvNeXt (reading loss ${r.loss.toFixed(3)})`, r.step, r.steps),
     onStep: (r) => {
       finalLoss = r.loss;
-      ctx.progress?.(`training ${name} (loss ${r.loss.toFixed(3)}${r.reading === undefined ? '' : `, reading ${r.reading.toFixed(3)}`})`, r.step, train.steps);
+      ctx.progress?.(`training ${name} (loss ${r.loss.toFixed(3)}${r.reading === undefined ? '' : `, reading ${r.reading.toFixed(3)}`}${r.attention === undefined ? '' : `, attention ${r.attention.toFixed(3)}`})`, r.step, train.steps);
     },
   });
   const record: ModelRecord = { dir, settings, trainingSeconds: Math.round((performance.now() - started) / 1000), machine: machineDescription(), parameters, finalLoss };

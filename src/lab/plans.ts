@@ -11,10 +11,11 @@ const TOKENIZER = { seed: 0, count: 2000, vocab: 512 };
 const VIT = { width: 64, layers: 4, heads: 4, patch: 8, imageSize: 192 };
 const LLM = { width: 128, layers: 3, heads: 4, intermediate: 344 };
 // The low-resolution model and MRA's main stage: the first third of the steps ease the print from 5× its size down
-// to the task's, with the reading head's per-cell character targets weighing 10× the answer's. Without these and
-// MRA's stage 0, training sat at the character prior (right length and alphabet, not the code) for 900+ steps.
-const TRAIN = { seed: 0, steps: 1800, batchSize: 4, lr: 1e-3, warmup: 100, ease: 1, easeSteps: 600, reading: 10 };
-/** MRA's stage 0: its ConvNeXt alone learns the characters on 256-px crops (4 images × 4 crops a step). */
+// to the task's, with the reading head's per-cell character targets weighing 10× the answer's and the attention aid
+// pointing the last layer's first head at each character's token. Without these and MRA's stage 0, training sat at
+// the character prior (right length and alphabet, not the code) for 900+ steps.
+const TRAIN = { seed: 0, steps: 1800, batchSize: 4, lr: 1e-3, warmup: 100, ease: 1, easeSteps: 600, reading: 10, attention: 1 };
+/** MRA's stage 0: its ConvNeXt alone learns to read on 256-px crops of code sheets (4 sheets × 4 crops a step). */
 const PRETRAIN = { steps: 1000, images: 4, crops: 4, crop: 256, lr: 2e-3, warmup: 50, ease: 1 };
 
 export const FULL_PLAN: MraLabPlan = {
@@ -33,7 +34,7 @@ export const FULL_PLAN: MraLabPlan = {
 
 const QUICK_VIT = { width: 32, layers: 4, heads: 2, patch: 8, imageSize: 96 };
 const QUICK_LLM = { width: 64, layers: 2, heads: 2, intermediate: 172 };
-const QUICK_TRAIN = { seed: 0, steps: 60, batchSize: 2, lr: 2e-3, warmup: 10, ease: 1, easeSteps: 30, reading: 10 };
+const QUICK_TRAIN = { seed: 0, steps: 60, batchSize: 2, lr: 2e-3, warmup: 10, ease: 1, easeSteps: 30, reading: 10, attention: 1 };
 const QUICK_LOWRES: LabShape = { vit: QUICK_VIT, llm: QUICK_LLM, vocab: TOKENIZER.vocab };
 
 /** Small models of the quick run's own, used when the full run's are not at hand (they cannot read the codes). */

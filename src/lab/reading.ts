@@ -1,37 +1,52 @@
 /**
- * The lab's reading head: a linear layer on a vision tower's cells, told which code character's centre lies in each
- * cell — dense supervision for training from scratch (docs/LAB.md, "Models trained from scratch"). It trains along
- * and is never saved. Used on the MRA model's visual tokens (train-visual.ts) and on its ConvNeXt alone
- * (pretrain-convnext.ts).
+ * The lab's reading head: a linear layer on a vision tower's cells, told for each cell which of the code's
+ * characters have their centres there, by their place in the code — dense supervision for training from scratch
+ * (docs/LAB.md, "Models trained from scratch"). A 32-px cell of small print holds up to six characters, so one
+ * label a cell is not enough: the head has a slot per place in the code (READING_SLOTS), and slot k of a cell says
+ * the code's k-th character when its centre lies in the cell and 'no character' otherwise — what the decoder needs
+ * to read the code out in order. It trains along and is never saved. Used on the MRA model's visual tokens
+ * (train-visual.ts) and on its ConvNeXt alone (pretrain-convnext.ts).
  */
 import type { Graph, Value } from '../graph/ir.js';
 import { identityLayout, WeightScope } from '../graph/weights.js';
 import type { TensorSource } from '../io/checkpoint.js';
+import * as op from '../graph/ops/index.js';
 import { linear } from '../models/linear.js';
 import { crossEntropy } from '../train/loss.js';
 import type { TensorSpec } from '../train/scratch.js';
-import { CODE_ALPHABET, type SmallPrintSample } from './smallprint.js';
+import { CODE_ALPHABET, MAX_CODE_LENGTH, type SmallPrintSample } from './smallprint.js';
 
 export const IGNORE = -100;
 export const READING_HEAD = 'lab_reading_head';
 /** The head's classes: the code alphabet's characters, then 'no character'. */
 export const NO_CHARACTER = CODE_ALPHABET.length;
+const CLASSES = NO_CHARACTER + 1;
+/** One slot per place in the code. */
+export const READING_SLOTS = MAX_CODE_LENGTH;
 
 export function readingHeadSpecs(width: number): Map<string, TensorSpec> {
   return new Map([
-    [`${READING_HEAD}.weight`, { shape: [NO_CHARACTER + 1, width], init: { normal: 0.02 } }],
-    [`${READING_HEAD}.bias`, { shape: [NO_CHARACTER + 1], init: { constant: 0 } }],
+    [`${READING_HEAD}.weight`, { shape: [READING_SLOTS * CLASSES, width], init: { normal: 0.02 } }],
+    [`${READING_HEAD}.bias`, { shape: [READING_SLOTS * CLASSES], init: { constant: 0 } }],
   ]);
 }
 
 /**
- * Cross-entropy of the reading head (its weights in `source`, named as readingHeadSpecs names them) on `cells`
- * [B, cells, width] against the graph's input reading_targets [B, cells].
+ * The reading head's cross-entropies (its weights in `source`, named as readingHeadSpecs names them) on `cells`
+ * [B, cells, width] against the graph's input reading_targets [B, cells, READING_SLOTS]: over the character targets
+ * and over the 'no character' ones, apart — pooled, the ~200 blanks of an image would drown its ~5 characters (a
+ * head that reads none of them would score 0.1). Each is NaN when a batch has no target of its kind.
  */
-export function readingHeadLoss(g: Graph, source: TensorSource, cells: Value): Value {
+export function readingHeadLoss(g: Graph, source: TensorSource, cells: Value): { characters: Value; blanks: Value } {
   const head = new WeightScope(g, source, '', identityLayout).at(READING_HEAD);
-  const logits = linear(head, 'weight', cells, 'fp32', 'bias');
-  return crossEntropy(logits, g.input('reading_targets', 'int64', ['batch', 'cells']), IGNORE);
+  const logits = op.reshape(linear(head, 'weight', cells, 'fp32', 'bias'), [0, 0, READING_SLOTS, CLASSES]);
+  const targets = g.input('reading_targets', 'int64', ['batch', 'cells', READING_SLOTS]);
+  const blank = op.equal(targets, NO_CHARACTER);
+  const character = op.and(op.greater(targets, -1), op.not(blank));
+  return {
+    characters: crossEntropy(logits, op.where(character, targets, IGNORE), IGNORE),
+    blanks: crossEntropy(logits, op.where(blank, targets, IGNORE), IGNORE),
+  };
 }
 
 /** A code character's class and its centre. */
@@ -58,21 +73,22 @@ export function characterCentres(sample: Pick<SmallPrintSample, 'code' | 'box' |
 }
 
 /**
- * Targets of the `crop`-pixel window at (x0, y0) cut into cells of `stride` pixels (row-major): the character whose
- * centre lies in a cell (of two, the one nearer the cell's centre), 'no character' on one cell in `blankStride`
- * that has none, else ignored.
+ * Targets [cell, slot] of the `crop`-pixel window at (x0, y0) cut into cells of `stride` pixels (row-major), for
+ * `codes` (each a code's centres, in order): in a cell where a code's character's centre lies, slot k is that
+ * code's k-th character if its centre lies there and 'no character' if not; every slot of one cell in `blankStride`
+ * without a character says 'no character'; the rest are ignored. Codes are assumed a cell apart.
  */
-export function cellTargets(centres: readonly CharacterCentre[], x0: number, y0: number, crop: number, stride: number, blankStride: number): Int32Array {
+export function cellTargets(codes: readonly (readonly CharacterCentre[])[], x0: number, y0: number, crop: number, stride: number, blankStride: number): Int32Array {
   const cells = Math.round(crop / stride);
-  const targets = new Int32Array(cells * cells).map((_, j) => (j % blankStride === 0 ? NO_CHARACTER : IGNORE));
-  const distance = new Float64Array(cells * cells).fill(Infinity);
-  for (const c of centres) {
+  const targets = new Int32Array(cells * cells * READING_SLOTS).map((_, j) => (Math.floor(j / READING_SLOTS) % blankStride === 0 ? NO_CHARACTER : IGNORE));
+  const cellOf = (c: CharacterCentre) => {
     const [cx, cy] = [Math.floor((c.x - x0) / stride), Math.floor((c.y - y0) / stride)];
-    if (cx < 0 || cy < 0 || cx >= cells || cy >= cells) continue;
-    const d = Math.hypot(c.x - x0 - (cx + 0.5) * stride, c.y - y0 - (cy + 0.5) * stride);
-    if (d < distance[cy * cells + cx]!) {
-      distance[cy * cells + cx] = d;
-      targets[cy * cells + cx] = c.index;
+    return cx < 0 || cy < 0 || cx >= cells || cy >= cells ? -1 : cy * cells + cx;
+  };
+  for (const centres of codes) {
+    const held = centres.map(cellOf);
+    for (const cell of new Set(held.filter((c) => c >= 0))) {
+      for (let k = 0; k < READING_SLOTS; k++) targets[cell * READING_SLOTS + k] = held[k] === cell ? centres[k]!.index : NO_CHARACTER;
     }
   }
   return targets;
@@ -81,7 +97,7 @@ export function cellTargets(centres: readonly CharacterCentre[], x0: number, y0:
 /** One cell in this many without a character is a 'no character' target on the whole grid, so that the characters weigh. */
 const GRID_BLANK_STRIDE = 16;
 
-/** Targets for each cell of a `grid` × `grid` visual-token grid over the padded square (cellTargets' rule). */
+/** Targets [cell, slot] for each cell of a `grid` × `grid` visual-token grid over the padded square (cellTargets' rule). */
 export function readingTargets(sample: Pick<SmallPrintSample, 'code' | 'box' | 'width' | 'height'>, grid: number): Int32Array {
-  return cellTargets(characterCentres(sample, grid), 0, 0, grid, 1, GRID_BLANK_STRIDE);
+  return cellTargets([characterCentres(sample, grid)], 0, 0, grid, 1, GRID_BLANK_STRIDE);
 }

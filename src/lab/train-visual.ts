@@ -11,7 +11,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Graph } from '../graph/ir.js';
 import * as op from '../graph/ops/index.js';
-import type { TensorSource } from '../io/checkpoint.js';
+import { openCheckpoint, type TensorSource } from '../io/checkpoint.js';
+import { MemorySource } from '../io/memory-source.js';
 import { tensor, torchSave } from '../io/torch-save.js';
 import { wholeSequenceFeeds } from '../models/decoder.js';
 import { causalMask } from '../runtime/kv-cache.js';
@@ -29,7 +30,7 @@ import { Trainer } from '../train/trainer.js';
 import { smallPrintMessage } from './datasets.js';
 import type { LabVisualModel } from './models.js';
 import { pretrainConvnext, type ConvnextPretrainSettings } from './pretrain-convnext.js';
-import { IGNORE, readingHeadLoss, readingHeadSpecs, readingTargets } from './reading.js';
+import { characterCentres, IGNORE, READING_SLOTS, readingHeadLoss, readingHeadSpecs, readingTargets } from './reading.js';
 import { renderSmallPrint } from './smallprint.js';
 import type { TensorSpec } from '../train/scratch.js';
 
@@ -53,13 +54,25 @@ export interface LabTrainOptions {
    * teaches the vision tower to see characters long before the answer's few tokens alone would.
    */
   reading?: number;
+  /**
+   * Weight of the attention aid (0 or absent: none): the last decoder layer's first head is told, at each row that
+   * predicts a code character, to look at the visual token where that character lies (cross-entropy of its
+   * attention). From scratch the decoder's attention over ≈ 600 visual tokens starts uniform, and the answer's
+   * gradient through 1/600 of a token never taught it to find the code (docs/LAB.md): this tells it where to look.
+   */
+  attention?: number;
+  /** Start from this model folder's weights (a lab model saved with the same settings) instead of fresh ones. */
+  initFrom?: string;
   /** Stage 0 (MRA models only): pretrain the ConvNeXt alone on crops first (pretrain-convnext.ts). */
   pretrain?: ConvnextPretrainSettings;
   /** Save the model every this many steps (and at the end). */
   saveEvery?: number;
   onPretrainStep?: (report: { step: number; steps: number; loss: number; lr: number; seconds: number }) => void;
-  /** `loss` is the answer's; `reading` the reading head's, when it is on. */
-  onStep?: (report: { step: number; loss: number; reading?: number; lr: number; seconds: number }) => void;
+  /**
+   * `loss` is the answer's; `reading` the reading head's on the characters (reading.ts) and `attention` the
+   * attention aid's, when they are on.
+   */
+  onStep?: (report: { step: number; loss: number; reading?: number; attention?: number; lr: number; seconds: number }) => void;
   log?: (message: string) => void;
 }
 
@@ -69,6 +82,8 @@ interface Example {
   after: number[];
   /** Index in `after` of the answer's first token. */
   answerAt: number;
+  /** Index in `after` of each code character's token (a code is spelt one character a piece: datasets.ts). */
+  codeAt: number[];
 }
 
 export function smallPrintExample(tokenizer: Tokenizer, question: string, code: string, shortAnswer: boolean): Example {
@@ -78,7 +93,10 @@ export function smallPrintExample(tokenizer: Tokenizer, question: string, code: 
   const full = tokenizeImagePrompt(tokenizer, `${rendered} ${code}`);
   if (full.slice(0, prompt.length).some((id, i) => id !== prompt[i])) throw new Error(`the answer '${code}' changes the prompt's tokens`);
   const image = prompt.indexOf(IMAGE_TOKEN_INDEX);
-  return { before: prompt.slice(0, image), after: [...full.slice(image + 1), tokenizer.eosId], answerAt: prompt.length - image - 1 };
+  const after = [...full.slice(image + 1), tokenizer.eosId];
+  const codeAt = [...code].map((_, k) => after.length - 1 - code.length + k);
+  if (codeAt.some((j, k) => tokenizer.decode([after[j]!]).trim() !== code[k])) throw new Error(`the answer '${code}' is not spelt one character a token`);
+  return { before: prompt.slice(0, image), after, answerAt: prompt.length - image - 1, codeAt };
 }
 
 export async function trainLabModel(dir: string, model: LabVisualModel, tokenizerModel: Uint8Array, opts: LabTrainOptions): Promise<void> {
@@ -86,8 +104,10 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   await writeModelFiles(dir, model, tokenizerModel);
   const tokenizer = await loadTokenizer(dir);
   const reading = opts.reading ?? 0;
+  const attention = opts.attention ?? 0;
   const specs = reading ? new Map([...model.specs, ...readingHeadSpecs(model.llm.hidden)]) : model.specs;
   let source: TensorSource = freshTensors(specs, opts.seed);
+  if (opts.initFrom) source = await withWeightsOf(source, opts.initFrom, model.specs);
   if (opts.pretrain) {
     source = await pretrainConvnext(model, source, {
       ...opts.pretrain, seed: opts.seed, threads: opts.threads, log,
@@ -102,9 +122,17 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   if (reading) {
     g.output(loss, 'answer_loss');
     const readingLoss = readingHeadLoss(g, source, forward.visual);
-    g.output(readingLoss, 'reading_loss');
+    g.output(readingLoss.characters, 'reading_loss');
     metrics.push('answer_loss', 'reading_loss');
-    loss = op.add(loss, op.mul(readingLoss, reading));
+    loss = op.add(loss, op.mul(op.add(readingLoss.characters, readingLoss.blanks), reading));
+  }
+  if (attention) {
+    if (!metrics.length) g.output(loss, 'answer_loss'), metrics.push('answer_loss');
+    const head = op.squeeze(op.slice(forward.attention.at(-1)!, [1], [0], [1]), [1]);
+    const attentionLoss = crossEntropy(head, g.input('attention_targets', 'int64', ['batch', 'seq']), IGNORE);
+    g.output(attentionLoss, 'attention_loss');
+    metrics.push('attention_loss');
+    loss = op.add(loss, op.mul(attentionLoss, attention));
   }
   const training = buildTrainingGraph(g, loss, {
     trainable: (name) => name.split('+').every((part) => specs.has(part)),
@@ -123,19 +151,21 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
     const samples = await Promise.all(indices.map((i) => renderSmallPrint(opts.seed, i, ease)));
     const pixels = new Float32Array(indices.length * 3 * S * S);
     const examples: Example[] = [];
-    const cells = new BigInt64Array(indices.length * visual);
+    const cells = new BigInt64Array(indices.length * visual * READING_SLOTS);
+    const codeCells: number[][] = [];
     for (const [b, s] of samples.entries()) {
       pixels.set(model.preprocess(await decodeImage(s.png)), b * 3 * S * S);
       examples.push(smallPrintExample(tokenizer, s.question, s.code, s.index % 2 === 0));
-      readingTargets(s, grid).forEach((c, j) => (cells[b * visual + j] = BigInt(c)));
+      cells.set(Array.from(readingTargets(s, grid), BigInt), b * visual * READING_SLOTS);
+      codeCells.push(characterCentres(s, grid).map((c) => Math.min(grid - 1, Math.floor(c.y)) * grid + Math.min(grid - 1, Math.floor(c.x))));
     }
-    return { pixels, examples, cells };
+    return { pixels, examples, cells, codeCells };
   };
 
   let next = batchAt(0);
   for (let step = 0; step < opts.steps; step++) {
     const started = performance.now();
-    const { pixels, examples, cells } = await next;
+    const { pixels, examples, cells, codeCells } = await next;
     if (step + 1 < opts.steps) next = batchAt(step + 1);
     const B = examples.length;
     const before = examples[0]!.before.length;
@@ -143,10 +173,12 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
     const seq = before + visual + after;
     const afterIds = new BigInt64Array(B * after);
     const target = new BigInt64Array(B * seq).fill(BigInt(IGNORE));
+    const look = new BigInt64Array(B * seq).fill(BigInt(IGNORE));
     examples.forEach((e, b) => {
       e.after.forEach((id, j) => (afterIds[b * after + j] = BigInt(id)));
       // Row r predicts the token at r + 1: the rows from the one before the answer to the one before </s>.
       for (let j = e.answerAt; j < e.after.length; j++) target[b * seq + before + visual + j - 1] = BigInt(e.after[j]!);
+      e.codeAt.forEach((j, k) => (look[b * seq + before + visual + j - 1] = BigInt(before + codeCells[b]![k]!)));
     });
     const beforeIds = BigInt64Array.from(examples.flatMap((e) => e.before.map(BigInt)));
     const lr = warmupCosine(opts.lr, step, opts.steps, opts.warmup);
@@ -156,15 +188,30 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
       before_ids: new ort.Tensor('int64', beforeIds, [B, before]),
       after_ids: new ort.Tensor('int64', afterIds, [B, after]),
       targets: new ort.Tensor('int64', target, [B, seq]),
-      ...(reading ? { reading_targets: new ort.Tensor('int64', cells, [B, visual]) } : {}),
+      ...(reading ? { reading_targets: new ort.Tensor('int64', cells, [B, visual, READING_SLOTS]) } : {}),
+      ...(attention ? { attention_targets: new ort.Tensor('int64', look, [B, seq]) } : {}),
     }, lr);
     const seconds = (performance.now() - started) / 1000;
-    opts.onStep?.(reading
-      ? { step: step + 1, loss: result.metrics['answer_loss']!, reading: result.metrics['reading_loss']!, lr, seconds }
-      : { step: step + 1, loss: result.loss, lr, seconds });
+    const m = result.metrics;
+    opts.onStep?.({ step: step + 1, loss: m['answer_loss'] ?? result.loss, reading: m['reading_loss'], attention: m['attention_loss'], lr, seconds });
     if ((opts.saveEvery && (step + 1) % opts.saveEvery === 0) || step + 1 === opts.steps) await saveModel(dir, trainer, g, source, model.specs);
   }
   await trainer.dispose();
+}
+
+/** `fresh` with the model's own tensors (`names`) replaced by those saved in `dir` (the training aids' heads stay fresh). */
+async function withWeightsOf(fresh: TensorSource, dir: string, names: ReadonlyMap<string, TensorSpec>): Promise<MemorySource> {
+  const saved = await openCheckpoint(dir);
+  const all: Record<string, { shape: readonly number[]; data: Float32Array }> = {};
+  try {
+    for (const t of fresh.list()) {
+      if (names.has(t.name) && saved.info(t.name).shape.join() !== t.shape.join()) throw new Error(`${dir}: ${t.name} is ${saved.info(t.name).shape.join('×')}, the model's is ${t.shape.join('×')}`);
+      all[t.name] = { shape: t.shape, data: Float32Array.from(await (names.has(t.name) ? saved : fresh).readFloat32(t.name)) };
+    }
+  } finally {
+    await saved.close();
+  }
+  return new MemorySource(all);
 }
 
 /** pytorch_model.bin with the model's tensors under their checkpoint names, as trained (no reading head). */

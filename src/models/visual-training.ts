@@ -21,6 +21,8 @@ export interface VisualTrainingForward {
   logits: Value;
   /** The visual tokens as the decoder takes them, [batch, visual tokens, hidden]. */
   visual: Value;
+  /** Each decoder layer's attention logits [batch, heads, seq, seq] (masked scores before the softmax). */
+  attention: Value[];
 }
 
 /**
@@ -36,6 +38,7 @@ export function buildVisualTrainingForward(name: string, size: number, source: T
   const table = scope.at('model.embed_tokens').weight('weight');
   const embed = (input: string, length: string) => op.gather(table, graph.input(input, 'int64', ['batch', length]), 0);
   const embeds = op.concat([embed('before_ids', 'before'), visual, embed('after_ids', 'after')], 1);
-  buildDecoderGraph(llm, scope, { dtype: 'fp32', embeds, wholeSequence: true });
-  return { graph, logits: graph.outputs.find((v) => v.name === 'logits')!, visual };
+  const attention: Value[] = [];
+  buildDecoderGraph(llm, scope, { dtype: 'fp32', embeds, wholeSequence: true, onAttentionLogits: (logits) => attention.push(logits) });
+  return { graph, logits: graph.outputs.find((v) => v.name === 'logits')!, visual, attention };
 }

@@ -35,6 +35,11 @@ export interface DecoderGraphOptions {
    * the cache's or the methods' inputs and outputs (no backward pass through empty caches and unused rows).
    */
   wholeSequence?: boolean;
+  /**
+   * Whole-sequence graphs: called with each layer's attention logits [batch, heads, seq, seq] (scaled scores plus
+   * the mask, before the softmax), for training aids that supervise where a head looks.
+   */
+  onAttentionLogits?: (logits: Value, layer: number) => void;
 }
 
 /** HF's inv_freq: 1 / θ^(2j/d) for j < d/2 (transformers LlamaRotaryEmbedding), rounded to float32. */
@@ -68,7 +73,9 @@ export function buildDecoderGraph(config: LlamaConfig, scope: WeightScope, opts:
     const v = splitHeads(vx, kvHeads, headDim);
     let o: Value;
     if (whole) {
-      o = selfAttention(q, k, v, mask, heads / kvHeads);
+      const self = selfAttention(q, k, v, mask, heads / kvHeads);
+      opts.onAttentionLogits?.(self.logits, i);
+      o = self.out;
     } else {
       g.output(k, `new_k.${i}`);
       g.output(v, `new_v.${i}`);
@@ -138,12 +145,16 @@ function cachedAttention(q: Value, kNew: Value, vNew: Value, past: { k: Value; v
   return { out: op.reshape(out, [0, heads, -1, headDim]), rowAttention: headMeanRow(perHeadProbs, row) };
 }
 
-/** Attention of a whole sequence's queries (scaled) over its own keys, grouped-query heads folded as in cachedAttention. */
-function selfAttention(q: Value, k: Value, v: Value, mask: Value, rep: number): Value {
+/**
+ * Attention of a whole sequence's queries (scaled) over its own keys, grouped-query heads folded as in
+ * cachedAttention; `logits` are the masked scores [batch, heads, seq, seq] before the softmax.
+ */
+function selfAttention(q: Value, k: Value, v: Value, mask: Value, rep: number): { out: Value; logits: Value } {
   const [, heads, , headDim] = q.shape as [unknown, number, unknown, number];
   const scores = op.matmul(op.reshape(q, [0, heads / rep, -1, headDim]), op.transpose(k, [0, 1, 3, 2]));
-  const probs = op.softmax(op.add(op.reshape(scores, [0, heads, -1, 0]), mask), -1);
-  return op.reshape(op.matmul(op.reshape(probs, [0, heads / rep, -1, 0]), v), [0, heads, -1, headDim]);
+  const logits = op.add(op.reshape(scores, [0, heads, -1, 0]), mask);
+  const probs = op.softmax(logits, -1);
+  return { out: op.reshape(op.matmul(op.reshape(probs, [0, heads / rep, -1, 0]), v), [0, heads, -1, headDim]), logits };
 }
 
 /** probs [batch, heads, seq, total] → the mean over heads of query row `row[b]` of each sequence, [batch, total]. */
