@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { emForCapHeight, FONT_FILE, renderText } from '../src/lab/font.js';
 import { inkBox } from '../src/lab/raster.js';
 import {
-  CODE_ALPHABET, LOW_RES_SIDE, MAX_CAP_HEIGHT, MAX_CODE_LENGTH, MAX_SIDE, MIN_CAP_HEIGHT, MIN_CODE_LENGTH, MIN_SIDE, renderSmallPrint, smallPrintText,
+  CODE_ALPHABET, LOW_RES_SIDE, MAX_CAP_HEIGHT, MAX_CODE_LENGTH, MAX_SIDE, MIN_CAP_HEIGHT, MIN_CODE_LENGTH, MIN_SIDE, renderCodeSheet, renderSmallPrint, smallPrintText,
 } from '../src/lab/smallprint.js';
 import { decodeImage } from '../src/vision/decode.js';
 import type { RGB, RGBImage } from '../src/vision/image.js';
@@ -148,4 +148,29 @@ test('text is drawn with the shipped font only: the same pixels without any font
     process.stdout.write(createHash('sha256').update(data).digest('hex'));`;
   assert.notEqual(execFileSync(process.execPath, ['--input-type=module', '-e', withoutFile], { cwd: ROOT, env, encoding: 'utf8' }), here);
   assert.ok(FONT_FILE.startsWith(`${ROOT}assets/fonts/`), FONT_FILE);
+});
+
+test('code sheets: dozens of codes where the sheet says, at the task\'s sizes in a 768-px input, a cell apart; reproducible', async () => {
+  const [sheet, again, other] = await Promise.all([renderCodeSheet(3, 1, 768, 32), renderCodeSheet(3, 1, 768, 32), renderCodeSheet(3, 2, 768, 32)]);
+  assert.deepEqual(sheet.png, again.png);
+  assert.notDeepEqual(sheet.png, other.png);
+  const img = await decodeImage(sheet.png);
+  assert.deepEqual([img.width, img.height], [768, 768]);
+  assert.ok(sheet.codes.length >= 20, `${sheet.codes.length} codes`);
+  for (const [i, { code, box }] of sheet.codes.entries()) {
+    assert.match(code, new RegExp(`^[${CODE_ALPHABET}]{${MIN_CODE_LENGTH},${MAX_CODE_LENGTH}}$`));
+    // Cap heights of 6-16 px (the task's code once its image is resized to 768): the ink is no shorter than 6 px
+    // less a pixel of antialiasing, no taller than 16 px with a descender (inkShare) and a 3° tilt across the code.
+    const tallest = MAX_CAP_HEIGHT * inkShare(code) + box.width * Math.sin((3 * Math.PI) / 180) + 1;
+    assert.ok(box.height >= 5 && box.height <= tallest, `${code}: ${box.height} px tall`);
+    for (const other of sheet.codes.slice(i + 1)) {
+      const apart = Math.max(other.box.x - (box.x + box.width), box.x - (other.box.x + other.box.width), other.box.y - (box.y + box.height), box.y - (other.box.y + other.box.height));
+      assert.ok(apart >= 32, `${code} and ${other.code} ${apart} px apart`);
+    }
+  }
+  for (const { code, box, ink } of sheet.codes.slice(0, 8)) {
+    const measured = measureInk(img, around(box, 8, img), ink);
+    assert.ok(Math.abs(measured.x - box.x) <= 1 && Math.abs(measured.y - box.y) <= 1 && Math.abs(measured.width - box.width) <= 2 && Math.abs(measured.height - box.height) <= 2,
+      `${code}: ink at ${JSON.stringify(measured)}, the sheet says ${JSON.stringify(box)}`);
+  }
 });

@@ -1,13 +1,14 @@
 /**
  * Stage 0 of the lab's MRA model, as LLaVA-HR starts from a ConvNeXt pretrained elsewhere: its ConvNeXt alone
- * learns to see the code's characters. Crops of the preprocessed image (the 768-px square the MRA model's ConvNeXt
- * sees, so that the print has the size it will have there) go through the ConvNeXt's stages; a linear head on the
- * last-stage cells is told which code character's centre lies in each cell (readingTargets' rule), trained with
- * AdamW and dropped. A crop costs a ninth of the image and no LLaMA runs, so this gives the high-resolution path
- * many more characters a second than training the whole model does.
+ * learns to read. Crops of sheets printed with codes (renderCodeSheet: the print as the task's code has it in the
+ * 768-px square the MRA model's ConvNeXt sees) go through the ConvNeXt's stages; a linear head on the last-stage
+ * cells is told which character of which code lies in each cell (reading.ts), trained with AdamW and dropped. A
+ * crop of a sheet holds twenty and more characters where a task image holds five, costs a ninth of the image, and
+ * no LLaMA runs: the high-resolution path sees far more characters a second than training the whole model gives.
  */
 import { seededRandom } from '../generate/sampling.js';
 import { Graph } from '../graph/ir.js';
+import * as op from '../graph/ops/index.js';
 import { identityLayout, WeightScope } from '../graph/weights.js';
 import type { TensorSource } from '../io/checkpoint.js';
 import { MemorySource } from '../io/memory-source.js';
@@ -20,33 +21,32 @@ import { warmupCosine } from '../train/schedule.js';
 import { buildTrainingGraph } from '../train/training-graph.js';
 import { Trainer } from '../train/trainer.js';
 import type { LabVisualModel } from './models.js';
-import { renderSmallPrint } from './smallprint.js';
-import { cellTargets, characterCentres, readingHeadLoss, readingHeadSpecs } from './reading.js';
+import { renderCodeSheet } from './smallprint.js';
+import { cellTargets, characterCentres, READING_SLOTS, readingHeadLoss, readingHeadSpecs } from './reading.js';
 
 export interface ConvnextPretrainSettings {
   steps: number;
-  /** Images rendered a step; each gives `crops` crops. */
+  /** Sheets rendered a step; each gives `crops` crops. */
   images: number;
   crops: number;
   /** Crop side in pixels of the preprocessed image (a multiple of the ConvNeXt's stride). */
   crop: number;
   lr: number;
   warmup: number;
-  /** The curriculum's ease (renderSmallPrint) at the first step, falling linearly to 0 at the last. */
+  /** The curriculum's ease (renderCodeSheet) at the first step, falling linearly to 0 at the last. */
   ease: number;
 }
 
 export interface ConvnextPretrainOptions extends ConvnextPretrainSettings {
   seed: number;
   threads?: number;
+  /** `loss` is the head's cross-entropy on the characters (reading.ts). */
   onStep?: (report: { step: number; loss: number; lr: number; seconds: number }) => void;
   log?: (message: string) => void;
 }
 
 /** One blank cell in this many within a crop says 'no character'. */
 const BLANK_STRIDE = 4;
-/** Samples of stage 0 are drawn from their own stream (seed + this), not the main training's. */
-const STREAM_OFFSET = 7_000_000;
 
 /**
  * Pretrains the ConvNeXt of `model` (a lab LLaVA-HR) whose fresh tensors `source` holds; returns a source with
@@ -68,42 +68,45 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
   const S = opts.crop;
   const pixels = g.input('pixel_values', 'float32', ['batch', 3, S, S]);
   const cells = mapToTokens(convnextStages(new WeightScope(g, both, '', identityLayout).at(prefix), convnext, pixels).at(-1)!);
-  const loss = readingHeadLoss(g, both, cells);
+  const reading = readingHeadLoss(g, both, cells);
+  g.output(reading.characters, 'characters');
+  const loss = op.add(reading.characters, reading.blanks);
   const training = buildTrainingGraph(g, loss, {
     trainable: (name) => name.split('+').every((part) => both.has(part)),
     optimizer: { betas: [0.9, 0.98], weightDecay: 0.05 },
     clipGradNorm: 1,
   });
   log(`stage 0: the ConvNeXt alone on ${S}-px crops, ${opts.steps} steps of ${opts.images} images × ${opts.crops} crops`);
-  const trainer = await Trainer.create(training, { threads: opts.threads, memArena: false });
+  const trainer = await Trainer.create(training, { threads: opts.threads, memArena: false, metrics: ['characters'] });
   const side = model.size;
   const count = (S / stride) ** 2;
 
   const batchAt = async (step: number) => {
     const ease = opts.ease * Math.max(0, 1 - step / opts.steps);
     const indices = Array.from({ length: opts.images }, (_, b) => step * opts.images + b);
-    const samples = await Promise.all(indices.map((i) => renderSmallPrint(opts.seed + STREAM_OFFSET, i, ease)));
+    const sheets = await Promise.all(indices.map((i) => renderCodeSheet(opts.seed, i, side, stride, ease)));
     const B = opts.images * opts.crops;
     const crops = new Float32Array(B * 3 * S * S);
-    const targets = new BigInt64Array(B * count);
+    const targets = new BigInt64Array(B * count * READING_SLOTS);
     let k = 0;
-    for (const sample of samples) {
-      const image = model.preprocess(await decodeImage(sample.png));
-      const centres = characterCentres(sample, side);
-      const random = seededRandom(opts.seed * 1_000_003 + sample.index);
-      const mid = centres.reduce((a, c) => [a[0]! + c.x / centres.length, a[1]! + c.y / centres.length], [0, 0]);
+    for (const sheet of sheets) {
+      const image = model.preprocess(await decodeImage(sheet.png));
+      const codes = sheet.codes.map((c) => characterCentres({ ...c, width: side, height: side }, side));
+      if (!codes.length) throw new Error(`stage 0: code sheet ${sheet.index} at ${side} px has no code`);
+      const random = seededRandom(opts.seed * 1_000_003 + sheet.index);
       for (let c = 0; c < opts.crops; c++, k++) {
-        // All but the last crop hold the code somewhere; the last is anywhere.
-        const around = c < opts.crops - 1;
-        const place = (centre: number) => Math.round(Math.min(side - S, Math.max(0, around ? centre - S / 2 + (random() - 0.5) * (S / 2) : random() * (side - S))));
-        const [x0, y0] = [place(mid[0]!), place(mid[1]!)];
+        // Each crop holds some of a code (of those drawn at random), so that no batch is without characters.
+        const centres = codes[Math.floor(random() * codes.length)]!;
+        const mid = centres[Math.floor(random() * centres.length)]!;
+        const place = (centre: number) => Math.round(Math.min(side - S, Math.max(0, centre - S / 2 + (random() - 0.5) * (S - stride))));
+        const [x0, y0] = [place(mid.x), place(mid.y)];
         for (let ch = 0; ch < 3; ch++) {
           for (let y = 0; y < S; y++) {
             const from = ch * side * side + (y0 + y) * side + x0;
             crops.set(image.subarray(from, from + S), ((k * 3 + ch) * S + y) * S);
           }
         }
-        cellTargets(centres, x0, y0, S, stride, BLANK_STRIDE).forEach((t, j) => (targets[k * count + j] = BigInt(t)));
+        targets.set(Array.from(cellTargets(codes, x0, y0, S, stride, BLANK_STRIDE), BigInt), k * count * READING_SLOTS);
       }
     }
     return { crops, targets, B };
@@ -117,9 +120,9 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
     const lr = warmupCosine(opts.lr, step, opts.steps, opts.warmup);
     const result = await trainer.run({
       pixel_values: new ort.Tensor('float32', crops, [B, 3, S, S]),
-      reading_targets: new ort.Tensor('int64', targets, [B, count]),
+      reading_targets: new ort.Tensor('int64', targets, [B, count, READING_SLOTS]),
     }, lr);
-    opts.onStep?.({ step: step + 1, loss: result.loss, lr, seconds: (performance.now() - started) / 1000 });
+    opts.onStep?.({ step: step + 1, loss: result.metrics['characters']!, lr, seconds: (performance.now() - started) / 1000 });
   }
   const trained = checkpointTensors(g, new Map(trainer.tensors.map((t) => [t.name, Float32Array.from(trainer.param(t.name) as Float32Array)])), (n) => both.info(n).shape);
   await trainer.dispose();

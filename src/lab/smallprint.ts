@@ -203,3 +203,58 @@ async function drawWords(img: RGBImage, rng: Rng, ink: RGB, taken: Box[], share:
     taken.push(growBox(box, 4));
   }
 }
+
+/** A code printed on a sheet, and the box of its ink. */
+export interface PrintedCode {
+  code: string;
+  box: Box;
+  ink: RGB;
+}
+
+export interface CodeSheet {
+  index: number;
+  side: number;
+  codes: PrintedCode[];
+  png: Uint8Array;
+}
+
+export const CODE_SHEET_TASK = 'codesheet';
+const SHEET_CODES = 48;
+
+/**
+ * Sheet `index` of `seed`: a `side`-pixel square printed with up to 48 codes, each as the task prints its code
+ * (random colours, tilt, supersampling, stroke weight) at the cap heights the task's code has once its image is
+ * resized to `side` (6–16 px at 768), none within `gap` pixels of another, among a few shapes and words; then the
+ * task's blur, noise and JPEG. For teaching a vision tower to read (stage 0, pretrain-convnext.ts): a sheet gives
+ * a hundred and more labelled characters where a task image gives five. `ease` enlarges the print as
+ * renderSmallPrint's does.
+ */
+export async function renderCodeSheet(seed: number, index: number, side: number, gap: number, ease = 0): Promise<CodeSheet> {
+  const rng = sampleRng(seed, CODE_SHEET_TASK, index);
+  const { paper } = drawColours(rng);
+  const img = gradientCanvas(side, side, paper, jitter(paper, rng, 12));
+  const [smallest, largest] = [(MIN_CAP_HEIGHT * side) / MAX_SIDE, (MAX_CAP_HEIGHT * side) / MIN_SIDE];
+  const taken: Box[] = [];
+  const codes: PrintedCode[] = [];
+  for (let i = 0; i < SHEET_CODES; i++) {
+    const { code } = drawText(rng);
+    const capHeight = rng.uniform(smallest, largest) * (1 + EASE_GROWTH * ease);
+    const mask = await printMask(code, capHeight, rng.chance(0.3) ? 0 : rng.uniform(-MAX_ANGLE, MAX_ANGLE), rng);
+    const ink = inkBox(mask);
+    const at = place(rng, [side, side], mask.width, mask.height, taken);
+    if (!ink || !at) continue;
+    let colour = drawColours(rng).ink;
+    while (luma(paper) - luma(colour) < 130) colour = drawColours(rng).ink;
+    blendMask(img, mask, at.x, at.y, colour);
+    const box = { x: at.x + ink.x, y: at.y + ink.y, width: ink.width, height: ink.height };
+    codes.push({ code, box, ink: colour });
+    taken.push(growBox(box, gap));
+  }
+  await drawSvg(img, drawShapes(rng, side, side, taken, 0.5));
+  await drawWords(img, rng, drawColours(rng).ink, taken, 0.5);
+  let out: RGBImage = img;
+  if (rng.chance(0.25)) out = await blur(out, rng.uniform(0.3, 0.6));
+  if (rng.chance(0.4)) addNoise(out, rng.uniform(1, 4), rng);
+  if (rng.chance(0.3)) out = await jpegRoundTrip(out, rng.int(70, 95));
+  return { index, side, codes, png: await encodePng(out) };
+}
