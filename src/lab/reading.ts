@@ -72,6 +72,12 @@ export function characterCentres(sample: Pick<SmallPrintSample, 'code' | 'box' |
   }));
 }
 
+/** The row-major cell of a `cells` × `cells` window at (x0, y0), cut into cells of `stride`, that holds `centre`; -1 if none. */
+function cellOf(centre: CharacterCentre, x0: number, y0: number, stride: number, cells: number): number {
+  const [cx, cy] = [Math.floor((centre.x - x0) / stride), Math.floor((centre.y - y0) / stride)];
+  return cx < 0 || cy < 0 || cx >= cells || cy >= cells ? -1 : cy * cells + cx;
+}
+
 /**
  * Targets [cell, slot] of the `crop`-pixel window at (x0, y0) cut into cells of `stride` pixels (row-major), for
  * `codes` (each a code's centres, in order): in a cell where a code's character's centre lies, slot k is that
@@ -81,12 +87,8 @@ export function characterCentres(sample: Pick<SmallPrintSample, 'code' | 'box' |
 export function cellTargets(codes: readonly (readonly CharacterCentre[])[], x0: number, y0: number, crop: number, stride: number, blankStride: number): Int32Array {
   const cells = Math.round(crop / stride);
   const targets = new Int32Array(cells * cells * READING_SLOTS).map((_, j) => (Math.floor(j / READING_SLOTS) % blankStride === 0 ? NO_CHARACTER : IGNORE));
-  const cellOf = (c: CharacterCentre) => {
-    const [cx, cy] = [Math.floor((c.x - x0) / stride), Math.floor((c.y - y0) / stride)];
-    return cx < 0 || cy < 0 || cx >= cells || cy >= cells ? -1 : cy * cells + cx;
-  };
   for (const centres of codes) {
-    const held = centres.map(cellOf);
+    const held = centres.map((c) => cellOf(c, x0, y0, stride, cells));
     for (const cell of new Set(held.filter((c) => c >= 0))) {
       for (let k = 0; k < READING_SLOTS; k++) targets[cell * READING_SLOTS + k] = held[k] === cell ? centres[k]!.index : NO_CHARACTER;
     }
@@ -100,4 +102,9 @@ const GRID_BLANK_STRIDE = 16;
 /** Targets [cell, slot] for each cell of a `grid` × `grid` visual-token grid over the padded square (cellTargets' rule). */
 export function readingTargets(sample: Pick<SmallPrintSample, 'code' | 'box' | 'width' | 'height'>, grid: number): Int32Array {
   return cellTargets([characterCentres(sample, grid)], 0, 0, grid, 1, GRID_BLANK_STRIDE);
+}
+
+/** The cell of a `grid` × `grid` visual-token grid over the padded square that holds each code character's centre (-1: none). */
+export function characterCells(sample: Pick<SmallPrintSample, 'code' | 'box' | 'width' | 'height'>, grid: number): number[] {
+  return characterCentres(sample, grid).map((c) => cellOf(c, 0, 0, 1, grid));
 }

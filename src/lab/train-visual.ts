@@ -30,7 +30,7 @@ import { Trainer } from '../train/trainer.js';
 import { smallPrintMessage } from './datasets.js';
 import type { LabVisualModel } from './models.js';
 import { pretrainConvnext, type ConvnextPretrainSettings } from './pretrain-convnext.js';
-import { characterCentres, IGNORE, READING_SLOTS, readingHeadLoss, readingHeadSpecs, readingTargets } from './reading.js';
+import { characterCells, IGNORE, READING_SLOTS, readingHeadLoss, readingHeadSpecs, readingTargets } from './reading.js';
 import { renderSmallPrint } from './smallprint.js';
 import type { TensorSpec } from '../train/scratch.js';
 
@@ -119,15 +119,17 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   const targets = g.input('targets', 'int64', ['batch', 'seq']);
   let loss = crossEntropy(forward.logits, targets, IGNORE);
   const metrics: string[] = [];
-  if (reading) {
+  if (reading || attention) {
     g.output(loss, 'answer_loss');
+    metrics.push('answer_loss');
+  }
+  if (reading) {
     const readingLoss = readingHeadLoss(g, source, forward.visual);
     g.output(readingLoss.characters, 'reading_loss');
-    metrics.push('answer_loss', 'reading_loss');
+    metrics.push('reading_loss');
     loss = op.add(loss, op.mul(op.add(readingLoss.characters, readingLoss.blanks), reading));
   }
   if (attention) {
-    if (!metrics.length) g.output(loss, 'answer_loss'), metrics.push('answer_loss');
     const head = op.squeeze(op.slice(forward.attention.at(-1)!, [1], [0], [1]), [1]);
     const attentionLoss = crossEntropy(head, g.input('attention_targets', 'int64', ['batch', 'seq']), IGNORE);
     g.output(attentionLoss, 'attention_loss');
@@ -157,7 +159,7 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
       pixels.set(model.preprocess(await decodeImage(s.png)), b * 3 * S * S);
       examples.push(smallPrintExample(tokenizer, s.question, s.code, s.index % 2 === 0));
       cells.set(Array.from(readingTargets(s, grid), BigInt), b * visual * READING_SLOTS);
-      codeCells.push(characterCentres(s, grid).map((c) => Math.min(grid - 1, Math.floor(c.y)) * grid + Math.min(grid - 1, Math.floor(c.x))));
+      codeCells.push(characterCells(s, grid));
     }
     return { pixels, examples, cells, codeCells };
   };
@@ -178,7 +180,10 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
       e.after.forEach((id, j) => (afterIds[b * after + j] = BigInt(id)));
       // Row r predicts the token at r + 1: the rows from the one before the answer to the one before </s>.
       for (let j = e.answerAt; j < e.after.length; j++) target[b * seq + before + visual + j - 1] = BigInt(e.after[j]!);
-      e.codeAt.forEach((j, k) => (look[b * seq + before + visual + j - 1] = BigInt(before + codeCells[b]![k]!)));
+      e.codeAt.forEach((j, k) => {
+        const cell = codeCells[b]![k]!;
+        if (cell >= 0) look[b * seq + before + visual + j - 1] = BigInt(before + cell);
+      });
     });
     const beforeIds = BigInt64Array.from(examples.flatMap((e) => e.before.map(BigInt)));
     const lr = warmupCosine(opts.lr, step, opts.steps, opts.warmup);
