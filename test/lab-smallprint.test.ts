@@ -159,7 +159,7 @@ test('code sheets: dozens of codes where the sheet says, at the task\'s sizes in
   assert.ok(sheet.codes.length >= 20, `${sheet.codes.length} codes`);
   for (const [i, { code, box }] of sheet.codes.entries()) {
     assert.match(code, new RegExp(`^[${CODE_ALPHABET}]{${MIN_CODE_LENGTH},${MAX_CODE_LENGTH}}$`));
-    // Cap heights of 6-16 px (the task's code once its image is resized to 768): the ink is no shorter than 6 px
+    // Cap heights of 6-9.9 px (the task's code once its image is resized to 768): the ink is no shorter than 6 px
     // less a pixel of antialiasing, no taller than 16 px with a descender (inkShare) and a 3° tilt across the code.
     const tallest = MAX_CAP_HEIGHT * inkShare(code) + box.width * Math.sin((3 * Math.PI) / 180) + 1;
     assert.ok(box.height >= 5 && box.height <= tallest, `${code}: ${box.height} px tall`);

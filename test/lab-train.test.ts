@@ -11,7 +11,9 @@ import { test } from 'node:test';
 import { labTokenizerModel } from '../src/lab/datasets.js';
 import { labLlavaHrModel, labLlavaModel, type LabVisualModel } from '../src/lab/models.js';
 import { smallPrintExample, trainLabModel } from '../src/lab/train-visual.js';
-import { cellTargets, NO_CHARACTER, READING_SLOTS, readingTargets } from '../src/lab/reading.js';
+import { cellTargets, IGNORE, NO_CHARACTER, READING_HEAD, READING_SLOTS, readingHeadLoss, readingTargets } from '../src/lab/reading.js';
+import { Graph } from '../src/graph/ir.js';
+import { MemorySource } from '../src/io/memory-source.js';
 import { pretrainConvnext } from '../src/lab/pretrain-convnext.js';
 import { freshTensors } from '../src/train/scratch.js';
 import { CODE_ALPHABET } from '../src/lab/smallprint.js';
@@ -122,7 +124,7 @@ test('stage 0: the ConvNeXt alone trains on crops; only its tensors change, and 
   const model = labLlavaHrModel({ ...TINY, imageSize: 128, convnext: { depths: [1, 1, 1, 1], dims: [8, 16, 24, 32] } });
   const fresh = freshTensors(model.specs, 5);
   const losses: number[] = [];
-  const trained = await pretrainConvnext(model, fresh, { seed: 5, steps: 2, images: 1, crops: 2, crop: 64, lr: 1e-3, warmup: 1, ease: 1, threads: 1, onStep: (r) => losses.push(r.loss) });
+  const trained = await pretrainConvnext(model, fresh, { seed: 5, steps: 2, sheets: 1, crops: 2, crop: 64, lr: 1e-3, warmup: 1, ease: 1, easeSteps: 2, threads: 1, onStep: (r) => losses.push(r.loss) });
   assert.equal(losses.length, 2);
   assert.ok(losses.every(Number.isFinite), `${losses}`);
   assert.deepEqual(trained.list().map((t) => t.name).sort(), [...model.specs.keys()].sort());
@@ -131,7 +133,38 @@ test('stage 0: the ConvNeXt alone trains on crops; only its tensors change, and 
     // Layer scales and norms may stay put in two small steps; the convolutions may not.
     if (name.startsWith(model.convnext!.prefix)) { if (/conv_dw\.weight|stem\.0\.weight/.test(name)) assert.ok(!same, `${name} did not train`); } else assert.ok(same, `${name} changed`);
   }
-  await assert.rejects(pretrainConvnext(model, fresh, { seed: 5, steps: 1, images: 1, crops: 1, crop: 48, lr: 1e-3, warmup: 1, ease: 0 }), /crop 48 must be a multiple of 32 up to 128/);
+  await assert.rejects(pretrainConvnext(model, fresh, { seed: 5, steps: 1, sheets: 1, crops: 1, crop: 48, lr: 1e-3, warmup: 1, ease: 0, easeSteps: 1 }), /crop 48 must be a multiple of 32 up to 128/);
+});
+
+test('the reading head: character and blank cross-entropies apart, and the share of characters it reads right', async () => {
+  // Width 1, cells of value 1: a slot's logits are its bias, so each slot's class and loss are known by hand.
+  const classes = NO_CHARACTER + 1;
+  const bias = new Float32Array(READING_SLOTS * classes);
+  const favoured = [3, 3, NO_CHARACTER, 7, 0, 0];
+  favoured.forEach((c, slot) => (bias[slot * classes + c] = 4));
+  const source = new MemorySource({
+    [`${READING_HEAD}.weight`]: { shape: [READING_SLOTS * classes, 1], data: new Float32Array(READING_SLOTS * classes) },
+    [`${READING_HEAD}.bias`]: { shape: [READING_SLOTS * classes], data: bias },
+  });
+  const g = new Graph('reading-head');
+  const cells = g.input('cells', 'float32', [1, 1, 1]);
+  const head = readingHeadLoss(g, source, cells);
+  g.output(head.characters, 'characters');
+  g.output(head.blanks, 'blanks');
+  g.output(head.accuracy, 'accuracy');
+  const session = await Session.fromGraph(g, { threads: 1 });
+  // Slots 0 and 3 right, 1 wrong; slot 2 a blank read as a blank, slot 4 a blank read as a character; slot 5 ignored.
+  const targets = [3, 9, NO_CHARACTER, 7, NO_CHARACTER, IGNORE];
+  const out = await session.run({
+    cells: new ort.Tensor('float32', new Float32Array([1]), [1, 1, 1]),
+    reading_targets: new ort.Tensor('int64', BigInt64Array.from(targets.map(BigInt)), [1, 1, READING_SLOTS]),
+  });
+  await session.dispose();
+  const logZ = Math.log(Math.exp(4) + classes - 1);
+  const scalarOf = (name: string) => (out[name]!.data as Float32Array)[0]!;
+  assert.ok(Math.abs(scalarOf('characters') - ((logZ - 4) * 2 + logZ) / 3) < 1e-5);
+  assert.ok(Math.abs(scalarOf('blanks') - ((logZ - 4) + logZ) / 2) < 1e-5);
+  assert.ok(Math.abs(scalarOf('accuracy') - 2 / 3) < 1e-6);
 });
 
 test('the answer\'s code characters are one token each, found where the attention aid expects them', async () => {

@@ -26,22 +26,27 @@ import { cellTargets, characterCentres, READING_SLOTS, readingHeadLoss, readingH
 
 export interface ConvnextPretrainSettings {
   steps: number;
-  /** Sheets rendered a step; each gives `crops` crops. */
-  images: number;
+  /**
+   * Sheets held at once; one is rendered afresh each step (while the step trains) in place of the oldest, and a
+   * step's crops come from any of them: rendering a sheet costs about a third of a step.
+   */
+  sheets: number;
+  /** Crops a step, each from a sheet of the pool drawn at random. */
   crops: number;
   /** Crop side in pixels of the preprocessed image (a multiple of the ConvNeXt's stride). */
   crop: number;
   lr: number;
   warmup: number;
-  /** The curriculum's ease (renderCodeSheet) at the first step, falling linearly to 0 at the last. */
+  /** The curriculum's ease (renderCodeSheet) at the first step, falling linearly to 0 at step `easeSteps`. */
   ease: number;
+  easeSteps: number;
 }
 
 export interface ConvnextPretrainOptions extends ConvnextPretrainSettings {
   seed: number;
   threads?: number;
-  /** `loss` is the head's cross-entropy on the characters (reading.ts). */
-  onStep?: (report: { step: number; loss: number; lr: number; seconds: number }) => void;
+  /** `loss` is the head's cross-entropy on the characters, `accuracy` the share it reads right (reading.ts). */
+  onStep?: (report: { step: number; loss: number; accuracy: number; lr: number; seconds: number }) => void;
   log?: (message: string) => void;
 }
 
@@ -70,59 +75,61 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
   const cells = mapToTokens(convnextStages(new WeightScope(g, both, '', identityLayout).at(prefix), convnext, pixels).at(-1)!);
   const reading = readingHeadLoss(g, both, cells);
   g.output(reading.characters, 'characters');
+  g.output(reading.accuracy, 'accuracy');
   const loss = op.add(reading.characters, reading.blanks);
   const training = buildTrainingGraph(g, loss, {
     trainable: (name) => name.split('+').every((part) => both.has(part)),
     optimizer: { betas: [0.9, 0.98], weightDecay: 0.05 },
     clipGradNorm: 1,
   });
-  log(`stage 0: the ConvNeXt alone on ${S}-px crops, ${opts.steps} steps of ${opts.images} images × ${opts.crops} crops`);
-  const trainer = await Trainer.create(training, { threads: opts.threads, memArena: false, metrics: ['characters'] });
+  log(`stage 0: the ConvNeXt alone on ${S}-px crops, ${opts.steps} steps of ${opts.crops} crops from ${opts.sheets} code sheets`);
+  const trainer = await Trainer.create(training, { threads: opts.threads, memArena: false, metrics: ['characters', 'accuracy'] });
   const side = model.size;
   const count = (S / stride) ** 2;
 
-  const batchAt = async (step: number) => {
-    const ease = opts.ease * Math.max(0, 1 - step / opts.steps);
-    const indices = Array.from({ length: opts.images }, (_, b) => step * opts.images + b);
-    const sheets = await Promise.all(indices.map((i) => renderCodeSheet(opts.seed, i, side, stride, ease)));
-    const B = opts.images * opts.crops;
+  const easeAt = (step: number) => opts.ease * Math.max(0, 1 - step / Math.max(1, opts.easeSteps));
+  const render = async (index: number, ease: number) => {
+    const sheet = await renderCodeSheet(opts.seed, index, side, stride, ease);
+    const codes = sheet.codes.map((c) => characterCentres({ ...c, width: side, height: side }, side));
+    if (!codes.length) throw new Error(`stage 0: code sheet ${sheet.index} at ${side} px has no code`);
+    return { image: model.preprocess(await decodeImage(sheet.png)), codes };
+  };
+  const sheets = await Promise.all(Array.from({ length: opts.sheets }, (_, i) => render(i, easeAt(0))));
+  const random = seededRandom(opts.seed * 1_000_003 + 7);
+  const B = opts.crops;
+
+  const batch = () => {
     const crops = new Float32Array(B * 3 * S * S);
     const targets = new BigInt64Array(B * count * READING_SLOTS);
-    let k = 0;
-    for (const sheet of sheets) {
-      const image = model.preprocess(await decodeImage(sheet.png));
-      const codes = sheet.codes.map((c) => characterCentres({ ...c, width: side, height: side }, side));
-      if (!codes.length) throw new Error(`stage 0: code sheet ${sheet.index} at ${side} px has no code`);
-      const random = seededRandom(opts.seed * 1_000_003 + sheet.index);
-      for (let c = 0; c < opts.crops; c++, k++) {
-        // Each crop holds some of a code (of those drawn at random), so that no batch is without characters.
-        const centres = codes[Math.floor(random() * codes.length)]!;
-        const mid = centres[Math.floor(random() * centres.length)]!;
-        const place = (centre: number) => Math.round(Math.min(side - S, Math.max(0, centre - S / 2 + (random() - 0.5) * (S - stride))));
-        const [x0, y0] = [place(mid.x), place(mid.y)];
-        for (let ch = 0; ch < 3; ch++) {
-          for (let y = 0; y < S; y++) {
-            const from = ch * side * side + (y0 + y) * side + x0;
-            crops.set(image.subarray(from, from + S), ((k * 3 + ch) * S + y) * S);
-          }
+    for (let k = 0; k < B; k++) {
+      const { image, codes } = sheets[Math.floor(random() * sheets.length)]!;
+      // Each crop holds some of a code (of those drawn at random), so that no batch is without characters.
+      const centres = codes[Math.floor(random() * codes.length)]!;
+      const mid = centres[Math.floor(random() * centres.length)]!;
+      const place = (centre: number) => Math.round(Math.min(side - S, Math.max(0, centre - S / 2 + (random() - 0.5) * (S - stride))));
+      const [x0, y0] = [place(mid.x), place(mid.y)];
+      for (let ch = 0; ch < 3; ch++) {
+        for (let y = 0; y < S; y++) {
+          const from = ch * side * side + (y0 + y) * side + x0;
+          crops.set(image.subarray(from, from + S), ((k * 3 + ch) * S + y) * S);
         }
-        targets.set(Array.from(cellTargets(codes, x0, y0, S, stride, BLANK_STRIDE), BigInt), k * count * READING_SLOTS);
       }
+      targets.set(Array.from(cellTargets(codes, x0, y0, S, stride, BLANK_STRIDE), BigInt), k * count * READING_SLOTS);
     }
-    return { crops, targets, B };
+    return { crops, targets };
   };
 
-  let next = batchAt(0);
   for (let step = 0; step < opts.steps; step++) {
     const started = performance.now();
-    const { crops, targets, B } = await next;
-    if (step + 1 < opts.steps) next = batchAt(step + 1);
+    const { crops, targets } = batch();
+    const fresh = render(opts.sheets + step, easeAt(step)).then((sheet) => { sheets[step % opts.sheets] = sheet; });
     const lr = warmupCosine(opts.lr, step, opts.steps, opts.warmup);
     const result = await trainer.run({
       pixel_values: new ort.Tensor('float32', crops, [B, 3, S, S]),
       reading_targets: new ort.Tensor('int64', targets, [B, count, READING_SLOTS]),
     }, lr);
-    opts.onStep?.({ step: step + 1, loss: result.metrics['characters']!, lr, seconds: (performance.now() - started) / 1000 });
+    await fresh;
+    opts.onStep?.({ step: step + 1, loss: result.metrics['characters']!, accuracy: result.metrics['accuracy']!, lr, seconds: (performance.now() - started) / 1000 });
   }
   const trained = checkpointTensors(g, new Map(trainer.tensors.map((t) => [t.name, Float32Array.from(trainer.param(t.name) as Float32Array)])), (n) => both.info(n).shape);
   await trainer.dispose();

@@ -35,17 +35,22 @@ export function readingHeadSpecs(width: number): Map<string, TensorSpec> {
  * The reading head's cross-entropies (its weights in `source`, named as readingHeadSpecs names them) on `cells`
  * [B, cells, width] against the graph's input reading_targets [B, cells, READING_SLOTS]: over the character targets
  * and over the 'no character' ones, apart — pooled, the ~200 blanks of an image would drown its ~5 characters (a
- * head that reads none of them would score 0.1). Each is NaN when a batch has no target of its kind.
+ * head that reads none of them would score 0.1). Each is NaN when a batch has no target of its kind. `accuracy` is
+ * the share of character targets the head's top class gets right, for the logs.
  */
-export function readingHeadLoss(g: Graph, source: TensorSource, cells: Value): { characters: Value; blanks: Value } {
+export function readingHeadLoss(g: Graph, source: TensorSource, cells: Value): { characters: Value; blanks: Value; accuracy: Value } {
   const head = new WeightScope(g, source, '', identityLayout).at(READING_HEAD);
   const logits = op.reshape(linear(head, 'weight', cells, 'fp32', 'bias'), [0, 0, READING_SLOTS, CLASSES]);
   const targets = g.input('reading_targets', 'int64', ['batch', 'cells', READING_SLOTS]);
   const blank = op.equal(targets, NO_CHARACTER);
   const character = op.and(op.greater(targets, -1), op.not(blank));
+  const weight = op.cast(character, 'float32');
+  const right = op.mul(op.cast(op.equal(op.argMax(logits, -1), targets), 'float32'), weight);
+  const all = [0, 1, 2];
   return {
     characters: crossEntropy(logits, op.where(character, targets, IGNORE), IGNORE),
     blanks: crossEntropy(logits, op.where(blank, targets, IGNORE), IGNORE),
+    accuracy: op.div(op.reduceSum(right, all, false), op.reduceSum(weight, all, false)),
   };
 }
 

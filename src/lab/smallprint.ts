@@ -224,7 +224,7 @@ const SHEET_CODES = 48;
 /**
  * Sheet `index` of `seed`: a `side`-pixel square printed with up to 48 codes, each as the task prints its code
  * (random colours, tilt, supersampling, stroke weight) at the cap heights the task's code has once its image is
- * resized to `side` (6–16 px at 768), none within `gap` pixels of another, among a few shapes and words; then the
+ * resized to `side` (6–9.9 px at 768), none within `gap` pixels of another, among a few shapes and words; then the
  * task's blur, noise and JPEG. For teaching a vision tower to read (stage 0, pretrain-convnext.ts): a sheet gives
  * a hundred and more labelled characters where a task image gives five. `ease` enlarges the print as
  * renderSmallPrint's does.
@@ -233,7 +233,9 @@ export async function renderCodeSheet(seed: number, index: number, side: number,
   const rng = sampleRng(seed, CODE_SHEET_TASK, index);
   const { paper } = drawColours(rng);
   const img = gradientCanvas(side, side, paper, jitter(paper, rng, 12));
-  const [smallest, largest] = [(MIN_CAP_HEIGHT * side) / MAX_SIDE, (MAX_CAP_HEIGHT * side) / MIN_SIDE];
+  // The task's code, its image resized to `side`: from 8 px on the largest image to maxCapHeight's bound, which
+  // scales with the image's side and so is the same at any side once resized.
+  const [smallest, largest] = [(MIN_CAP_HEIGHT * side) / MAX_SIDE, (MAX_LOW_RES_CAP_HEIGHT * side) / LOW_RES_SIDE];
   const taken: Box[] = [];
   const codes: PrintedCode[] = [];
   for (let i = 0; i < SHEET_CODES; i++) {
