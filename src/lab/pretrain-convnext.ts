@@ -122,13 +122,15 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
   for (let step = 0; step < opts.steps; step++) {
     const started = performance.now();
     const { crops, targets } = batch();
-    const fresh = render(opts.sheets + step, easeAt(step)).then((sheet) => { sheets[step % opts.sheets] = sheet; });
     const lr = warmupCosine(opts.lr, step, opts.steps, opts.warmup);
-    const result = await trainer.run({
-      pixel_values: new ort.Tensor('float32', crops, [B, 3, S, S]),
-      reading_targets: new ort.Tensor('int64', targets, [B, count, READING_SLOTS]),
-    }, lr);
-    await fresh;
+    // The next sheet renders while the step trains; awaited together, so that a failure of either is reported.
+    const [result] = await Promise.all([
+      trainer.run({
+        pixel_values: new ort.Tensor('float32', crops, [B, 3, S, S]),
+        reading_targets: new ort.Tensor('int64', targets, [B, count, READING_SLOTS]),
+      }, lr),
+      render(opts.sheets + step, easeAt(step)).then((sheet) => { sheets[step % opts.sheets] = sheet; }),
+    ]);
     opts.onStep?.({ step: step + 1, loss: result.metrics['characters']!, accuracy: result.metrics['accuracy']!, lr, seconds: (performance.now() - started) / 1000 });
   }
   const trained = checkpointTensors(g, new Map(trainer.tensors.map((t) => [t.name, Float32Array.from(trainer.param(t.name) as Float32Array)])), (n) => both.info(n).shape);
