@@ -124,7 +124,7 @@ test('stage 0: the ConvNeXt alone trains on crops; only its tensors change, and 
   const model = labLlavaHrModel({ ...TINY, imageSize: 128, convnext: { depths: [1, 1, 1, 1], dims: [8, 16, 24, 32] } });
   const fresh = freshTensors(model.specs, 5);
   const losses: number[] = [];
-  const trained = await pretrainConvnext(model, fresh, { seed: 5, steps: 2, sheets: 1, crops: 2, crop: 64, lr: 1e-3, warmup: 1, ease: 1, easeSteps: 2, threads: 1, onStep: (r) => losses.push(r.loss) });
+  const trained = await pretrainConvnext(model, fresh, { seed: 5, steps: 2, sheets: 1, codes: 20, crops: 2, crop: 64, lr: 1e-3, warmup: 1, ease: 1, easeSteps: 2, threads: 1, onStep: (r) => losses.push(r.loss) });
   assert.equal(losses.length, 2);
   assert.ok(losses.every(Number.isFinite), `${losses}`);
   assert.deepEqual(trained.list().map((t) => t.name).sort(), [...model.specs.keys()].sort());
@@ -133,7 +133,7 @@ test('stage 0: the ConvNeXt alone trains on crops; only its tensors change, and 
     // Layer scales and norms may stay put in two small steps; the convolutions may not.
     if (name.startsWith(model.convnext!.prefix)) { if (/conv_dw\.weight|stem\.0\.weight/.test(name)) assert.ok(!same, `${name} did not train`); } else assert.ok(same, `${name} changed`);
   }
-  await assert.rejects(pretrainConvnext(model, fresh, { seed: 5, steps: 1, sheets: 1, crops: 1, crop: 48, lr: 1e-3, warmup: 1, ease: 0, easeSteps: 1 }), /crop 48 must be a multiple of 32 up to 128/);
+  await assert.rejects(pretrainConvnext(model, fresh, { seed: 5, steps: 1, sheets: 1, codes: 20, crops: 1, crop: 48, lr: 1e-3, warmup: 1, ease: 0, easeSteps: 1 }), /crop 48 must be a multiple of 32 up to 128/);
 });
 
 test('the reading head: character and blank cross-entropies apart, and the share of characters it reads right', async () => {

@@ -31,6 +31,11 @@ export interface ConvnextPretrainSettings {
    * step's crops come from any of them: rendering a sheet costs about a third of a step.
    */
   sheets: number;
+  /**
+   * Codes asked of each sheet (renderCodeSheet; fewer fit when they crowd): denser sheets give a crop more labelled
+   * characters for the same compute.
+   */
+  codes: number;
   /** Crops a step, each from a sheet of the pool drawn at random. */
   crops: number;
   /** Crop side in pixels of the preprocessed image (a multiple of the ConvNeXt's stride). */
@@ -89,7 +94,7 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
 
   const easeAt = (step: number) => opts.ease * Math.max(0, 1 - step / Math.max(1, opts.easeSteps));
   const render = async (index: number, ease: number) => {
-    const sheet = await renderCodeSheet(opts.seed, index, side, stride, ease);
+    const sheet = await renderCodeSheet(opts.seed, index, side, stride, ease, opts.codes);
     const codes = sheet.codes.map((c) => characterCentres({ ...c, width: side, height: side }, side));
     if (!codes.length) throw new Error(`stage 0: code sheet ${sheet.index} at ${side} px has no code`);
     return { image: model.preprocess(await decodeImage(sheet.png)), codes };

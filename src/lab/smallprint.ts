@@ -219,17 +219,15 @@ export interface CodeSheet {
 }
 
 export const CODE_SHEET_TASK = 'codesheet';
-const SHEET_CODES = 48;
-
 /**
- * Sheet `index` of `seed`: a `side`-pixel square printed with up to 48 codes, each as the task prints its code
+ * Sheet `index` of `seed`: a `side`-pixel square printed with up to `count` codes, each as the task prints its code
  * (random colours, tilt, supersampling, stroke weight) at the cap heights the task's code has once its image is
  * resized to `side` (6–9.9 px at 768), none within `gap` pixels of another, among a few shapes and words; then the
  * task's blur, noise and JPEG. For teaching a vision tower to read (stage 0, pretrain-convnext.ts): a sheet gives
  * a hundred and more labelled characters where a task image gives five. `ease` enlarges the print as
  * renderSmallPrint's does.
  */
-export async function renderCodeSheet(seed: number, index: number, side: number, gap: number, ease = 0): Promise<CodeSheet> {
+export async function renderCodeSheet(seed: number, index: number, side: number, gap: number, ease: number, count: number): Promise<CodeSheet> {
   const rng = sampleRng(seed, CODE_SHEET_TASK, index);
   const { paper } = drawColours(rng);
   const img = gradientCanvas(side, side, paper, jitter(paper, rng, 12));
@@ -238,7 +236,7 @@ export async function renderCodeSheet(seed: number, index: number, side: number,
   const [smallest, largest] = [(MIN_CAP_HEIGHT * side) / MAX_SIDE, (MAX_LOW_RES_CAP_HEIGHT * side) / LOW_RES_SIDE];
   const taken: Box[] = [];
   const codes: PrintedCode[] = [];
-  for (let i = 0; i < SHEET_CODES; i++) {
+  for (let i = 0; i < count; i++) {
     const { code } = drawText(rng);
     const capHeight = rng.uniform(smallest, largest) * (1 + EASE_GROWTH * ease);
     const mask = await printMask(code, capHeight, rng.chance(0.3) ? 0 : rng.uniform(-MAX_ANGLE, MAX_ANGLE), rng);
