@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { emForCapHeight, FONT_FILE, renderText } from '../src/lab/font.js';
+import { emForCapHeight, FONT_FILE, inkCentres, renderText } from '../src/lab/font.js';
 import { inkBox } from '../src/lab/raster.js';
 import {
   CODE_ALPHABET, LOW_RES_SIDE, MAX_CAP_HEIGHT, MAX_CODE_LENGTH, MAX_SIDE, MIN_CAP_HEIGHT, MIN_CODE_LENGTH, MIN_SIDE, renderCodeSheet, renderSmallPrint, smallPrintText,
@@ -74,6 +74,23 @@ test("the renderer's cap height is the asked one, counted in pixels, and the ink
   for (const code of [...CODE_ALPHABET]) {
     const box = inkBox(await renderText(`H${code}`, emForCapHeight(200)))!;
     assert.ok(Math.abs(box.height - 200 * inkShare(code)) <= 1, `${code}: ${box.height} rows at cap 200`);
+  }
+});
+
+test("each character's ink centre, from the font's metrics and kerning, is where the renderer draws it", async () => {
+  // Every character of the alphabet, and pairs the font kerns (AV, VA, AT, T7, LT, TY, YJ).
+  const cap = 100;
+  for (const code of ['ABCDEF', 'GHIJKL', 'MNOPQR', 'STUVWX', 'YZ0123', '456789', 'W1I0MA', 'AVAT7L', 'LTYJ4']) {
+    const whole = inkBox(await renderText(code, emForCapHeight(cap)))!;
+    const along = inkCentres(code);
+    for (let k = 0; k < code.length; k++) {
+      // Measured: the right ink edge of the code's first k + 1 characters, less half the k-th glyph's own ink.
+      const prefix = inkBox(await renderText(code.slice(0, k + 1), emForCapHeight(cap)))!;
+      const alone = inkBox(await renderText(code[k]!, emForCapHeight(cap)))!;
+      const drawn = prefix.x + prefix.width - whole.x - alone.width / 2;
+      const error = Math.abs(drawn - along[k]! * whole.width) / cap;
+      assert.ok(error <= 0.03, `${code}[${k}]: centre ${(along[k]! * whole.width).toFixed(1)} px, drawn at ${drawn.toFixed(1)} px`);
+    }
   }
 });
 

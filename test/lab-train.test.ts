@@ -105,7 +105,7 @@ test('reading targets: slot k of the cell of the padded square where the code\'s
   const targets = readingTargets({ code: 'A1Z9', width: 200, height: 100, box: { x: 40, y: 20, width: 80, height: 10 } }, 10);
   assert.equal(targets.length, 100 * READING_SLOTS);
   const slots = (cell: number) => [...targets.subarray(cell * READING_SLOTS, (cell + 1) * READING_SLOTS)];
-  // Centres at x 50, 70, 90, 110 and y 75: cells (2, 3), (3, 3), (4, 3), (5, 3), each with its place in the code.
+  // Centres (by the font's metrics) at x 50.4, 71.3, 91.6, 112.2 and y 75: cells (2, 3), (3, 3), (4, 3), (5, 3), each with its place in the code.
   const none = NO_CHARACTER;
   const at = (k: number, ch: string) => Array.from({ length: READING_SLOTS }, (_, j) => (j === k ? CODE_ALPHABET.indexOf(ch) : none));
   assert.deepEqual([32, 33, 34, 35].map(slots), [at(0, 'A'), at(1, '1'), at(2, 'Z'), at(3, '9')]);

@@ -14,6 +14,7 @@ import * as op from '../graph/ops/index.js';
 import { linear } from '../models/linear.js';
 import { crossEntropy } from '../train/loss.js';
 import type { TensorSpec } from '../train/scratch.js';
+import { inkCentres } from './font.js';
 import { CODE_ALPHABET, MAX_CODE_LENGTH, type SmallPrintSample } from './smallprint.js';
 
 export const IGNORE = -100;
@@ -63,16 +64,18 @@ export interface CharacterCentre {
 
 /**
  * The code's character centres in the image padded to a square and centred (LLaVA's expand2square), scaled to
- * `side`: spaced evenly along the code's ink box, on its middle line.
+ * `side`: placed along the code's ink box by the font's metrics (spaced evenly, a proportional font's centres put
+ * 12–14 % of 8-px-cap characters in the wrong 8-px cell; by its metrics, 1–2 %), on its middle line.
  */
 export function characterCentres(sample: Pick<SmallPrintSample, 'code' | 'box' | 'width' | 'height'>, side: number): CharacterCentre[] {
   const square = Math.max(sample.width, sample.height);
   const scale = side / square;
   const [ox, oy] = [(square - sample.width) / 2, (square - sample.height) / 2];
   const { code, box } = sample;
+  const along = inkCentres(code);
   return [...code].map((ch, k) => ({
     index: CODE_ALPHABET.indexOf(ch),
-    x: (ox + box.x + ((k + 0.5) / code.length) * box.width) * scale,
+    x: (ox + box.x + along[k]! * box.width) * scale,
     y: (oy + box.y + box.height / 2) * scale,
   }));
 }
