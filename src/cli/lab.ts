@@ -79,6 +79,8 @@ async function tokenizerCommand(args: string[]): Promise<void> {
   await writeFileAtomically(values.out, model);
 }
 
+/** Without a TTY, progress is logged every this many steps (or images). */
+const LOG_EVERY = 50;
 const RUN_USAGE = 'usage: egret lab [--quick] [--out DIR] [--cache-dir DIR] [--threads N]';
 
 export const LAB_RUN_HELP: CommandHelp = {
@@ -119,7 +121,9 @@ async function runCommand(args: string[]): Promise<number> {
         bar = new Progress(kind, total);
         label = kind;
       }
-      bar.set(done);
+      bar.set(done, what.slice(kind.length).trim());
+      // Without a TTY there is no bar: a line now and then, so that a log of hours of training says how it goes.
+      if (!process.stderr.isTTY && (done % LOG_EVERY === 0 || done === total)) process.stderr.write(`${what}: ${done}/${total}\n`);
     },
   };
   // The quick run scores the full run's models when it finds them; it never trains them (hours).

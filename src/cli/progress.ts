@@ -20,10 +20,11 @@ export class Progress {
     this.draw();
   }
 
-  /** Sets how much is done (a producer that reports totals so far); redraws only when that changes. */
-  set(done: number): void {
-    if (done === this.done) return;
+  /** Sets how much is done (a producer that reports totals so far) and the detail; redraws only when either changes. */
+  set(done: number, detail = this.detail): void {
+    if (done === this.done && detail === this.detail) return;
     this.done = done;
+    this.detail = detail;
     this.draw();
   }
 
