@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { labTokenizerModel } from '../src/lab/datasets.js';
 import { labLlavaHrModel, labLlavaModel, type LabVisualModel } from '../src/lab/models.js';
 import { smallPrintExample, trainLabModel } from '../src/lab/train-visual.js';
-import { cellTargets, IGNORE, NO_CHARACTER, READING_HEAD, READING_SLOTS, readingHeadLoss, readingTargets } from '../src/lab/reading.js';
+import { cellTargets, glyphTargets, IGNORE, NO_CHARACTER, READING_HEAD, READING_SLOTS, readingHeadLoss, readingTargets } from '../src/lab/reading.js';
 import { Graph } from '../src/graph/ir.js';
 import { MemorySource } from '../src/io/memory-source.js';
 import { pretrainConvnext } from '../src/lab/pretrain-convnext.js';
@@ -116,6 +116,18 @@ test('reading targets: slot k of the cell of the padded square where the code\'s
   assert.deepEqual(told, [...Array(100).keys()].filter((cell) => cell % 16 === 0 && (cell < 32 || cell > 35)));
 });
 
+test('glyph targets: each small cell names the characters whose centres lie in it, left to right, whatever their code', () => {
+  // Two codes in a 32-px window of 8-px cells (4 × 4): 'AB' with both centres in cell (1, 0), 'C' in cell (2, 3).
+  const at = (ch: string, x: number, y: number) => ({ index: CODE_ALPHABET.indexOf(ch), x, y });
+  const targets = glyphTargets([[at('B', 14, 4), at('A', 9, 5)], [at('C', 20, 28)]], 0, 0, 32, 8, 16);
+  const slots = (cell: number) => [...targets.subarray(cell * READING_SLOTS, (cell + 1) * READING_SLOTS)];
+  const named = (...chars: string[]) => Array.from({ length: READING_SLOTS }, (_, j) => (j < chars.length ? CODE_ALPHABET.indexOf(chars[j]!) : NO_CHARACTER));
+  assert.deepEqual(slots(1), named('A', 'B'));
+  assert.deepEqual(slots(14), named('C'));
+  assert.deepEqual(slots(0), new Array(READING_SLOTS).fill(NO_CHARACTER));
+  assert.deepEqual(slots(2), new Array(READING_SLOTS).fill(IGNORE));
+});
+
 test('a lab LLaVA-1.5 trained from scratch loads as llava-hf with the logits it trained to; training goes on from it', async () => {
   await checkSavedModel(labLlavaModel(TINY));
 });
@@ -124,9 +136,14 @@ test('stage 0: the ConvNeXt alone trains on crops; only its tensors change, and 
   const model = labLlavaHrModel({ ...TINY, imageSize: 128, convnext: { depths: [1, 1, 1, 1], dims: [8, 16, 24, 32] } });
   const fresh = freshTensors(model.specs, 5);
   const losses: number[] = [];
-  const trained = await pretrainConvnext(model, fresh, { seed: 5, steps: 2, sheets: 1, codes: 20, crops: 2, crop: 64, lr: 1e-3, warmup: 1, ease: 1, easeSteps: 2, threads: 1, onStep: (r) => losses.push(r.loss) });
+  const glyphs: number[] = [];
+  const trained = await pretrainConvnext(model, fresh, {
+    seed: 5, steps: 2, sheets: 1, codes: 20, crops: 2, crop: 64, lr: 1e-3, warmup: 1, ease: 1, easeSteps: 2, threads: 1,
+    onStep: (r) => (losses.push(r.loss), glyphs.push(r.glyphs)),
+  });
   assert.equal(losses.length, 2);
   assert.ok(losses.every(Number.isFinite), `${losses}`);
+  assert.ok(glyphs.every((share) => share >= 0 && share <= 1), `glyph head read ${glyphs}`);
   assert.deepEqual(trained.list().map((t) => t.name).sort(), [...model.specs.keys()].sort());
   for (const name of model.specs.keys()) {
     const same = maxAbsDiff(await trained.readFloat32(name), await fresh.readFloat32(name)) === 0;

@@ -1,8 +1,11 @@
 /**
  * Stage 0 of the lab's MRA model, as LLaVA-HR starts from a ConvNeXt pretrained elsewhere: its ConvNeXt alone
  * learns to read. Crops of sheets printed with codes (renderCodeSheet: the print as the task's code has it in the
- * 768-px square the MRA model's ConvNeXt sees) go through the ConvNeXt's stages; a linear head on the last-stage
- * cells is told which character of which code lies in each cell (reading.ts), trained with AdamW and dropped. A
+ * square the MRA model's ConvNeXt sees) go through the ConvNeXt's stages; a linear head on the last-stage cells is
+ * told which character of which code lies in each cell (reading.ts), and a glyph head on the second stage's cells
+ * (a character or two each) which characters lie there, left to right; both train with AdamW and are dropped.
+ * Without the glyph head the last-stage head read 23 % of the characters at the task's size after 1000 steps; the
+ * early stages, which must tell 8-px glyphs apart, learnt too little through it alone (docs/LAB.md, "Status"). A
  * crop of a sheet holds twenty and more characters where a task image holds five, costs a ninth of the image, and
  * no LLaMA runs: the high-resolution path sees far more characters a second than training the whole model gives.
  */
@@ -22,13 +25,13 @@ import { buildTrainingGraph } from '../train/training-graph.js';
 import { Trainer } from '../train/trainer.js';
 import type { LabVisualModel } from './models.js';
 import { renderCodeSheet } from './smallprint.js';
-import { cellTargets, characterCentres, READING_SLOTS, readingHeadLoss, readingHeadSpecs } from './reading.js';
+import { cellTargets, characterCentres, glyphTargets, READING_SLOTS, readingHeadLoss, readingHeadSpecs } from './reading.js';
 
 export interface ConvnextPretrainSettings {
   steps: number;
   /**
    * Sheets held at once; one is rendered afresh each step (while the step trains) in place of the oldest, and a
-   * step's crops come from any of them: rendering a sheet of 150 codes at 768 px takes ≈ 0.6 s, most of a step.
+   * step's crops come from any of them: rendering a sheet of 150 codes takes ≈ 0.6 s at 768 px, ≈ 1 s at 1024, most of a step.
    */
   sheets: number;
   /**
@@ -50,13 +53,19 @@ export interface ConvnextPretrainSettings {
 export interface ConvnextPretrainOptions extends ConvnextPretrainSettings {
   seed: number;
   threads?: number;
-  /** `loss` is the head's cross-entropy on the characters, `accuracy` the share it reads right (reading.ts). */
-  onStep?: (report: { step: number; loss: number; accuracy: number; lr: number; seconds: number }) => void;
+  /**
+   * `loss` is the last-stage head's cross-entropy on the characters, `accuracy` the share it reads right (reading.ts),
+   * `glyphs` the share the glyph head reads right.
+   */
+  onStep?: (report: { step: number; loss: number; accuracy: number; glyphs: number; lr: number; seconds: number }) => void;
   log?: (message: string) => void;
 }
 
 /** One blank cell in this many within a crop says 'no character'. */
 const BLANK_STRIDE = 4;
+/** The same for the glyph head's cells, sixteen times as many. */
+const GLYPH_BLANK_STRIDE = 16;
+const GLYPH_HEAD = 'lab_glyph_head';
 
 /**
  * Pretrains the ConvNeXt of `model` (a lab LLaVA-HR) whose fresh tensors `source` holds; returns a source with
@@ -69,7 +78,8 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
   const names = [...model.specs.keys()].filter((n) => n.startsWith(`${prefix}.`));
   const stride = convnext.patchSize * 2 ** (convnext.dims.length - 1);
   if (opts.crop % stride !== 0 || opts.crop > model.size) throw new Error(`stage 0: crop ${opts.crop} must be a multiple of ${stride} up to ${model.size}`);
-  const head = freshTensors(readingHeadSpecs(convnext.dims.at(-1)!), opts.seed);
+  const glyphStride = convnext.patchSize * 2;
+  const head = freshTensors(new Map([...readingHeadSpecs(convnext.dims.at(-1)!), ...readingHeadSpecs(convnext.dims[1]!, GLYPH_HEAD)]), opts.seed);
   const both = new MemorySource(Object.fromEntries(await Promise.all([
     ...names.map(async (n) => [n, { shape: source.info(n).shape, data: Float32Array.from(await source.readFloat32(n)) }] as const),
     ...head.list().map(async (t) => [t.name, { shape: t.shape, data: await head.readFloat32(t.name) }] as const),
@@ -77,20 +87,23 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
   const g = new Graph('convnext-reading');
   const S = opts.crop;
   const pixels = g.input('pixel_values', 'float32', ['batch', 3, S, S]);
-  const cells = mapToTokens(convnextStages(new WeightScope(g, both, '', identityLayout).at(prefix), convnext, pixels).at(-1)!);
-  const reading = readingHeadLoss(g, both, cells);
+  const stages = convnextStages(new WeightScope(g, both, '', identityLayout).at(prefix), convnext, pixels);
+  const reading = readingHeadLoss(g, both, mapToTokens(stages.at(-1)!));
+  const glyphs = readingHeadLoss(g, both, mapToTokens(stages[1]!), GLYPH_HEAD, 'glyph_targets');
   g.output(reading.characters, 'characters');
   g.output(reading.accuracy, 'accuracy');
-  const loss = op.add(reading.characters, reading.blanks);
+  g.output(glyphs.accuracy, 'glyphs');
+  const loss = [reading.blanks, glyphs.characters, glyphs.blanks].reduce((sum, term) => op.add(sum, term), reading.characters);
   const training = buildTrainingGraph(g, loss, {
     trainable: (name) => name.split('+').every((part) => both.has(part)),
     optimizer: { betas: [0.9, 0.98], weightDecay: 0.05 },
     clipGradNorm: 1,
   });
   log(`stage 0: the ConvNeXt alone on ${S}-px crops, ${opts.steps} steps of ${opts.crops} crops from ${opts.sheets} code sheets`);
-  const trainer = await Trainer.create(training, { threads: opts.threads, memArena: false, metrics: ['characters', 'accuracy'] });
+  const trainer = await Trainer.create(training, { threads: opts.threads, memArena: false, metrics: ['characters', 'accuracy', 'glyphs'] });
   const side = model.size;
   const count = (S / stride) ** 2;
+  const glyphCount = (S / glyphStride) ** 2;
 
   const easeAt = (step: number) => opts.ease * Math.max(0, 1 - step / Math.max(1, opts.easeSteps));
   const render = async (index: number, ease: number) => {
@@ -106,6 +119,7 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
   const batch = () => {
     const crops = new Float32Array(B * 3 * S * S);
     const targets = new BigInt64Array(B * count * READING_SLOTS);
+    const glyphs = new BigInt64Array(B * glyphCount * READING_SLOTS);
     for (let k = 0; k < B; k++) {
       const { image, codes } = sheets[Math.floor(random() * sheets.length)]!;
       // Each crop holds some of a code (of those drawn at random), so that no batch is without characters.
@@ -120,23 +134,26 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
         }
       }
       targets.set(Array.from(cellTargets(codes, x0, y0, S, stride, BLANK_STRIDE), BigInt), k * count * READING_SLOTS);
+      glyphs.set(Array.from(glyphTargets(codes, x0, y0, S, glyphStride, GLYPH_BLANK_STRIDE), BigInt), k * glyphCount * READING_SLOTS);
     }
-    return { crops, targets };
+    return { crops, targets, glyphs };
   };
 
   for (let step = 0; step < opts.steps; step++) {
     const started = performance.now();
-    const { crops, targets } = batch();
+    const { crops, targets, glyphs } = batch();
     const lr = warmupCosine(opts.lr, step, opts.steps, opts.warmup);
     // The next sheet renders while the step trains; awaited together, so that a failure of either is reported.
     const [result] = await Promise.all([
       trainer.run({
         pixel_values: new ort.Tensor('float32', crops, [B, 3, S, S]),
         reading_targets: new ort.Tensor('int64', targets, [B, count, READING_SLOTS]),
+        glyph_targets: new ort.Tensor('int64', glyphs, [B, glyphCount, READING_SLOTS]),
       }, lr),
       render(opts.sheets + step, easeAt(step)).then((sheet) => { sheets[step % opts.sheets] = sheet; }),
     ]);
-    opts.onStep?.({ step: step + 1, loss: result.metrics['characters']!, accuracy: result.metrics['accuracy']!, lr, seconds: (performance.now() - started) / 1000 });
+    const m = result.metrics;
+    opts.onStep?.({ step: step + 1, loss: m['characters']!, accuracy: m['accuracy']!, glyphs: m['glyphs']!, lr, seconds: (performance.now() - started) / 1000 });
   }
   const trained = checkpointTensors(g, new Map(trainer.tensors.map((t) => [t.name, Float32Array.from(trainer.param(t.name) as Float32Array)])), (n) => both.info(n).shape);
   await trainer.dispose();

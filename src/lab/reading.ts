@@ -25,24 +25,26 @@ const CLASSES = NO_CHARACTER + 1;
 /** One slot per place in the code. */
 export const READING_SLOTS = MAX_CODE_LENGTH;
 
-export function readingHeadSpecs(width: number): Map<string, TensorSpec> {
+export function readingHeadSpecs(width: number, name = READING_HEAD): Map<string, TensorSpec> {
   return new Map([
-    [`${READING_HEAD}.weight`, { shape: [READING_SLOTS * CLASSES, width], init: { normal: 0.02 } }],
-    [`${READING_HEAD}.bias`, { shape: [READING_SLOTS * CLASSES], init: { constant: 0 } }],
+    [`${name}.weight`, { shape: [READING_SLOTS * CLASSES, width], init: { normal: 0.02 } }],
+    [`${name}.bias`, { shape: [READING_SLOTS * CLASSES], init: { constant: 0 } }],
   ]);
 }
 
 /**
- * The reading head's cross-entropies (its weights in `source`, named as readingHeadSpecs names them) on `cells`
- * [B, cells, width] against the graph's input reading_targets [B, cells, READING_SLOTS]: over the character targets
+ * The reading head's cross-entropies (its weights in `source` under `name`, as readingHeadSpecs names them) on
+ * `cells` [B, cells, width] against the graph's input `targets` [B, cells, READING_SLOTS]: over the character targets
  * and over the 'no character' ones, apart — pooled, the ~200 blanks of an image would drown its ~5 characters (a
  * head that reads none of them would score 0.1). Each is NaN when a batch has no target of its kind. `accuracy` is
  * the share of character targets the head's top class gets right, for the logs.
  */
-export function readingHeadLoss(g: Graph, source: TensorSource, cells: Value): { characters: Value; blanks: Value; accuracy: Value } {
-  const head = new WeightScope(g, source, '', identityLayout).at(READING_HEAD);
+export function readingHeadLoss(g: Graph, source: TensorSource, cells: Value, name = READING_HEAD, targetsInput = 'reading_targets'):
+  { characters: Value; blanks: Value; accuracy: Value } {
+  const head = new WeightScope(g, source, '', identityLayout).at(name);
   const logits = op.reshape(linear(head, 'weight', cells, 'fp32', 'bias'), [0, 0, READING_SLOTS, CLASSES]);
-  const targets = g.input('reading_targets', 'int64', ['batch', 'cells', READING_SLOTS]);
+  // A dimension name of its own: ORT's planner takes equally named dimensions for equal sizes (two heads' cells are not).
+  const targets = g.input(targetsInput, 'int64', ['batch', `${targetsInput}_cells`, READING_SLOTS]);
   const blank = op.equal(targets, NO_CHARACTER);
   const character = op.and(op.greater(targets, -1), op.not(blank));
   const weight = op.cast(character, 'float32');
@@ -100,6 +102,27 @@ export function cellTargets(codes: readonly (readonly CharacterCentre[])[], x0: 
     for (const cell of new Set(held.filter((c) => c >= 0))) {
       for (let k = 0; k < READING_SLOTS; k++) targets[cell * READING_SLOTS + k] = held[k] === cell ? centres[k]!.index : NO_CHARACTER;
     }
+  }
+  return targets;
+}
+
+/**
+ * Targets [cell, slot] of the `crop`-pixel window at (x0, y0) cut into cells of `stride` pixels, for cells small
+ * enough to hold a character or two: slot j of a cell where characters' centres lie is the j-th of them from the
+ * left (of any code), the cell's other slots 'no character'; blank cells as cellTargets. What the glyphs are, not
+ * their place in a code: the ConvNeXt's early stages learn to tell them apart from it (pretrain-convnext.ts).
+ */
+export function glyphTargets(codes: readonly (readonly CharacterCentre[])[], x0: number, y0: number, crop: number, stride: number, blankStride: number): Int32Array {
+  const cells = Math.round(crop / stride);
+  const targets = new Int32Array(cells * cells * READING_SLOTS).map((_, j) => (Math.floor(j / READING_SLOTS) % blankStride === 0 ? NO_CHARACTER : IGNORE));
+  const held = new Map<number, CharacterCentre[]>();
+  for (const centre of codes.flat()) {
+    const cell = cellOf(centre, x0, y0, stride, cells);
+    if (cell >= 0) held.set(cell, [...(held.get(cell) ?? []), centre]);
+  }
+  for (const [cell, centres] of held) {
+    centres.sort((a, b) => a.x - b.x);
+    for (let j = 0; j < READING_SLOTS; j++) targets[cell * READING_SLOTS + j] = centres[j]?.index ?? NO_CHARACTER;
   }
   return targets;
 }

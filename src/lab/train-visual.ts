@@ -67,7 +67,7 @@ export interface LabTrainOptions {
   pretrain?: ConvnextPretrainSettings;
   /** Save the model every this many steps (and at the end). */
   saveEvery?: number;
-  onPretrainStep?: (report: { step: number; steps: number; loss: number; accuracy: number; lr: number; seconds: number }) => void;
+  onPretrainStep?: (report: { step: number; steps: number; loss: number; accuracy: number; glyphs: number; lr: number; seconds: number }) => void;
   /**
    * `loss` is the answer's; `reading` the reading head's on the characters (reading.ts) and `attention` the
    * attention aid's, when they are on.
