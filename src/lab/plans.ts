@@ -7,8 +7,11 @@ import type { LabShape } from './models.js';
 import type { MraLabPlan } from './mra-lab.js';
 
 const TOKENIZER = { seed: 0, count: 2000, vocab: 512 };
-/** The low-resolution ViT (24 × 24 = 576 visual tokens at 192 px) that MRA and the LLaVA-1.5 baseline share, and their LLaMA. */
-const VIT = { width: 64, layers: 4, heads: 4, patch: 8, imageSize: 192 };
+/**
+ * The low-resolution ViT that MRA and the LLaVA-1.5 baseline share (32 × 32 = 1024 visual tokens at 224 px, the size
+ * at which the task makes the code unreadable; LLaVA-HR-1024 has 1024 too), and their LLaMA.
+ */
+const VIT = { width: 64, layers: 4, heads: 4, patch: 7, imageSize: 224 };
 const LLM = { width: 128, layers: 3, heads: 4, intermediate: 344 };
 // The low-resolution model and MRA's main stage: the first third of the steps ease the print from 5× its size down
 // to the task's, with the reading head's per-cell character targets weighing 10× the answer's and the attention aid
@@ -23,11 +26,13 @@ const PRETRAIN = { steps: 1000, sheets: 32, codes: 150, crops: 16, crop: 256, lr
 
 export const FULL_PLAN: MraLabPlan = {
   tokenizer: TOKENIZER,
-  // ConvNeXt at 768 px: a 24 × 24 last-stage map, one cell per ViT patch.
-  mra: { shape: { vit: VIT, llm: LLM, vocab: TOKENIZER.vocab, imageSize: 768, convnext: { depths: [1, 1, 1, 1], dims: [16, 32, 64, 128] } }, train: { ...TRAIN, pretrain: PRETRAIN } },
+  // ConvNeXt at LLaVA-HR-1024's 1024 px: a 32 × 32 last-stage map, one cell per ViT patch. Stage 0 read about twice
+  // as many characters at 1024 px as at 768 (8–13 px caps instead of 6–10), and twice the first stage's width of
+  // 16 helped (docs/LAB.md, "Status").
+  mra: { shape: { vit: VIT, llm: LLM, vocab: TOKENIZER.vocab, imageSize: 1024, convnext: { depths: [1, 1, 1, 1], dims: [32, 64, 128, 128] } }, train: { ...TRAIN, pretrain: PRETRAIN } },
   lowres: { shape: { vit: VIT, llm: LLM, vocab: TOKENIZER.vocab }, train: TRAIN },
-  // The same ViT at MRA's 768 px with 16-px patches: 48 × 48 = 2304 visual tokens (8-px patches would be 9216).
-  naive: { vit: { ...VIT, patch: 16, imageSize: 768 }, llm: LLM, vocab: TOKENIZER.vocab },
+  // The same ViT at MRA's 1024 px with 16-px patches: 64 × 64 = 4096 visual tokens (7-px patches would be 21 316).
+  naive: { vit: { ...VIT, patch: 16, imageSize: 1024 }, llm: LLM, vocab: TOKENIZER.vocab },
   heldOutSeed: 1_000_000,
   evalCount: 200,
   calibrationSeed: 2_000_000,

@@ -30,7 +30,7 @@ export const MAX_LOW_RES_CAP_HEIGHT = 2.9;
 export const MAX_ANGLE = 3;
 /**
  * At ease 1 the code is printed this much larger again (40–66 px caps): big enough that a model from scratch
- * finds it among 576 visual tokens and the low-resolution view reads it too, which breaks the plateau at the
+ * finds it among hundreds of visual tokens and the low-resolution view reads it too, which breaks the plateau at the
  * character prior that training on the task as specified sits on for thousands of samples.
  */
 const EASE_GROWTH = 4;
@@ -222,7 +222,7 @@ export const CODE_SHEET_TASK = 'codesheet';
 /**
  * Sheet `index` of `seed`: a `side`-pixel square printed with up to `count` codes, each as the task prints its code
  * (random colours, tilt, supersampling, stroke weight) at the cap heights the task's code has once its image is
- * resized to `side` (6–9.9 px at 768), none within `gap` pixels of another, among a few shapes and words; then the
+ * resized to `side` (6–9.9 px at 768, 8–13.3 px at 1024), none within `gap` pixels of another, among a few shapes and words; then the
  * task's blur, noise and JPEG. For teaching a vision tower to read (stage 0, pretrain-convnext.ts): a sheet gives
  * a hundred and more labelled characters where a task image gives five. `ease` enlarges the print as
  * renderSmallPrint's does.
