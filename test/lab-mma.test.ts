@@ -3,13 +3,14 @@
 // OpenAI's layout is read by LaVIN's --clip path and runs in a LaVIN model with adapters written by LavinRun.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import './helpers/env.js';
 import { egret } from './helpers/cli.js';
 import { labTokenizerModel, writeScienceQaDataset } from '../src/lab/datasets.js';
 import { sceneCaption } from '../src/lab/train-llama.js';
+import { MMA_SETTINGS } from '../src/lab/mma.js';
 import { TINY_CLIP_FILE, trainTinyClip, sceneTargets, type TinyClipShape } from '../src/lab/tiny-clip.js';
 import { buildTinyLlamaForward, metaFfnWidth, tinyLlamaConfig, tinyLlamaTensors, type TinyLlamaShape } from '../src/lab/tiny-llama.js';
 import { heldOutLoss, labLmSequences, lmBatch, trainTinyLlama } from '../src/lab/train-llama.js';
@@ -29,11 +30,12 @@ let dir: string;
 let tensors: Map<string, Float32Array>;
 let firstLoss: number;
 let lastLoss: number;
+let answerAid: { firstLoss: number; lastLoss: number } | undefined;
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'egret-lab-mma-'));
-  const trained = await trainTinyLlama(join(dir, 'llama'), SHAPE, labTokenizerModel(0, 200, SHAPE.vocab), { seed: 3, steps: 30, batchSize: 4, lr: 1e-2, warmup: 3, threads: 1 });
+  const trained = await trainTinyLlama(join(dir, 'llama'), SHAPE, labTokenizerModel(0, 200, SHAPE.vocab), { seed: 3, steps: 30, batchSize: 4, lr: 1e-2, warmup: 3, threads: 1, attention: 1 });
   ({ tensors } = trained);
-  ({ firstLoss, lastLoss } = trained.report);
+  ({ firstLoss, lastLoss, answerAid } = trained.report);
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -46,9 +48,37 @@ test('the tiny LLaMA learns: its training loss and its held-out loss through the
   const chance = Math.log(SHAPE.vocab);
   assert.ok(firstLoss > lastLoss + 1, `${firstLoss} → ${lastLoss}`);
   const tokenizer = await loadTokenizer(join(dir, 'llama'));
-  const heldOut = [...labLmSequences(tokenizer, 7, 0), ...labLmSequences(tokenizer, 7, 1)];
+  const heldOut = [...labLmSequences(tokenizer, 7, 0), ...labLmSequences(tokenizer, 7, 1)].map((s) => s.ids);
   const loss = await heldOutLoss(join(dir, 'llama'), heldOut, 1);
   assert.ok(loss < chance - 1, `held-out loss ${loss} vs ln V ${chance}`);
+});
+
+test("each problem's answer is placed: the row before its letter, the last token of its correct option", async () => {
+  // The MMA lab's tokenizer, which spells every letter after "The answer is" as one piece (a tiny one may not: " D" as "▁", "D").
+  const { count, vocab } = MMA_SETTINGS.full.tokenizer;
+  mkdirSync(join(dir, 'mma-tokenizer'));
+  writeFileSync(join(dir, 'mma-tokenizer', 'tokenizer.model'), labTokenizerModel(0, count, vocab));
+  const tokenizer = await loadTokenizer(join(dir, 'mma-tokenizer'));
+  let placed = 0;
+  for (let index = 0; index < 40; index++) {
+    const { problem } = scienceQaSample(5, index);
+    const [{ ids, answer }] = labLmSequences(tokenizer, 5, index);
+    if (!answer) continue;
+    placed++;
+    const letter = 'ABCDE'[problem.answer]!;
+    assert.ok(tokenizer.decode(ids.slice(0, answer.row + 1)).endsWith('Response:The answer is'));
+    assert.equal(tokenizer.decode(ids.slice(answer.row + 1, answer.row + 2)).trim(), letter);
+    assert.equal(ids[answer.row + 1], answer.letters[problem.answer]);
+    assert.deepEqual(answer.letters.map((id) => tokenizer.decode([id]).trim()), problem.choices.map((_, i) => 'ABCDE'[i]));
+    assert.ok(tokenizer.decode(ids.slice(0, answer.option + 1)).endsWith(`(${letter}) ${problem.choices[problem.answer]}`));
+    assert.equal(answer.skill, problem.skill);
+  }
+  assert.equal(placed, 40);
+});
+
+test("the answer aid teaches the last layer's first head to look at the correct option", () => {
+  assert.ok(answerAid, 'the run reports the aid');
+  assert.ok(answerAid.firstLoss > answerAid.lastLoss + 0.5, `${answerAid.firstLoss} → ${answerAid.lastLoss}`);
 });
 
 test('saved in Meta\'s layout, the trained LLaMA gives its training graph\'s logits through openLlama', async () => {
@@ -64,8 +94,8 @@ test('saved in Meta\'s layout, the trained LLaMA gives its training graph\'s log
   const { graph } = buildTinyLlamaForward(config, source);
   const session = await Session.fromGraph(graph, { threads: 1 });
   const tokenizer = await loadTokenizer(join(dir, 'llama'));
-  const [ids] = labLmSequences(tokenizer, 9, 2);
-  const prompt = ids!.slice(0, 40);
+  const [sequence] = labLmSequences(tokenizer, 9, 2);
+  const prompt = sequence!.ids.slice(0, 40);
   const feeds = lmBatch([prompt]);
   delete feeds['targets'];
   const expected = (await session.run(feeds))['logits']!.data as Float32Array;

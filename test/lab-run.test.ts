@@ -65,7 +65,7 @@ test('the MMA checks: adapters 20 points above chance, VTW on LaVIN within 2 poi
   const split = (all: number) => ({ text: all, image: all, all });
   const mma = (lavin: number, vtw: number | null) => ({
     mode: 'quick', seed: 0, heldOutSeed: 1, questions: { text: 10, image: 10 }, chance: split(0.4), frozen: split(0.42), lavin: split(lavin),
-    adapters: { trainableParameters: 1000, seconds: 5, updates: 10, checkpoint: 'x.pth', reused: false }, llama: { heldOutPerplexity: 1.5 },
+    adapters: { trainableParameters: 1000, seconds: 5, updates: 10, checkpoint: 'x.pth', reused: false }, llama: { heldOutPerplexity: 1.5, answers: { right: 30, asked: 50, chance: 20, bySkill: { 'Count objects': { right: 3, asked: 5 } } } },
     vtw: { layer: vtw === null ? null : 1, layers: 4, kl: {}, accuracy: vtw === null ? null : split(vtw), prefillFlops: null }, commands: ['egret train lavin'],
   }) as unknown as MmaResults;
   const mra = { vtw: { layer: 1, eta: 1, kl: {}, off: { exact: 0 }, on: { exact: 0 } } } as unknown as MraLabResults;
@@ -79,5 +79,6 @@ test('the MMA checks: adapters 20 points above chance, VTW on LaVIN within 2 poi
       firstToken: { mraMs: 1, naiveMs: 2, mraTokens: 1, naiveTokens: 4 }, vtw: { layer: 1, eta: 1, kl: {}, off: { exact: 0, characters: 0, prefillFlops: 0, prefillMs: 0 } } } as unknown as MraLabResults,
     labChecks(mra, false, mma(0.61, 0.6)), mma(0.61, 0.6));
   assert.match(md, /\| LaVIN adapters \| 61\.0 % \| 61\.0 % \| 61\.0 % \| 1000, 5 s \|/);
+  assert.match(md, /ranks the right letter first on 60\.0 % of 50 \(chance 40\.0 %; count objects 3\/5\)/);
   assert.match(md, /✓ LaVIN's adapters answer at least 20 points above chance: 61\.0 % vs chance 40\.0 %/);
 });

@@ -30,7 +30,7 @@ import { labTokenizerModel, writeScienceQaDataset } from './datasets.js';
 import { scienceQaSample } from './scienceqa.js';
 import { TINY_CLIP_FILE, trainTinyClip, type TinyClipReport, type TinyClipShape } from './tiny-clip.js';
 import type { TinyLlamaShape } from './tiny-llama.js';
-import { heldOutLoss, labLmSequences, trainTinyLlama, type TinyLlamaTrainReport } from './train-llama.js';
+import { answerAccuracy, heldOutLoss, labLmSequences, trainTinyLlama, type AnswerAccuracy, type TinyLlamaTrainReport } from './train-llama.js';
 
 export interface MmaLabOptions {
   /** Where the evaluation's files and results.json go (an `mma/` folder is made in it). */
@@ -49,7 +49,8 @@ export interface MmaLabOptions {
 /** Everything that decides what a run trains and measures. */
 export interface MmaSettings {
   tokenizer: { count: number; vocab: number };
-  llama: { shape: TinyLlamaShape; steps: number; batchSize: number; lr: number; warmup: number };
+  /** `attention`: the answer aid's weight (train-llama.ts). */
+  llama: { shape: TinyLlamaShape; steps: number; batchSize: number; lr: number; warmup: number; attention: number };
   clip: { shape: TinyClipShape; steps: number; batchSize: number; lr: number; warmup: number };
   /** Samples generated for training (80 % land in the train split) and for the held-out evaluation (its test split, ~10 %). */
   data: { train: number; heldOut: number };
@@ -62,7 +63,7 @@ export interface MmaSettings {
 export const MMA_SETTINGS: Record<'quick' | 'full', MmaSettings> = {
   quick: {
     tokenizer: { count: 2000, vocab: 1024 },
-    llama: { shape: { width: 64, layers: 2, heads: 2, vocab: 1024, multipleOf: 32 }, steps: 150, batchSize: 16, lr: 5e-3, warmup: 15 },
+    llama: { shape: { width: 64, layers: 2, heads: 2, vocab: 1024, multipleOf: 32 }, steps: 150, batchSize: 16, lr: 5e-3, warmup: 15, attention: 1 },
     clip: { shape: { width: 64, layers: 6, heads: 2, patch: 14, imageSize: 112, embedDim: 64 }, steps: 60, batchSize: 32, lr: 2e-3, warmup: 6 },
     data: { train: 1000, heldOut: 2000 },
     lavin: { batchSize: 8, accumIter: 1, epochs: 2, warmupEpochs: 0.2, lr: 3e-3 },
@@ -70,7 +71,7 @@ export const MMA_SETTINGS: Record<'quick' | 'full', MmaSettings> = {
   },
   full: {
     tokenizer: { count: 2000, vocab: 1024 },
-    llama: { shape: { width: 128, layers: 4, heads: 4, vocab: 1024, multipleOf: 64 }, steps: 1200, batchSize: 16, lr: 3e-3, warmup: 60 },
+    llama: { shape: { width: 128, layers: 4, heads: 4, vocab: 1024, multipleOf: 64 }, steps: 1200, batchSize: 16, lr: 3e-3, warmup: 60, attention: 1 },
     clip: { shape: { width: 96, layers: 6, heads: 3, patch: 14, imageSize: 112, embedDim: 96 }, steps: 200, batchSize: 32, lr: 2e-3, warmup: 20 },
     data: { train: 4000, heldOut: 4000 },
     lavin: { batchSize: 8, accumIter: 1, epochs: 2, warmupEpochs: 0.2, lr: 3e-3 },
@@ -93,7 +94,8 @@ export interface MmaResults {
   settings: MmaSettings;
   vit: 'pretrained' | 'random';
   questions: { text: number; image: number };
-  llama: TinyLlamaTrainReport & { heldOutLoss: number; heldOutPerplexity: number; sample: { prompt: string; continuation: string }; reused: boolean };
+  /** `answers`: held-out problems answered from their text, a picture as its description (answerAccuracy). */
+  llama: TinyLlamaTrainReport & { heldOutLoss: number; heldOutPerplexity: number; answers: AnswerAccuracy; sample: { prompt: string; continuation: string }; reused: boolean };
   clip: TinyClipReport & { reused: boolean };
   adapters: { trainableParameters: number; seconds: number; updates: number; checkpoint: string; reused: boolean };
   /** Mean of 1 / #choices. */
@@ -116,6 +118,8 @@ export interface MmaResults {
 
 /** Names the tiny LLaMA's corpus (labLmSequences) in its cache key: change it when that text changes. */
 const LM_CORPUS = 'qcm-ale+qcm-a, captions, small print';
+/** Held-out problems the tiny LLaMA answers from their text alone (a picture as its description). */
+const ANSWERS_ASKED = 400;
 
 const BIN = fileURLToPath(new URL('../../../bin/egret', import.meta.url));
 
@@ -197,7 +201,7 @@ export async function runMmaLab(opts: MmaLabOptions): Promise<MmaResults> {
   const heldOut = await dataset(heldOutSeed, settings.data.heldOut);
   const heldOutSequences = async (dir: string) => {
     const tokenizer = await loadTokenizer(dir);
-    return Array.from({ length: 50 }, (_, i) => labLmSequences(tokenizer, heldOutSeed, i)).flat();
+    return Array.from({ length: 50 }, (_, i) => labLmSequences(tokenizer, heldOutSeed, i).map((s) => s.ids)).flat();
   };
 
   // The tiny LLaMA.
@@ -206,9 +210,12 @@ export async function runMmaLab(opts: MmaLabOptions): Promise<MmaResults> {
     const { shape, ...train } = settings.llama;
     const { report } = await trainTinyLlama(dir, shape, tokenizer, { ...train, seed, threads, log });
     const loss = await heldOutLoss(dir, await heldOutSequences(dir), threads);
-    return { ...report, heldOutLoss: loss, heldOutPerplexity: Math.exp(loss), sample: await greedySample(dir, heldOutSeed, threads) };
+    const answers = await answerAccuracy(dir, heldOutSeed, ANSWERS_ASKED, threads);
+    return { ...report, heldOutLoss: loss, heldOutPerplexity: Math.exp(loss), answers, sample: await greedySample(dir, heldOutSeed, threads) };
   });
-  log(`tiny LLaMA ${llama.reused ? '(reused)' : ''}: held-out perplexity ${llama.report.heldOutPerplexity.toFixed(2)}`);
+  const answers = llama.report.answers;
+  log(`tiny LLaMA ${llama.reused ? '(reused)' : ''}: held-out perplexity ${llama.report.heldOutPerplexity.toFixed(2)}; ` +
+    `answers from the text ${answers.right}/${answers.asked} (chance ${answers.chance.toFixed(0)})`);
 
   // The tiny CLIP.
   const clip = await cached(opts.cacheDir, 'tiny-clip', { seed, vit, clip: settings.clip }, async (dir) => {
@@ -287,7 +294,7 @@ async function greedySample(dir: string, heldOutSeed: number, threads: number): 
     let index = 0;
     while (scienceQaSample(heldOutSeed, index).problem.image !== null) index++;
     const [sequence] = labLmSequences(model.tokenizer, heldOutSeed, index);
-    const text = model.tokenizer.decode(sequence!);
+    const text = model.tokenizer.decode(sequence!.ids);
     // The prompt: up to and including "Response:".
     const cut = text.indexOf('Response:') + 'Response:'.length;
     const ids = [model.tokenizer.bosId, ...model.tokenizer.encode(text.slice(0, cut), { bos: false, eos: false })];

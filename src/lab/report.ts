@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { writeBarsPng } from '../train/plot.js';
 import type { MmaResults, SplitAccuracy } from './mma.js';
 import type { MraLabResults } from './mra-lab.js';
+import type { AnswerAccuracy } from './train-llama.js';
 
 export interface LabRun {
   command: string;
@@ -76,6 +77,12 @@ function mraChecks(mra: MraLabResults, fullModels: boolean): LabCheck[] {
   return checks;
 }
 
+/** "48.0 % of 400 (chance 38.2 %; skill: share, …)". */
+function answersLine(a: AnswerAccuracy): string {
+  const skills = Object.entries(a.bySkill).map(([skill, s]) => `${skill.toLowerCase()} ${s.right}/${s.asked}`).join(', ');
+  return `${pct(a.right / a.asked)} of ${a.asked} (chance ${pct(a.chance / a.asked)}; ${skills})`;
+}
+
 function mmaMarkdown(mma: MmaResults): string[] {
   const row = (name: string, a: SplitAccuracy, extra: string) => `| ${name} | ${pct(a.text)} | ${pct(a.image)} | ${pct(a.all)} | ${extra} |`;
   const { vtw } = mma;
@@ -92,7 +99,8 @@ function mmaMarkdown(mma: MmaResults): string[] {
     row('LaVIN adapters', mma.lavin, `${mma.adapters.trainableParameters}, ${Math.round(mma.adapters.seconds)} s`),
     ...(vtw.accuracy ? [row(`LaVIN adapters, VTW K=${vtw.layer}`, vtw.accuracy, '')] : []),
     '',
-    `The tiny LLaMA: held-out perplexity ${mma.llama.heldOutPerplexity.toFixed(2)}. VTW: ${vtw.layer === null ? 'no layer met the KL threshold' : `K=${vtw.layer} of ${vtw.layers} layers`}` +
+    `The tiny LLaMA: held-out perplexity ${mma.llama.heldOutPerplexity.toFixed(2)}; given each held-out problem's text (a picture as its description) it ranks the right letter first on ` +
+      `${answersLine(mma.llama.answers)}. VTW: ${vtw.layer === null ? 'no layer met the KL threshold' : `K=${vtw.layer} of ${vtw.layers} layers`}` +
       (flops ? `; the decoder's prefill FLOPs of an image question ${(flops.decoder / 1e6).toFixed(1)} M → ${(flops.decoderVtw / 1e6).toFixed(1)} M (${pct(1 - flops.decoderVtw / flops.decoder)} fewer), with CLIP ${(flops.total / 1e6).toFixed(1)} M → ${(flops.totalVtw / 1e6).toFixed(1)} M.` : '.'),
     '',
     '![MMA](mma.png)',

@@ -67,13 +67,15 @@ export function tinyLlamaTensors(shape: TinyLlamaShape): Map<string, TensorSpec>
 /**
  * The decoder as it trains: token ids → logits of every row, the embedding table gathered in the graph so that it
  * trains too. Inputs: `input_ids` int64 [batch, seq] and the whole-sequence decoder's positions and mask (wholeSequenceFeeds).
+ * `attention` holds each layer's attention logits (onAttentionLogits), for the answer aid.
  */
-export function buildTinyLlamaForward(config: LlamaConfig, source: TensorSource): { graph: Graph; logits: Value } {
+export function buildTinyLlamaForward(config: LlamaConfig, source: TensorSource): { graph: Graph; logits: Value; attention: Value[] } {
   const graph = new Graph('tiny-llama-train');
   const scope = new WeightScope(graph, source);
   const embeds = op.gather(scope.weight('model.embed_tokens.weight'), graph.input('input_ids', 'int64', ['batch', 'seq']), 0);
-  buildDecoderGraph(config, scope, { dtype: 'fp32', embeds, wholeSequence: true });
-  return { graph, logits: graph.outputs.find((v) => v.name === 'logits')! };
+  const attention: Value[] = [];
+  buildDecoderGraph(config, scope, { dtype: 'fp32', embeds, wholeSequence: true, onAttentionLogits: (logits) => attention.push(logits) });
+  return { graph, logits: graph.outputs.find((v) => v.name === 'logits')!, attention };
 }
 
 /**

@@ -19,13 +19,14 @@ import { ort } from '../runtime/session.js';
 import { loadTokenizer } from '../text/load.js';
 import { renderPrompt, scienceQaPrompt, scienceQaTarget } from '../text/templates.js';
 import type { Tokenizer } from '../text/tokenizer.js';
+import * as op from '../graph/ops/index.js';
 import { crossEntropy } from '../train/loss.js';
 import { checkpointTensors, freshTensors } from '../train/scratch.js';
 import { buildTrainingGraph } from '../train/training-graph.js';
 import { lossEnds, warmupCosine } from '../train/schedule.js';
 import { Trainer } from '../train/trainer.js';
 import { smallPrintMessage } from './datasets.js';
-import { scienceQaSample, type Scene } from './scienceqa.js';
+import { scienceQaSample, type Scene, type ScienceQaSample } from './scienceqa.js';
 import { smallPrintText } from './smallprint.js';
 import type { LabTrainOptions } from './train-visual.js';
 import { buildTinyLlamaForward, saveMetaLlama, tinyLlamaConfig, tinyLlamaTensors, type TinyLlamaShape } from './tiny-llama.js';
@@ -33,7 +34,15 @@ import { buildTinyLlamaForward, saveMetaLlama, tinyLlamaConfig, tinyLlamaTensors
 const IGNORE = -100;
 
 /** How a from-scratch trainer of the lab runs (the small-print trainer's options that apply). */
-export type TinyLlamaTrainOptions = Pick<LabTrainOptions, 'seed' | 'steps' | 'batchSize' | 'lr' | 'warmup' | 'threads' | 'log'>;
+export type TinyLlamaTrainOptions = Pick<LabTrainOptions, 'seed' | 'steps' | 'batchSize' | 'lr' | 'warmup' | 'threads' | 'log'> & {
+  /**
+   * Weight of the answer aid (0 or absent: none): at the row that predicts a problem's answer letter, the last layer's
+   * first head is told to attend to the correct option's last token. On the answer's loss alone the tiny LLaMA never
+   * bound an answer to its option's letter (every skill at chance for 1200 steps, docs/LAB.md "Status"); a drill of
+   * "Which word is red? Options: (A) blue (B) red" stayed at chance too, and learnt it with the aid in 800 steps.
+   */
+  attention?: number;
+};
 
 export interface TinyLlamaTrainReport {
   parameters: number;
@@ -44,6 +53,8 @@ export interface TinyLlamaTrainReport {
   /** Mean loss of the first and the last tenth of the steps. */
   firstLoss: number;
   lastLoss: number;
+  /** The answer aid's loss, the same way, when it is on. */
+  answerAid?: { firstLoss: number; lastLoss: number };
 }
 
 /** LaVIN's encodings of its modality prefixes (lavin/model.py prefix_img, prefix_nonimg). */
@@ -59,30 +70,91 @@ export function sceneCaption(scene: Scene): string {
   }).join('; ');
 }
 
+/** Where a sequence answers its problem: the row that predicts the answer's letter, and the correct option's text. */
+export interface AnswerPlace {
+  /** The row whose next token is the answer's letter (the last token of "The answer is"). */
+  row: number;
+  /** The last token of the correct option's text in "Options: (A) … (B) …". */
+  option: number;
+  /** Each choice's letter as the target spells it after "The answer is", and the correct choice's index. */
+  letters: number[];
+  answer: number;
+  skill: string;
+}
+
+export interface LmSequence {
+  ids: number[];
+  /** Set on a problem's sequence when its answer's letter and option could be placed (see answerPlace). */
+  answer?: AnswerPlace;
+}
+
 /**
  * The token sequences of sample `index` of `seed`: its problem as LaVIN's text (a picture's description in place of
  * its visual tokens), and on every fourth its small print.
  */
-export function labLmSequences(tokenizer: Tokenizer, seed: number, index: number): number[][] {
+export function labLmSequences(tokenizer: Tokenizer, seed: number, index: number): LmSequence[] {
   const { problem, scene } = scienceQaSample(seed, index);
   const encode = (text: string) => tokenizer.encode(text, { bos: false, eos: false });
   const prefix = scene ? [...encode(LAVIN_PREFIX.image), ...encode(`${sceneCaption(scene)}.`)] : encode(LAVIN_PREFIX.text);
   // lavin/model.py insert_image_embeds: BOS, the prefix, (the visual tokens,) then the example after its BOS.
   // Three problems in four end at the answer (QCM-A): more answers per token than LaVIN's QCM-ALE target alone.
-  const target = index % 4 === 0 ? scienceQaTarget(problem) : scienceQaTarget(problem).slice(0, 'The answer is X.'.length);
-  const example = tokenizer.encode(scienceQaPrompt(problem) + target, { bos: true, eos: true });
-  const sequences = [[example[0]!, ...prefix, ...example.slice(1)]];
+  const text = scienceQaPrompt(problem) + (index % 4 === 0 ? scienceQaTarget(problem) : scienceQaTarget(problem).slice(0, 'The answer is X.'.length));
+  const example = tokenizer.encode(text, { bos: true, eos: true });
+  const place = answerPlace(tokenizer, problem, text, example);
+  const sequences: LmSequence[] = [{
+    ids: [example[0]!, ...prefix, ...example.slice(1)],
+    ...(place ? { answer: { ...place, row: place.row + prefix.length, option: place.option + prefix.length } } : {}),
+  }];
   if (index % 4 === 0) {
     const { question, code } = smallPrintText(seed, index);
     const prompt = renderPrompt('vicuna_v1', [{ role: 'user', text: smallPrintMessage(question) }]);
-    sequences.push(tokenizer.encode(`${prompt} ${code}`, { bos: true, eos: true }));
+    sequences.push({ ids: tokenizer.encode(`${prompt} ${code}`, { bos: true, eos: true }) });
   }
   return sequences;
 }
 
+/**
+ * Where `example` (BOS and the tokens of `text`: QCM prompt and target) answers `problem`. A place is the token
+ * that covers a given character of the text, found by decoding ever longer prefixes of the tokens (a binary search):
+ * encoding a prefix of the text instead would misplace a piece that spans the cut ("purple" before "\n").
+ * Undefined where the tokens do not decode to the text or the letter is not one piece, so no place is guessed.
+ */
+function answerPlace(tokenizer: Tokenizer, problem: ScienceQaSample['problem'], text: string, example: readonly number[]): AnswerPlace | undefined {
+  const tokens = example.slice(1, example.at(-1) === tokenizer.eosId ? -1 : undefined);
+  if (tokenizer.decode(tokens) !== text) return undefined;
+  const tokenAt = (at: number) => 1 + pieceAt(tokenizer, tokens, at);
+  const letterOf = (i: number) => String.fromCharCode(65 + i);
+  const options = text.indexOf('\nOptions: ');
+  const correct = `(${letterOf(problem.answer)}) ${problem.choices[problem.answer]}`;
+  const optionAt = text.indexOf(correct, options);
+  const answerAt = text.indexOf('The answer is ', options);
+  if (options < 0 || optionAt < 0 || answerAt < 0) return undefined;
+  const option = tokenAt(optionAt + correct.length - 1);
+  const row = tokenAt(answerAt + 'The answer is'.length - 1);
+  // Each letter as the target spells it (" B" or " B.", not the "B" inside "(B)").
+  const letters = problem.choices.map((_, i) => {
+    const spelt = tokenizer.encode(`The answer is ${letterOf(i)}.`, { bos: false, eos: false });
+    return spelt[pieceAt(tokenizer, spelt, 'The answer is '.length)]!;
+  });
+  if (example[row + 1] !== letters[problem.answer]) return undefined;
+  return { row, option, letters, answer: problem.answer, skill: problem.skill };
+}
+
+/** The index of the piece of `tokens` that holds character `at` of their decoded text (a binary search). */
+function pieceAt(tokenizer: Tokenizer, tokens: readonly number[], at: number): number {
+  let lo = 0;
+  let hi = tokens.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (tokenizer.decode(tokens.slice(0, mid + 1)).length > at) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
 /** Batches of `batchSize` sequences from samples 0, 1, 2, … of `seed`, in order. */
-function* sequenceStream(tokenizer: Tokenizer, seed: number, batchSize: number): Generator<number[][]> {
-  let pending: number[][] = [];
+function* sequenceStream(tokenizer: Tokenizer, seed: number, batchSize: number): Generator<LmSequence[]> {
+  let pending: LmSequence[] = [];
   for (let index = 0; ; index++) {
     pending.push(...labLmSequences(tokenizer, seed, index));
     while (pending.length >= batchSize) {
@@ -90,6 +162,18 @@ function* sequenceStream(tokenizer: Tokenizer, seed: number, batchSize: number):
       pending = pending.slice(batchSize);
     }
   }
+}
+
+/**
+ * The attention aid's targets for a batch padded to `seq`: at each problem's answer row, the position of its correct
+ * option's last token; elsewhere ignored.
+ */
+export function answerAidTargets(sequences: readonly LmSequence[], seq: number): ort.Tensor {
+  const targets = new BigInt64Array(sequences.length * seq).fill(BigInt(IGNORE));
+  sequences.forEach((s, b) => {
+    if (s.answer) targets[b * seq + s.answer.row] = BigInt(s.answer.option);
+  });
+  return new ort.Tensor('int64', targets, [sequences.length, seq]);
 }
 
 /** A batch as the forward graph and the loss take it: ids padded with 0 to the longest, targets the next token. */
@@ -123,28 +207,45 @@ export async function trainTinyLlama(dir: string, shape: TinyLlamaShape, tokeniz
   const specs = tinyLlamaTensors(shape);
   const source = freshTensors(specs, opts.seed);
   const forward = buildTinyLlamaForward(config, source);
-  const loss = crossEntropy(forward.logits, forward.graph.input('targets', 'int64', ['batch', 'seq']), IGNORE);
-  const training = buildTrainingGraph(forward.graph, loss, {
+  const g = forward.graph;
+  let loss = crossEntropy(forward.logits, g.input('targets', 'int64', ['batch', 'seq']), IGNORE);
+  const aid = opts.attention ?? 0;
+  if (aid) {
+    g.output(loss, 'text_loss');
+    const head = op.squeeze(op.slice(forward.attention.at(-1)!, [1], [0], [1]), [1]);
+    const aidLoss = crossEntropy(head, g.input('attention_targets', 'int64', ['batch', 'seq']), IGNORE);
+    g.output(aidLoss, 'attention_loss');
+    loss = op.add(loss, op.mul(aidLoss, aid));
+  }
+  const training = buildTrainingGraph(g, loss, {
     trainable: (name) => name.split('+').every((part) => specs.has(part)),
     optimizer: { betas: [0.9, 0.95], weightDecay: 0.1 },
     clipGradNorm: 1,
   });
   const parameters = training.tensors.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
   log(`tiny LLaMA: ${parameters} parameters (width ${shape.width}, ${shape.layers} layers, vocabulary ${shape.vocab}); compiling the training step`);
-  const trainer = await Trainer.create(training, { threads: opts.threads, memArena: false });
+  const trainer = await Trainer.create(training, { threads: opts.threads, memArena: false, ...(aid ? { metrics: ['text_loss', 'attention_loss'] } : {}) });
   const started = performance.now();
   const losses: number[] = [];
+  const aidLosses: number[] = [];
   let tokens = 0;
   const stream = sequenceStream(tokenizer, opts.seed, opts.batchSize);
   let tensors: Map<string, Float32Array>;
   try {
     for (let step = 0; step < opts.steps; step++) {
-      const batch = stream.next().value as number[][];
+      const batch = stream.next().value as LmSequence[];
       const lr = warmupCosine(opts.lr, step, opts.steps, opts.warmup);
-      const result = await trainer.run(lmBatch(batch), lr);
-      losses.push(result.loss);
-      tokens += batch.reduce((n, s) => n + s.length - 1, 0);
-      if ((step + 1) % 50 === 0 || step + 1 === opts.steps) log(`tiny LLaMA step ${step + 1}/${opts.steps}: loss ${result.loss.toFixed(3)}, lr ${lr.toExponential(2)}`);
+      const feeds = lmBatch(batch.map((s) => s.ids));
+      if (aid) feeds['attention_targets'] = answerAidTargets(batch, feeds['input_ids']!.dims[1]!);
+      const result = await trainer.run(feeds, lr);
+      const textLoss = result.metrics['text_loss'] ?? result.loss;
+      losses.push(textLoss);
+      if (aid) aidLosses.push(result.metrics['attention_loss']!);
+      tokens += batch.reduce((n, s) => n + s.ids.length - 1, 0);
+      if ((step + 1) % 50 === 0 || step + 1 === opts.steps) {
+        const aidPart = aid ? `, answer aid ${result.metrics['attention_loss']!.toFixed(3)}` : '';
+        log(`tiny LLaMA step ${step + 1}/${opts.steps}: loss ${textLoss.toFixed(3)}${aidPart}, lr ${lr.toExponential(2)}`);
+      }
     }
     const trained = new Map(trainer.tensors.map((t) => [t.name, Float32Array.from(trainer.param(t.name))]));
     tensors = checkpointTensors(forward.graph, trained, (name) => source.info(name).shape);
@@ -155,33 +256,75 @@ export async function trainTinyLlama(dir: string, shape: TinyLlamaShape, tokeniz
   const report = {
     parameters, steps: opts.steps, tokens, seconds: (performance.now() - started) / 1000,
     ...lossEnds(losses),
+    ...(aid ? { answerAid: lossEnds(aidLosses) } : {}),
   };
   return { report, tensors };
 }
 
-/**
- * Mean next-token loss (nats) of the Meta LLaMA in `dir`, loaded as egret loads any Meta LLaMA, over `sequences`
- * (each scored from its second token on).
- */
-export async function heldOutLoss(dir: string, sequences: readonly (readonly number[])[], threads?: number): Promise<number> {
+/** Runs `use` on the Meta LLaMA in `dir`, loaded as egret loads any Meta LLaMA, with a function that scores rows. */
+async function withMetaLlama<T>(dir: string, threads: number | undefined,
+                                use: (rowLogits: (ids: readonly number[], rows: number[]) => Promise<Float32Array>, vocab: number) => Promise<T>): Promise<T> {
   const weights = await openLlama(dir);
   const lm = await CausalLM.build(weights, { threads }).finally(() => weights.source.close());
   try {
+    return await use(async (ids, rows) => (await lm.decoder.forward(lm.decoder.newCache(1), {
+      embeds: lm.embed(ids), seq: ids.length, counts: [ids.length], positions: [ids.map((_, i) => i)], logitRows: [rows],
+    })).logits, lm.config.vocab);
+  } finally {
+    await lm.dispose();
+  }
+}
+
+/**
+ * Mean next-token loss (nats) of the Meta LLaMA in `dir` over `sequences` (each scored from its second token on).
+ */
+export async function heldOutLoss(dir: string, sequences: readonly (readonly number[])[], threads?: number): Promise<number> {
+  return withMetaLlama(dir, threads, async (rowLogits, V) => {
     let sum = 0;
     let count = 0;
     for (const s of sequences) {
       const rows = s.map((_, i) => i).slice(0, -1);
-      const { logits } = await lm.decoder.forward(lm.decoder.newCache(1), {
-        embeds: lm.embed(s), seq: s.length, counts: [s.length], positions: [s.map((_, i) => i)], logitRows: [rows],
-      });
-      const V = lm.config.vocab;
+      const logits = await rowLogits(s, rows);
       rows.forEach((r) => {
         sum += negativeLogLikelihood(logits.subarray(r * V, (r + 1) * V), s[r + 1]!);
         count++;
       });
     }
     return sum / count;
-  } finally {
-    await lm.dispose();
-  }
+  });
+}
+
+/** Answers given right of those asked, in all and by skill. */
+export interface AnswerAccuracy {
+  right: number;
+  asked: number;
+  /** The answers chance would get right (the sum of 1 / #choices). */
+  chance: number;
+  bySkill: Record<string, { right: number; asked: number }>;
+}
+
+/**
+ * How often the Meta LLaMA in `dir` ranks the correct letter first among the choices' letters at the answer row of
+ * problems 0 … count − 1 of `seed`, given their text up to "The answer is" (a picture as its description): what
+ * the frozen base model knows before any adapter, and the most LaVIN's adapters can draw from it.
+ */
+export async function answerAccuracy(dir: string, seed: number, count: number, threads?: number): Promise<AnswerAccuracy> {
+  const tokenizer = await loadTokenizer(dir);
+  return withMetaLlama(dir, threads, async (rowLogits) => {
+    const result: AnswerAccuracy = { right: 0, asked: 0, chance: 0, bySkill: {} };
+    for (let index = 0; index < count; index++) {
+      const [{ ids, answer }] = labLmSequences(tokenizer, seed, index) as [LmSequence];
+      if (!answer) continue;
+      const logits = await rowLogits(ids.slice(0, answer.row + 1), [answer.row]);
+      const scores = answer.letters.map((id) => logits[id]!);
+      const right = scores.indexOf(Math.max(...scores)) === answer.answer ? 1 : 0;
+      const skill = (result.bySkill[answer.skill] ??= { right: 0, asked: 0 });
+      skill.right += right;
+      skill.asked++;
+      result.right += right;
+      result.asked++;
+      result.chance += 1 / answer.letters.length;
+    }
+    return result;
+  });
 }
