@@ -13,7 +13,7 @@ import { sceneCaption } from '../src/lab/train-llama.js';
 import { MMA_SETTINGS } from '../src/lab/mma.js';
 import { TINY_CLIP_FILE, trainTinyClip, sceneTargets, type TinyClipShape } from '../src/lab/tiny-clip.js';
 import { buildTinyLlamaForward, metaFfnWidth, tinyLlamaConfig, tinyLlamaTensors, type TinyLlamaShape } from '../src/lab/tiny-llama.js';
-import { heldOutLoss, labLmSequences, lmBatch, trainTinyLlama } from '../src/lab/train-llama.js';
+import { answerAidTargets, heldOutLoss, labLmSequences, lmBatch, trainTinyLlama } from '../src/lab/train-llama.js';
 import { scienceQaSample } from '../src/lab/scienceqa.js';
 import { MemorySource } from '../src/io/memory-source.js';
 import { openCheckpointFile } from '../src/io/checkpoint.js';
@@ -53,7 +53,7 @@ test('the tiny LLaMA learns: its training loss and its held-out loss through the
   assert.ok(loss < chance - 1, `held-out loss ${loss} vs ln V ${chance}`);
 });
 
-test("each problem's answer is placed: the row before its letter, the last token of its correct option", async () => {
+test("each problem's answer is placed: the row before its letter, each option's letter and last token", async () => {
   // The MMA lab's tokenizer, which spells every letter after "The answer is" as one piece (a tiny one may not: " D" as "▁", "D").
   const { count, vocab } = MMA_SETTINGS.full.tokenizer;
   mkdirSync(join(dir, 'mma-tokenizer'));
@@ -70,10 +70,26 @@ test("each problem's answer is placed: the row before its letter, the last token
     assert.equal(tokenizer.decode(ids.slice(answer.row + 1, answer.row + 2)).trim(), letter);
     assert.equal(ids[answer.row + 1], answer.letters[problem.answer]);
     assert.deepEqual(answer.letters.map((id) => tokenizer.decode([id]).trim()), problem.choices.map((_, i) => 'ABCDE'[i]));
-    assert.ok(tokenizer.decode(ids.slice(0, answer.option + 1)).endsWith(`(${letter}) ${problem.choices[problem.answer]}`));
+    problem.choices.forEach((choice, i) => {
+      const { letter: at, end } = answer.options[i]!;
+      assert.ok(tokenizer.decode(ids.slice(0, at + 1)).endsWith(`(${'ABCDE'[i]}`));
+      assert.ok(tokenizer.decode(ids.slice(0, end + 1)).endsWith(`(${'ABCDE'[i]}) ${choice}`));
+    });
     assert.equal(answer.skill, problem.skill);
   }
   assert.equal(placed, 40);
+});
+
+test("the aids' targets: the answer row looks at its correct option's end, each option's tokens at its letter", () => {
+  const answer = { row: 9, options: [{ letter: 2, end: 4 }, { letter: 5, end: 7 }], letters: [40, 41], answer: 1, skill: 'x' };
+  const seq = 12;
+  const targets = answerAidTargets([{ ids: [], answer }, { ids: [] }], seq);
+  const rows = (t: { data: unknown }, b: number) => [...(t.data as BigInt64Array).subarray(b * seq, (b + 1) * seq)].map(Number);
+  const I = -100;
+  assert.deepEqual(rows(targets.answer, 0), [I, I, I, I, I, I, I, I, I, 7, I, I]);
+  assert.deepEqual(rows(targets.binding, 0), [I, I, I, 2, 2, I, 5, 5, I, I, I, I]);
+  assert.deepEqual(rows(targets.letter, 0), [I, I, I, I, I, I, I, I, I, 41, I, I]);
+  for (const t of [targets.answer, targets.binding, targets.letter]) assert.ok(rows(t, 1).every((v) => v === I));
 });
 
 test("the answer aid teaches the last layer's first head to look at the correct option", () => {

@@ -19,6 +19,7 @@ import { ort } from '../runtime/session.js';
 import { loadTokenizer } from '../text/load.js';
 import { renderPrompt, scienceQaPrompt, scienceQaTarget } from '../text/templates.js';
 import type { Tokenizer } from '../text/tokenizer.js';
+import type { Value } from '../graph/ir.js';
 import * as op from '../graph/ops/index.js';
 import { crossEntropy } from '../train/loss.js';
 import { checkpointTensors, freshTensors } from '../train/scratch.js';
@@ -36,10 +37,13 @@ const IGNORE = -100;
 /** How a from-scratch trainer of the lab runs (the small-print trainer's options that apply). */
 export type TinyLlamaTrainOptions = Pick<LabTrainOptions, 'seed' | 'steps' | 'batchSize' | 'lr' | 'warmup' | 'threads' | 'log'> & {
   /**
-   * Weight of the answer aid (0 or absent: none): at the row that predicts a problem's answer letter, the last layer's
-   * first head is told to attend to the correct option's last token. On the answer's loss alone the tiny LLaMA never
-   * bound an answer to its option's letter (every skill at chance for 1200 steps, docs/LAB.md "Status"); a drill of
-   * "Which word is red? Options: (A) blue (B) red" stayed at chance too, and learnt it with the aid in 800 steps.
+   * Weight of the answer aids (0 or absent: none), three terms: at the row that predicts a problem's answer letter,
+   * the last layer's first head is told to attend to the correct option's last token; at each option's tokens, the
+   * first layer's first head to attend to that option's letter (so that the letter is there to be read); and the
+   * letter's own cross-entropy, which in the mean over every token of a problem weighs a hundredth. On the
+   * answer's loss alone the tiny LLaMA never bound an answer to its option's letter (every skill at chance for 1200
+   * steps); with the first aid alone it still answered at chance, the letter's logits within tenths of each other;
+   * with all three it answered 58 % of held-out problems after 1500 steps, chance being 44 % (docs/LAB.md "Status").
    */
   attention?: number;
 };
@@ -74,8 +78,8 @@ export function sceneCaption(scene: Scene): string {
 export interface AnswerPlace {
   /** The row whose next token is the answer's letter (the last token of "The answer is"). */
   row: number;
-  /** The last token of the correct option's text in "Options: (A) … (B) …". */
-  option: number;
+  /** Each option of "Options: (A) … (B) …": where its letter is (the "B" of "(B)") and its text's last token. */
+  options: { letter: number; end: number }[];
   /** Each choice's letter as the target spells it after "The answer is", and the correct choice's index. */
   letters: number[];
   answer: number;
@@ -103,7 +107,7 @@ export function labLmSequences(tokenizer: Tokenizer, seed: number, index: number
   const place = answerPlace(tokenizer, problem, text, example);
   const sequences: LmSequence[] = [{
     ids: [example[0]!, ...prefix, ...example.slice(1)],
-    ...(place ? { answer: { ...place, row: place.row + prefix.length, option: place.option + prefix.length } } : {}),
+    ...(place ? { answer: { ...place, row: place.row + prefix.length, options: place.options.map((o) => ({ letter: o.letter + prefix.length, end: o.end + prefix.length })) } } : {}),
   }];
   if (index % 4 === 0) {
     const { question, code } = smallPrintText(seed, index);
@@ -124,12 +128,18 @@ function answerPlace(tokenizer: Tokenizer, problem: ScienceQaSample['problem'], 
   if (tokenizer.decode(tokens) !== text) return undefined;
   const tokenAt = (at: number) => 1 + pieceAt(tokenizer, tokens, at);
   const letterOf = (i: number) => String.fromCharCode(65 + i);
-  const options = text.indexOf('\nOptions: ');
-  const correct = `(${letterOf(problem.answer)}) ${problem.choices[problem.answer]}`;
-  const optionAt = text.indexOf(correct, options);
-  const answerAt = text.indexOf('The answer is ', options);
-  if (options < 0 || optionAt < 0 || answerAt < 0) return undefined;
-  const option = tokenAt(optionAt + correct.length - 1);
+  const start = text.indexOf('\nOptions: ');
+  const answerAt = text.indexOf('The answer is ', start);
+  if (start < 0 || answerAt < 0) return undefined;
+  let from = start;
+  const options = [];
+  for (const [i, choice] of problem.choices.entries()) {
+    const option = `(${letterOf(i)}) ${choice}`;
+    const at = text.indexOf(option, from);
+    if (at < 0 || at > answerAt) return undefined;
+    from = at + option.length;
+    options.push({ letter: tokenAt(at + 1), end: tokenAt(from - 1) });
+  }
   const row = tokenAt(answerAt + 'The answer is'.length - 1);
   // Each letter as the target spells it (" B" or " B.", not the "B" inside "(B)").
   const letters = problem.choices.map((_, i) => {
@@ -137,7 +147,7 @@ function answerPlace(tokenizer: Tokenizer, problem: ScienceQaSample['problem'], 
     return spelt[pieceAt(tokenizer, spelt, 'The answer is '.length)]!;
   });
   if (example[row + 1] !== letters[problem.answer]) return undefined;
-  return { row, option, letters, answer: problem.answer, skill: problem.skill };
+  return { row, options, letters, answer: problem.answer, skill: problem.skill };
 }
 
 /** The index of the piece of `tokens` that holds character `at` of their decoded text (a binary search). */
@@ -165,15 +175,21 @@ function* sequenceStream(tokenizer: Tokenizer, seed: number, batchSize: number):
 }
 
 /**
- * The attention aid's targets for a batch padded to `seq`: at each problem's answer row, the position of its correct
- * option's last token; elsewhere ignored.
+ * The aids' attention targets for a batch padded to `seq` (elsewhere ignored): `answer`, at each problem's answer
+ * row, its correct option's last token; `binding`, at each option's tokens after its letter, that letter.
  */
-export function answerAidTargets(sequences: readonly LmSequence[], seq: number): ort.Tensor {
-  const targets = new BigInt64Array(sequences.length * seq).fill(BigInt(IGNORE));
+export function answerAidTargets(sequences: readonly LmSequence[], seq: number): { answer: ort.Tensor; binding: ort.Tensor; letter: ort.Tensor } {
+  const answer = new BigInt64Array(sequences.length * seq).fill(BigInt(IGNORE));
+  const binding = new BigInt64Array(sequences.length * seq).fill(BigInt(IGNORE));
+  const letter = new BigInt64Array(sequences.length * seq).fill(BigInt(IGNORE));
   sequences.forEach((s, b) => {
-    if (s.answer) targets[b * seq + s.answer.row] = BigInt(s.answer.option);
+    if (!s.answer) return;
+    answer[b * seq + s.answer.row] = BigInt(s.answer.options[s.answer.answer]!.end);
+    letter[b * seq + s.answer.row] = BigInt(s.answer.letters[s.answer.answer]!);
+    for (const { letter, end } of s.answer.options) binding.fill(BigInt(letter), b * seq + letter + 1, b * seq + end + 1);
   });
-  return new ort.Tensor('int64', targets, [sequences.length, seq]);
+  const dims = [sequences.length, seq];
+  return { answer: new ort.Tensor('int64', answer, dims), binding: new ort.Tensor('int64', binding, dims), letter: new ort.Tensor('int64', letter, dims) };
 }
 
 /** A batch as the forward graph and the loss take it: ids padded with 0 to the longest, targets the next token. */
@@ -212,10 +228,16 @@ export async function trainTinyLlama(dir: string, shape: TinyLlamaShape, tokeniz
   const aid = opts.attention ?? 0;
   if (aid) {
     g.output(loss, 'text_loss');
-    const head = op.squeeze(op.slice(forward.attention.at(-1)!, [1], [0], [1]), [1]);
-    const aidLoss = crossEntropy(head, g.input('attention_targets', 'int64', ['batch', 'seq']), IGNORE);
-    g.output(aidLoss, 'attention_loss');
-    loss = op.add(loss, op.mul(aidLoss, aid));
+    // The first head of a layer, told where to look by the targets fed as `input`.
+    const aidLoss = (layer: Value, input: string) =>
+      crossEntropy(op.squeeze(op.slice(layer, [1], [0], [1]), [1]), g.input(input, 'int64', ['batch', 'seq']), IGNORE);
+    const answerLoss = aidLoss(forward.attention.at(-1)!, 'answer_targets');
+    const bindingLoss = aidLoss(forward.attention[0]!, 'binding_targets');
+    const letterLoss = crossEntropy(forward.logits, g.input('letter_targets', 'int64', ['batch', 'seq']), IGNORE);
+    g.output(answerLoss, 'answer_aid_loss');
+    g.output(bindingLoss, 'binding_aid_loss');
+    g.output(letterLoss, 'letter_loss');
+    loss = op.add(loss, op.mul(op.add(op.add(answerLoss, bindingLoss), letterLoss), aid));
   }
   const training = buildTrainingGraph(g, loss, {
     trainable: (name) => name.split('+').every((part) => specs.has(part)),
@@ -224,7 +246,7 @@ export async function trainTinyLlama(dir: string, shape: TinyLlamaShape, tokeniz
   });
   const parameters = training.tensors.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
   log(`tiny LLaMA: ${parameters} parameters (width ${shape.width}, ${shape.layers} layers, vocabulary ${shape.vocab}); compiling the training step`);
-  const trainer = await Trainer.create(training, { threads: opts.threads, memArena: false, ...(aid ? { metrics: ['text_loss', 'attention_loss'] } : {}) });
+  const trainer = await Trainer.create(training, { threads: opts.threads, memArena: false, ...(aid ? { metrics: ['text_loss', 'answer_aid_loss', 'binding_aid_loss', 'letter_loss'] } : {}) });
   const started = performance.now();
   const losses: number[] = [];
   const aidLosses: number[] = [];
@@ -233,17 +255,24 @@ export async function trainTinyLlama(dir: string, shape: TinyLlamaShape, tokeniz
   let tensors: Map<string, Float32Array>;
   try {
     for (let step = 0; step < opts.steps; step++) {
-      const batch = stream.next().value as LmSequence[];
+      let batch = stream.next().value as LmSequence[];
+      // The aids' mean cross-entropies are NaN over a batch with no answer placed (as torch's are): draw another.
+      while (aid && !batch.some((s) => s.answer)) batch = stream.next().value as LmSequence[];
       const lr = warmupCosine(opts.lr, step, opts.steps, opts.warmup);
       const feeds = lmBatch(batch.map((s) => s.ids));
-      if (aid) feeds['attention_targets'] = answerAidTargets(batch, feeds['input_ids']!.dims[1]!);
+      if (aid) {
+        const targets = answerAidTargets(batch, feeds['input_ids']!.dims[1]!);
+        feeds['answer_targets'] = targets.answer;
+        feeds['binding_targets'] = targets.binding;
+        feeds['letter_targets'] = targets.letter;
+      }
       const result = await trainer.run(feeds, lr);
       const textLoss = result.metrics['text_loss'] ?? result.loss;
       losses.push(textLoss);
-      if (aid) aidLosses.push(result.metrics['attention_loss']!);
+      if (aid) aidLosses.push(result.metrics['answer_aid_loss']!);
       tokens += batch.reduce((n, s) => n + s.ids.length - 1, 0);
       if ((step + 1) % 50 === 0 || step + 1 === opts.steps) {
-        const aidPart = aid ? `, answer aid ${result.metrics['attention_loss']!.toFixed(3)}` : '';
+        const aidPart = aid ? `, answer aid ${result.metrics['answer_aid_loss']!.toFixed(3)}, binding aid ${result.metrics['binding_aid_loss']!.toFixed(3)}, letter ${result.metrics['letter_loss']!.toFixed(3)}` : '';
         log(`tiny LLaMA step ${step + 1}/${opts.steps}: loss ${textLoss.toFixed(3)}${aidPart}, lr ${lr.toExponential(2)}`);
       }
     }
