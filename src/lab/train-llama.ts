@@ -33,6 +33,8 @@ import type { LabTrainOptions } from './train-visual.js';
 import { buildTinyLlamaForward, saveMetaLlama, tinyLlamaConfig, tinyLlamaTensors, type TinyLlamaShape } from './tiny-llama.js';
 
 const IGNORE = -100;
+/** Batches in a row without a placed answer after which the aids give up (a tokenizer that splits the letters). */
+const MAX_UNPLACED_BATCHES = 100;
 
 /** How a from-scratch trainer of the lab runs (the small-print trainer's options that apply). */
 export type TinyLlamaTrainOptions = Pick<LabTrainOptions, 'seed' | 'steps' | 'batchSize' | 'lr' | 'warmup' | 'threads' | 'log'> & {
@@ -257,7 +259,10 @@ export async function trainTinyLlama(dir: string, shape: TinyLlamaShape, tokeniz
     for (let step = 0; step < opts.steps; step++) {
       let batch = stream.next().value as LmSequence[];
       // The aids' mean cross-entropies are NaN over a batch with no answer placed (as torch's are): draw another.
-      while (aid && !batch.some((s) => s.answer)) batch = stream.next().value as LmSequence[];
+      for (let tries = 1; aid && !batch.some((s) => s.answer); tries++) {
+        if (tries === MAX_UNPLACED_BATCHES) throw new Error(`the answer aids found no answer to place in ${tries} batches: does the tokenizer spell " A" after "The answer is" as one piece?`);
+        batch = stream.next().value as LmSequence[];
+      }
       const lr = warmupCosine(opts.lr, step, opts.steps, opts.warmup);
       const feeds = lmBatch(batch.map((s) => s.ids));
       if (aid) {
