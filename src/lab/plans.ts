@@ -22,8 +22,8 @@ const TRAIN = { seed: 0, steps: 1800, batchSize: 4, lr: 1e-3, warmup: 100, ease:
  * MRA's stage 0: its ConvNeXt alone learns to read on 256-px crops of code sheets (16 crops a step from 32 sheets of
  * 150 codes asked, ~133 placed at 1024 px: at 48 a sheet, a stride-8 reading head read 10 points fewer characters at
  * equal steps). The print reaches the task's size at step 300 and the learning rate stays high long after: with 1000
- * steps, easing to step 400, the last-stage head read 16 % of the characters at step 550; with these, 39 % at step
- * 950 and still climbing (docs/LAB.md, "Status").
+ * steps, easing to step 400, the last-stage head read 16 % of the characters at step 550; with these, 42 % at step
+ * 1000 and 67 % at 1750, still climbing (docs/LAB.md, "Status").
  */
 const PRETRAIN = { steps: 3000, sheets: 32, codes: 150, crops: 16, crop: 256, lr: 2e-3, warmup: 50, ease: 1, easeSteps: 300 };
 
