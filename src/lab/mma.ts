@@ -49,7 +49,7 @@ export interface MmaLabOptions {
 /** Everything that decides what a run trains and measures. */
 export interface MmaSettings {
   tokenizer: { count: number; vocab: number };
-  /** `attention`: the answer aid's weight (train-llama.ts). */
+  /** `attention`: the answer aids' weight (train-llama.ts). */
   llama: { shape: TinyLlamaShape; steps: number; batchSize: number; lr: number; warmup: number; attention: number };
   clip: { shape: TinyClipShape; steps: number; batchSize: number; lr: number; warmup: number };
   /** Samples generated for training (80 % land in the train split) and for the held-out evaluation (its test split, ~10 %). */
