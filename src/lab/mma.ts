@@ -72,7 +72,8 @@ export const MMA_SETTINGS: Record<'quick' | 'full', MmaSettings> = {
   full: {
     tokenizer: { count: 2000, vocab: 1024 },
     llama: { shape: { width: 128, layers: 4, heads: 4, vocab: 1024, multipleOf: 64 }, steps: 3000, batchSize: 16, lr: 3e-3, warmup: 60, attention: 1 },
-    clip: { shape: { width: 96, layers: 6, heads: 3, patch: 14, imageSize: 112, embedDim: 96 }, steps: 200, batchSize: 32, lr: 2e-3, warmup: 20 },
+    // 2000 steps, not 200: LaVIN's adapters then answered 48.4 % of the image questions instead of 40.8 % (chance 43.2 %).
+    clip: { shape: { width: 96, layers: 6, heads: 3, patch: 14, imageSize: 112, embedDim: 96 }, steps: 2000, batchSize: 32, lr: 2e-3, warmup: 100 },
     data: { train: 4000, heldOut: 4000 },
     lavin: { batchSize: 8, accumIter: 1, epochs: 2, warmupEpochs: 0.2, lr: 3e-3 },
     vtwSamples: 32,
