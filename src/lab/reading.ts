@@ -88,6 +88,11 @@ function cellOf(centre: CharacterCentre, x0: number, y0: number, stride: number,
   return cx < 0 || cy < 0 || cx >= cells || cy >= cells ? -1 : cy * cells + cx;
 }
 
+/** Targets [cell, slot] of a `cells` × `cells` grid before any character: every slot of one cell in `blankStride` 'no character', the rest ignored. */
+function blankCellTargets(cells: number, blankStride: number): Int32Array {
+  return new Int32Array(cells * cells * READING_SLOTS).map((_, j) => (Math.floor(j / READING_SLOTS) % blankStride === 0 ? NO_CHARACTER : IGNORE));
+}
+
 /**
  * Targets [cell, slot] of the `crop`-pixel window at (x0, y0) cut into cells of `stride` pixels (row-major), for
  * `codes` (each a code's centres, in order): in a cell where a code's character's centre lies, slot k is that
@@ -96,7 +101,7 @@ function cellOf(centre: CharacterCentre, x0: number, y0: number, stride: number,
  */
 export function cellTargets(codes: readonly (readonly CharacterCentre[])[], x0: number, y0: number, crop: number, stride: number, blankStride: number): Int32Array {
   const cells = Math.round(crop / stride);
-  const targets = new Int32Array(cells * cells * READING_SLOTS).map((_, j) => (Math.floor(j / READING_SLOTS) % blankStride === 0 ? NO_CHARACTER : IGNORE));
+  const targets = blankCellTargets(cells, blankStride);
   for (const centres of codes) {
     const held = centres.map((c) => cellOf(c, x0, y0, stride, cells));
     for (const cell of new Set(held.filter((c) => c >= 0))) {
@@ -114,7 +119,7 @@ export function cellTargets(codes: readonly (readonly CharacterCentre[])[], x0: 
  */
 export function glyphTargets(codes: readonly (readonly CharacterCentre[])[], x0: number, y0: number, crop: number, stride: number, blankStride: number): Int32Array {
   const cells = Math.round(crop / stride);
-  const targets = new Int32Array(cells * cells * READING_SLOTS).map((_, j) => (Math.floor(j / READING_SLOTS) % blankStride === 0 ? NO_CHARACTER : IGNORE));
+  const targets = blankCellTargets(cells, blankStride);
   const held = new Map<number, CharacterCentre[]>();
   for (const centre of codes.flat()) {
     const cell = cellOf(centre, x0, y0, stride, cells);

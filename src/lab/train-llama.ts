@@ -21,7 +21,7 @@ import { renderPrompt, scienceQaPrompt, scienceQaTarget } from '../text/template
 import type { Tokenizer } from '../text/tokenizer.js';
 import type { Value } from '../graph/ir.js';
 import * as op from '../graph/ops/index.js';
-import { crossEntropy } from '../train/loss.js';
+import { crossEntropy, headAttentionCrossEntropy } from '../train/loss.js';
 import { checkpointTensors, freshTensors } from '../train/scratch.js';
 import { buildTrainingGraph } from '../train/training-graph.js';
 import { lossEnds, warmupCosine } from '../train/schedule.js';
@@ -231,8 +231,7 @@ export async function trainTinyLlama(dir: string, shape: TinyLlamaShape, tokeniz
   if (aid) {
     g.output(loss, 'text_loss');
     // The first head of a layer, told where to look by the targets fed as `input`.
-    const aidLoss = (layer: Value, input: string) =>
-      crossEntropy(op.squeeze(op.slice(layer, [1], [0], [1]), [1]), g.input(input, 'int64', ['batch', 'seq']), IGNORE);
+    const aidLoss = (layer: Value, input: string) => headAttentionCrossEntropy(layer, 0, g.input(input, 'int64', ['batch', 'seq']), IGNORE);
     const answerLoss = aidLoss(forward.attention.at(-1)!, 'answer_targets');
     const bindingLoss = aidLoss(forward.attention[0]!, 'binding_targets');
     const letterLoss = crossEntropy(forward.logits, g.input('letter_targets', 'int64', ['batch', 'seq']), IGNORE);

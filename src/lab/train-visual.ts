@@ -22,7 +22,7 @@ import { loadTokenizer } from '../text/load.js';
 import { renderPrompt } from '../text/templates.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import { decodeImage } from '../vision/decode.js';
-import { crossEntropy } from '../train/loss.js';
+import { crossEntropy, headAttentionCrossEntropy } from '../train/loss.js';
 import { checkpointTensors, freshTensors } from '../train/scratch.js';
 import { buildTrainingGraph } from '../train/training-graph.js';
 import { warmupCosine } from '../train/schedule.js';
@@ -130,8 +130,7 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
     loss = op.add(loss, op.mul(op.add(readingLoss.characters, readingLoss.blanks), reading));
   }
   if (attention) {
-    const head = op.squeeze(op.slice(forward.attention.at(-1)!, [1], [0], [1]), [1]);
-    const attentionLoss = crossEntropy(head, g.input('attention_targets', 'int64', ['batch', 'seq']), IGNORE);
+    const attentionLoss = headAttentionCrossEntropy(forward.attention.at(-1)!, 0, g.input('attention_targets', 'int64', ['batch', 'seq']), IGNORE);
     g.output(attentionLoss, 'attention_loss');
     metrics.push('attention_loss');
     loss = op.add(loss, op.mul(attentionLoss, attention));

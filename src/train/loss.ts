@@ -18,3 +18,12 @@ export function crossEntropy(logits: Value, targets: Value, ignoreIndex: number)
   const total = op.reduceSum(op.mul(op.squeeze(picked, [-1]), weight), all, false);
   return op.neg(op.div(total, op.reduceSum(weight, all, false)));
 }
+
+/**
+ * Cross-entropy of one attention head's logits [batch, heads, seq, seq] (scores plus mask, before the softmax) over
+ * its keys, against key positions `targets` [batch, seq] (`ignoreIndex` where a row is not told): a training aid
+ * that tells a head where to look.
+ */
+export function headAttentionCrossEntropy(attentionLogits: Value, head: number, targets: Value, ignoreIndex: number): Value {
+  return crossEntropy(op.squeeze(op.slice(attentionLogits, [1], [head], [head + 1]), [1]), targets, ignoreIndex);
+}
