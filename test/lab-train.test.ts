@@ -137,7 +137,7 @@ test('stage 0: the ConvNeXt alone trains on crops; only its tensors change, and 
   const fresh = freshTensors(model.specs, 5);
   const losses: number[] = [];
   const glyphs: number[] = [];
-  const trained = await pretrainConvnext(model, fresh, {
+  const { source: trained } = await pretrainConvnext(model, fresh, {
     seed: 5, steps: 2, sheets: 1, codes: 20, crops: 2, crop: 64, lr: 1e-3, warmup: 1, ease: 1, easeSteps: 2, threads: 1,
     onStep: (r) => (losses.push(r.loss), glyphs.push(r.glyphs)),
   });
@@ -212,4 +212,41 @@ test('cell targets of a crop: a cell holding several characters names each in it
     [n, n, n, n, n, n],
     [-100, -100, -100, -100, -100, -100],
   ].flat());
+});
+
+test('an MRA training stopped part-way (in stage 0, then in the whole model) resumes from its saved state to the weights of the run never stopped', async () => {
+  const model = labLlavaHrModel({ ...TINY, imageSize: 128, convnext: { depths: [1, 1, 1, 1], dims: [8, 16, 24, 32] } });
+  const root = await mkdtemp(join(tmpdir(), 'egret-lab-resume-'));
+  try {
+    const tokenizerModel = labTokenizerModel(0, 40, 400);
+    // Two sheets, so that the resumed pool of sheets must be the one the whole run held at that step.
+    const pretrain = { steps: 5, sheets: 2, codes: 20, crops: 2, crop: 64, lr: 1e-3, warmup: 1, ease: 1, easeSteps: 10 };
+    const settings = { seed: 3, steps: 5, batchSize: 1, lr: 1e-3, warmup: 1, threads: 1, reading: 1, attention: 1, pretrain, saveEvery: 2 };
+    const whole = join(root, 'whole');
+    await trainLabModel(whole, model, tokenizerModel, { ...settings, stateDir: join(whole, 'resume') });
+
+    // A kill is an exception here: thrown at stage 0's step 4 (state saved at 2), then at the whole model's step 5 (saved at 4).
+    const stopped = join(root, 'stopped');
+    const stopAt = (at: number) => (r: { step: number }) => {
+      if (r.step === at) throw new Error(`stopped at ${at}`);
+    };
+    const stages: number[][] = [[], []];
+    const resumeOpts = { ...settings, stateDir: join(stopped, 'resume') };
+    await assert.rejects(trainLabModel(stopped, model, tokenizerModel, { ...resumeOpts, onPretrainStep: stopAt(4) }), /stopped at 4/);
+    await assert.rejects(trainLabModel(stopped, model, tokenizerModel, {
+      ...resumeOpts, onPretrainStep: (r) => stages[0]!.push(r.step), onStep: (r) => (stages[1]!.push(r.step), stopAt(5)(r)),
+    }), /stopped at 5/);
+    assert.deepEqual(stages, [[3, 4, 5], [1, 2, 3, 4, 5]]);
+    stages[0] = [];
+    stages[1] = [];
+    const { seconds } = await trainLabModel(stopped, model, tokenizerModel, { ...resumeOpts, onPretrainStep: (r) => stages[0]!.push(r.step), onStep: (r) => stages[1]!.push(r.step) });
+    assert.deepEqual(stages, [[], [5]], 'stage 0 is not run again once the whole model has a saved state');
+    assert.ok(seconds > 0);
+
+    const [a, b] = [await openCheckpoint(join(whole, 'pytorch_model.bin')), await openCheckpoint(join(stopped, 'pytorch_model.bin'))];
+    for (const name of model.specs.keys()) assert.equal(maxAbsDiff(await b.readFloat32(name), await a.readFloat32(name)), 0, name);
+    await Promise.all([a.close(), b.close()]);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
 });

@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { cpus } from 'node:os';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { writeFileAtomically } from '../io/file.js';
 import { join } from 'node:path';
 import { isObject } from '../io/json.js';
@@ -103,6 +103,9 @@ export async function hasLabModels(ctx: LabContext, plan: MraLabPlan): Promise<b
   return found.every((r) => r !== undefined);
 }
 
+/** Steps between saves of a training model and its state (≈ 4–10 minutes of the full plan). */
+const SAVE_EVERY = 100;
+
 /** The finished model for these settings (shipped or cached), or trained into the cache folder now. */
 export async function labModel(ctx: LabContext, name: string, model: LabVisualModel, tokenizer: MraLabPlan['tokenizer'], train: TrainSettings): Promise<ModelRecord> {
   const settings = labModelSettings(model, tokenizer, train);
@@ -112,15 +115,18 @@ export async function labModel(ctx: LabContext, name: string, model: LabVisualMo
     return found;
   }
   const dir = join(ctx.cacheDir, `${name}-${settingsKey(settings)}`);
-  await rm(dir, { recursive: true, force: true });
-  ctx.log(`${name}: training (${train.steps} steps of ${train.batchSize}) into ${dir}`);
-  const started = performance.now();
+  // A run of these settings stopped part-way left its state here: go on from it (the folder's name is the settings').
+  const stateDir = join(dir, 'resume');
+  const resuming = (await stat(stateDir).catch(() => undefined)) !== undefined;
+  if (!resuming) await rm(dir, { recursive: true, force: true });
+  ctx.log(`${name}: ${resuming ? 'resuming' : 'training'} (${train.steps} steps of ${train.batchSize}) in ${dir}`);
   let finalLoss: number | undefined;
   let parameters: number | undefined;
-  await trainLabModel(dir, model, labTokenizerModel(tokenizer.seed, tokenizer.count, tokenizer.vocab), {
+  const { seconds } = await trainLabModel(dir, model, labTokenizerModel(tokenizer.seed, tokenizer.count, tokenizer.vocab), {
     ...train,
     threads: ctx.threads,
-    saveEvery: 250,
+    saveEvery: SAVE_EVERY,
+    stateDir,
     log: (m) => {
       const count = /(\d+) parameters/.exec(m);
       if (count) parameters = Number(count[1]);
@@ -132,8 +138,9 @@ export async function labModel(ctx: LabContext, name: string, model: LabVisualMo
       ctx.progress?.(`training ${name} (loss ${r.loss.toFixed(3)}${r.reading === undefined ? '' : `, reading ${r.reading.toFixed(3)}`}${r.attention === undefined ? '' : `, attention ${r.attention.toFixed(3)}`})`, r.step, train.steps);
     },
   });
-  const record: ModelRecord = { dir, settings, trainingSeconds: Math.round((performance.now() - started) / 1000), machine: machineDescription(), parameters, finalLoss };
+  const record: ModelRecord = { dir, settings, trainingSeconds: Math.round(seconds), machine: machineDescription(), parameters, finalLoss };
   await writeFileAtomically(join(dir, 'lab.json'), `${JSON.stringify(record, null, 2)}\n`);
+  await rm(stateDir, { recursive: true, force: true });
   return record;
 }
 

@@ -9,7 +9,6 @@
  * crop of a sheet holds twenty and more characters where a task image holds five, costs a ninth of the image, and
  * no LLaMA runs: the high-resolution path sees far more characters a second than training the whole model gives.
  */
-import { seededRandom } from '../generate/sampling.js';
 import { Graph } from '../graph/ir.js';
 import * as op from '../graph/ops/index.js';
 import { identityLayout, WeightScope } from '../graph/weights.js';
@@ -23,7 +22,9 @@ import { checkpointTensors, freshTensors } from '../train/scratch.js';
 import { warmupCosine } from '../train/schedule.js';
 import { buildTrainingGraph } from '../train/training-graph.js';
 import { Trainer } from '../train/trainer.js';
+import { restoreTrainerState, saveTrainerState } from '../train/trainer-state.js';
 import type { LabVisualModel } from './models.js';
+import { sampleRng } from './random.js';
 import { renderCodeSheet } from './smallprint.js';
 import { cellTargets, characterCentres, glyphTargets, READING_SLOTS, readingHeadLoss, readingHeadSpecs } from './reading.js';
 
@@ -59,6 +60,12 @@ export interface ConvnextPretrainOptions extends ConvnextPretrainSettings {
    */
   onStep?: (report: { step: number; loss: number; accuracy: number; glyphs: number; lr: number; seconds: number }) => void;
   log?: (message: string) => void;
+  /**
+   * Where the training state is kept (trainer-state.ts) every `saveEvery` steps and at the end; a state found there
+   * is resumed: the same batches follow as if the run had not stopped.
+   */
+  statePath?: string;
+  saveEvery?: number;
 }
 
 /** One blank cell in this many within a crop says 'no character'. */
@@ -66,12 +73,15 @@ const BLANK_STRIDE = 4;
 /** The same for the glyph head's cells, sixteen times as many. */
 const GLYPH_BLANK_STRIDE = 16;
 const GLYPH_HEAD = 'lab_glyph_head';
+/** The training state's record of the seconds trained so far (all runs). */
+export const SECONDS = 'egret_seconds';
 
 /**
  * Pretrains the ConvNeXt of `model` (a lab LLaVA-HR) whose fresh tensors `source` holds; returns a source with
- * the same tensors, the ConvNeXt's replaced by the trained ones.
+ * the same tensors, the ConvNeXt's replaced by the trained ones, and the seconds it trained (over all runs when
+ * resumed).
  */
-export async function pretrainConvnext(model: LabVisualModel, source: TensorSource, opts: ConvnextPretrainOptions): Promise<MemorySource> {
+export async function pretrainConvnext(model: LabVisualModel, source: TensorSource, opts: ConvnextPretrainOptions): Promise<{ source: MemorySource; seconds: number }> {
   const log = opts.log ?? (() => undefined);
   if (!model.convnext) throw new Error(`stage 0 pretrains an MRA model's ConvNeXt; a ${model.family} model has none`);
   const { config: convnext, prefix } = model.convnext;
@@ -101,6 +111,13 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
   });
   log(`stage 0: the ConvNeXt alone on ${S}-px crops, ${opts.steps} steps of ${opts.crops} crops from ${opts.sheets} code sheets`);
   const trainer = await Trainer.create(training, { threads: opts.threads, memArena: false, metrics: ['characters', 'accuracy', 'glyphs'] });
+  const began = performance.now();
+  const saved = opts.statePath ? await restoreTrainerState(opts.statePath, trainer) : undefined;
+  const start = saved?.step ?? 0;
+  const secondsBefore = Number(saved?.metadata[SECONDS] ?? 0);
+  const seconds = () => secondsBefore + (performance.now() - began) / 1000;
+  if (start > opts.steps) throw new Error(`stage 0: the saved state is at step ${start}, past the ${opts.steps} steps asked`);
+  if (start > 0) log(`stage 0: resuming at step ${start} from ${opts.statePath}`);
   const side = model.size;
   const count = (S / stride) ** 2;
   const glyphCount = (S / glyphStride) ** 2;
@@ -112,11 +129,18 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
     if (!codes.length) throw new Error(`stage 0: code sheet ${sheet.index} at ${side} px has no code`);
     return { image: model.preprocess(await decodeImage(sheet.png)), codes };
   };
-  const sheets = await Promise.all(Array.from({ length: opts.sheets }, (_, i) => render(i, easeAt(0))));
-  const random = seededRandom(opts.seed * 1_000_003 + 7);
+  // The pool as step `start` finds it: slot i last took the sheet rendered during the latest earlier step t with
+  // t ≡ i (mod sheets), else its first sheet.
+  const sheets = await Promise.all(Array.from({ length: opts.sheets }, (_, i) => {
+    const t = start - 1 - ((start - 1 - i) % opts.sheets + opts.sheets) % opts.sheets;
+    return t >= 0 ? render(opts.sheets + t, easeAt(t)) : render(i, easeAt(0));
+  }));
   const B = opts.crops;
 
-  const batch = () => {
+  // Each step draws from its own stream, so that a resumed run draws what the whole run would have.
+  const batch = (step: number) => {
+    const rng = sampleRng(opts.seed, 'stage0-crops', step);
+    const random = () => rng.float();
     const crops = new Float32Array(B * 3 * S * S);
     const targets = new BigInt64Array(B * count * READING_SLOTS);
     const glyphs = new BigInt64Array(B * glyphCount * READING_SLOTS);
@@ -139,9 +163,9 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
     return { crops, targets, glyphs };
   };
 
-  for (let step = 0; step < opts.steps; step++) {
+  for (let step = start; step < opts.steps; step++) {
     const started = performance.now();
-    const { crops, targets, glyphs } = batch();
+    const { crops, targets, glyphs } = batch(step);
     const lr = warmupCosine(opts.lr, step, opts.steps, opts.warmup);
     // The next sheet renders while the step trains; awaited together, so that a failure of either is reported.
     const [result] = await Promise.all([
@@ -154,10 +178,11 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
     ]);
     const m = result.metrics;
     opts.onStep?.({ step: step + 1, loss: m['characters']!, accuracy: m['accuracy']!, glyphs: m['glyphs']!, lr, seconds: (performance.now() - started) / 1000 });
+    if (opts.statePath && ((opts.saveEvery && (step + 1) % opts.saveEvery === 0) || step + 1 === opts.steps)) await saveTrainerState(opts.statePath, trainer, { [SECONDS]: String(seconds()) });
   }
   const trained = checkpointTensors(g, new Map(trainer.tensors.map((t) => [t.name, Float32Array.from(trainer.param(t.name) as Float32Array)])), (n) => both.info(n).shape);
   await trainer.dispose();
   const all: Record<string, { shape: readonly number[]; data: Float32Array }> = {};
   for (const t of source.list()) all[t.name] = { shape: t.shape, data: trained.get(t.name) ?? await source.readFloat32(t.name) };
-  return new MemorySource(all);
+  return { source: new MemorySource(all), seconds: seconds() };
 }

@@ -7,7 +7,7 @@
  * </s>), plus, as options, the reading head's (reading.ts) and, before it all, an MRA model's stage 0
  * (pretrain-convnext.ts).
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Graph } from '../graph/ir.js';
 import * as op from '../graph/ops/index.js';
@@ -27,9 +27,10 @@ import { checkpointTensors, freshTensors } from '../train/scratch.js';
 import { buildTrainingGraph } from '../train/training-graph.js';
 import { warmupCosine } from '../train/schedule.js';
 import { Trainer } from '../train/trainer.js';
+import { restoreTrainerState, saveTrainerState } from '../train/trainer-state.js';
 import { smallPrintMessage } from './datasets.js';
 import type { LabVisualModel } from './models.js';
-import { pretrainConvnext, type ConvnextPretrainSettings } from './pretrain-convnext.js';
+import { pretrainConvnext, SECONDS, type ConvnextPretrainSettings } from './pretrain-convnext.js';
 import { characterCells, IGNORE, READING_SLOTS, readingHeadLoss, readingHeadSpecs, readingTargets } from './reading.js';
 import { renderSmallPrint } from './smallprint.js';
 import type { TensorSpec } from '../train/scratch.js';
@@ -67,6 +68,11 @@ export interface LabTrainOptions {
   pretrain?: ConvnextPretrainSettings;
   /** Save the model every this many steps (and at the end). */
   saveEvery?: number;
+  /**
+   * Keep the training state here (stage 0's and the whole model's, every `saveEvery` steps), and resume from what
+   * is found there: a run of hours stopped part-way goes on where it stood, drawing the batches it would have.
+   */
+  stateDir?: string;
   onPretrainStep?: (report: { step: number; steps: number; loss: number; accuracy: number; glyphs: number; lr: number; seconds: number }) => void;
   /**
    * `loss` is the answer's; `reading` the reading head's on the characters (reading.ts) and `attention` the
@@ -99,7 +105,8 @@ export function smallPrintExample(tokenizer: Tokenizer, question: string, code: 
   return { before: prompt.slice(0, image), after, answerAt: prompt.length - image - 1, codeAt };
 }
 
-export async function trainLabModel(dir: string, model: LabVisualModel, tokenizerModel: Uint8Array, opts: LabTrainOptions): Promise<void> {
+/** Trains and saves the model in `dir`; returns the seconds it trained (over all runs when resumed). */
+export async function trainLabModel(dir: string, model: LabVisualModel, tokenizerModel: Uint8Array, opts: LabTrainOptions): Promise<{ seconds: number }> {
   const log = opts.log ?? (() => undefined);
   await writeModelFiles(dir, model, tokenizerModel);
   const tokenizer = await loadTokenizer(dir);
@@ -108,11 +115,17 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   const specs = reading ? new Map([...model.specs, ...readingHeadSpecs(model.llm.hidden)]) : model.specs;
   let source: TensorSource = freshTensors(specs, opts.seed);
   if (opts.initFrom) source = await withWeightsOf(source, opts.initFrom, model.specs);
-  if (opts.pretrain) {
-    source = await pretrainConvnext(model, source, {
+  if (opts.stateDir) await mkdir(opts.stateDir, { recursive: true });
+  const statePath = opts.stateDir && join(opts.stateDir, 'train.safetensors');
+  // A saved state of the whole model holds every weight stage 0 would give it.
+  const wholeSaved = statePath !== undefined && (await stat(statePath).catch(() => undefined)) !== undefined;
+  let secondsBefore = 0;
+  if (opts.pretrain && !wholeSaved) {
+    ({ source, seconds: secondsBefore } = await pretrainConvnext(model, source, {
       ...opts.pretrain, seed: opts.seed, threads: opts.threads, log,
       onStep: (r) => opts.onPretrainStep?.({ ...r, steps: opts.pretrain!.steps }),
-    });
+      ...(opts.stateDir ? { statePath: join(opts.stateDir, 'stage0.safetensors'), saveEvery: opts.saveEvery } : {}),
+    }));
   }
   const forward = model.forward(source);
   const g = forward.graph;
@@ -143,6 +156,13 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   const parameters = training.tensors.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
   log(`${training.tensors.length} tensors, ${parameters} parameters; compiling the training step`);
   const trainer = await Trainer.create(training, { threads: opts.threads, memArena: false, metrics });
+  const began = performance.now();
+  const saved = statePath ? await restoreTrainerState(statePath, trainer) : undefined;
+  const start = saved?.step ?? 0;
+  if (saved) secondsBefore = Number(saved.metadata[SECONDS] ?? 0);
+  const trainedSeconds = () => secondsBefore + (performance.now() - began) / 1000;
+  if (start > opts.steps) throw new Error(`the saved state is at step ${start}, past the ${opts.steps} steps asked`);
+  if (start > 0) log(`resuming at step ${start} from ${statePath}`);
   const { size: S, visualTokens: visual } = model;
   const grid = Math.round(Math.sqrt(visual));
 
@@ -163,10 +183,10 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
     return { pixels, examples, cells, codeCells };
   };
 
-  let next = batchAt(0);
-  for (let step = 0; step < opts.steps; step++) {
+  let next = start < opts.steps ? batchAt(start) : undefined;
+  for (let step = start; step < opts.steps; step++) {
     const started = performance.now();
-    const { pixels, examples, cells, codeCells } = await next;
+    const { pixels, examples, cells, codeCells } = await next!;
     if (step + 1 < opts.steps) next = batchAt(step + 1);
     const B = examples.length;
     const before = examples[0]!.before.length;
@@ -198,9 +218,13 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
     const seconds = (performance.now() - started) / 1000;
     const m = result.metrics;
     opts.onStep?.({ step: step + 1, loss: m['answer_loss'] ?? result.loss, reading: m['reading_loss'], attention: m['attention_loss'], lr, seconds });
-    if ((opts.saveEvery && (step + 1) % opts.saveEvery === 0) || step + 1 === opts.steps) await saveModel(dir, trainer, g, source, model.specs);
+    if ((opts.saveEvery && (step + 1) % opts.saveEvery === 0) || step + 1 === opts.steps) {
+      await saveModel(dir, trainer, g, source, model.specs);
+      if (statePath) await saveTrainerState(statePath, trainer, { [SECONDS]: String(trainedSeconds()) });
+    }
   }
   await trainer.dispose();
+  return { seconds: trainedSeconds() };
 }
 
 /** `fresh` with the model's own tensors (`names`) replaced by those saved in `dir` (the training aids' heads stay fresh). */
