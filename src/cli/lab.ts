@@ -90,7 +90,7 @@ export const LAB_RUN_HELP: CommandHelp = {
   describe: {
     quick: "fewer held-out images; the full run's MRA models when shipped or cached, else small ones of its own; MMA's quick settings (minutes on 2 cores)",
     out: 'the results folder (default lab-results)',
-    'cache-dir': 'where trained models are kept between runs (default: the user cache folder\'s lab/)',
+    'cache-dir': 'where trained models are kept between runs, and where a stopped training goes on from its last save (every 100 steps; default: the user cache folder\'s lab/)',
     threads: 'compute threads (default: all cores)',
   },
 };
