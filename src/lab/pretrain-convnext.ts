@@ -22,7 +22,7 @@ import { checkpointTensors, freshTensors } from '../train/scratch.js';
 import { warmupCosine } from '../train/schedule.js';
 import { buildTrainingGraph } from '../train/training-graph.js';
 import { Trainer } from '../train/trainer.js';
-import { restoreTrainerState, saveTrainerState } from '../train/trainer-state.js';
+import { resumeTraining } from '../train/trainer-state.js';
 import type { LabVisualModel } from './models.js';
 import { sampleRng } from './random.js';
 import { renderCodeSheet } from './smallprint.js';
@@ -73,8 +73,6 @@ const BLANK_STRIDE = 4;
 /** The same for the glyph head's cells, sixteen times as many. */
 const GLYPH_BLANK_STRIDE = 16;
 const GLYPH_HEAD = 'lab_glyph_head';
-/** The training state's record of the seconds trained so far (all runs). */
-export const SECONDS = 'egret_seconds';
 
 /**
  * Pretrains the ConvNeXt of `model` (a lab LLaVA-HR) whose fresh tensors `source` holds; returns a source with
@@ -112,11 +110,8 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
   log(`stage 0: the ConvNeXt alone on ${S}-px crops, ${opts.steps} steps of ${opts.crops} crops from ${opts.sheets} code sheets`);
   const trainer = await Trainer.create(training, { threads: opts.threads, memArena: false, metrics: ['characters', 'accuracy', 'glyphs'] });
   const began = performance.now();
-  const saved = opts.statePath ? await restoreTrainerState(opts.statePath, trainer) : undefined;
-  const start = saved?.step ?? 0;
-  const secondsBefore = Number(saved?.metadata[SECONDS] ?? 0);
-  const seconds = () => secondsBefore + (performance.now() - began) / 1000;
-  if (start > opts.steps) throw new Error(`stage 0: the saved state is at step ${start}, past the ${opts.steps} steps asked`);
+  const run = opts.statePath ? await resumeTraining(opts.statePath, trainer, opts.steps) : undefined;
+  const start = run?.start ?? 0;
   if (start > 0) log(`stage 0: resuming at step ${start} from ${opts.statePath}`);
   const side = model.size;
   const count = (S / stride) ** 2;
@@ -178,11 +173,11 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
     ]);
     const m = result.metrics;
     opts.onStep?.({ step: step + 1, loss: m['characters']!, accuracy: m['accuracy']!, glyphs: m['glyphs']!, lr, seconds: (performance.now() - started) / 1000 });
-    if (opts.statePath && ((opts.saveEvery && (step + 1) % opts.saveEvery === 0) || step + 1 === opts.steps)) await saveTrainerState(opts.statePath, trainer, { [SECONDS]: String(seconds()) });
+    if (run && ((opts.saveEvery && (step + 1) % opts.saveEvery === 0) || step + 1 === opts.steps)) await run.save();
   }
   const trained = checkpointTensors(g, new Map(trainer.tensors.map((t) => [t.name, Float32Array.from(trainer.param(t.name) as Float32Array)])), (n) => both.info(n).shape);
   await trainer.dispose();
   const all: Record<string, { shape: readonly number[]; data: Float32Array }> = {};
   for (const t of source.list()) all[t.name] = { shape: t.shape, data: trained.get(t.name) ?? await source.readFloat32(t.name) };
-  return { source: new MemorySource(all), seconds: seconds() };
+  return { source: new MemorySource(all), seconds: run?.seconds() ?? (performance.now() - began) / 1000 };
 }

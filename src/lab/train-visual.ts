@@ -27,10 +27,10 @@ import { checkpointTensors, freshTensors } from '../train/scratch.js';
 import { buildTrainingGraph } from '../train/training-graph.js';
 import { warmupCosine } from '../train/schedule.js';
 import { Trainer } from '../train/trainer.js';
-import { restoreTrainerState, saveTrainerState } from '../train/trainer-state.js';
+import { resumeTraining } from '../train/trainer-state.js';
 import { smallPrintMessage } from './datasets.js';
 import type { LabVisualModel } from './models.js';
-import { pretrainConvnext, SECONDS, type ConvnextPretrainSettings } from './pretrain-convnext.js';
+import { pretrainConvnext, type ConvnextPretrainSettings } from './pretrain-convnext.js';
 import { characterCells, IGNORE, READING_SLOTS, readingHeadLoss, readingHeadSpecs, readingTargets } from './reading.js';
 import { renderSmallPrint } from './smallprint.js';
 import type { TensorSpec } from '../train/scratch.js';
@@ -157,11 +157,9 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   log(`${training.tensors.length} tensors, ${parameters} parameters; compiling the training step`);
   const trainer = await Trainer.create(training, { threads: opts.threads, memArena: false, metrics });
   const began = performance.now();
-  const saved = statePath ? await restoreTrainerState(statePath, trainer) : undefined;
-  const start = saved?.step ?? 0;
-  if (saved) secondsBefore = Number(saved.metadata[SECONDS] ?? 0);
-  const trainedSeconds = () => secondsBefore + (performance.now() - began) / 1000;
-  if (start > opts.steps) throw new Error(`the saved state is at step ${start}, past the ${opts.steps} steps asked`);
+  const run = statePath ? await resumeTraining(statePath, trainer, opts.steps, secondsBefore) : undefined;
+  const start = run?.start ?? 0;
+  const trainedSeconds = () => run?.seconds() ?? secondsBefore + (performance.now() - began) / 1000;
   if (start > 0) log(`resuming at step ${start} from ${statePath}`);
   const { size: S, visualTokens: visual } = model;
   const grid = Math.round(Math.sqrt(visual));
@@ -220,7 +218,7 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
     opts.onStep?.({ step: step + 1, loss: m['answer_loss'] ?? result.loss, reading: m['reading_loss'], attention: m['attention_loss'], lr, seconds });
     if ((opts.saveEvery && (step + 1) % opts.saveEvery === 0) || step + 1 === opts.steps) {
       await saveModel(dir, trainer, g, source, model.specs);
-      if (statePath) await saveTrainerState(statePath, trainer, { [SECONDS]: String(trainedSeconds()) });
+      await run?.save();
     }
   }
   await trainer.dispose();

@@ -1,8 +1,8 @@
 /**
  * A Trainer's state on disk, so that hours of training survive an interrupted run: one safetensors file with every
  * trainable tensor (under its name), its Adam moments (adam_m.NAME, adam_v.NAME) and the update count in the
- * metadata (with the caller's own entries). Written under a temporary name and renamed (writeSafetensors), so a kill mid-write leaves the previous
- * state whole.
+ * metadata, with the seconds trained over all runs. Written under a temporary name and renamed (writeSafetensors),
+ * so a kill mid-write leaves the previous state whole.
  */
 import { stat } from 'node:fs/promises';
 import { InputError } from '../errors.js';
@@ -12,8 +12,32 @@ import { SafetensorsFile } from '../io/safetensors.js';
 import type { Trainer, TrainerState } from './trainer.js';
 
 const STEP = 'egret_trainer_step';
+const SECONDS = 'egret_seconds';
 
-export async function saveTrainerState(path: string, trainer: Trainer, metadata: Record<string, string> = {}): Promise<void> {
+/** A run of `steps` updates that goes on from its saved state, if any. */
+export interface ResumableRun {
+  /** The update to start from: the saved one, else 0. */
+  start: number;
+  /** Seconds trained so far, the earlier runs' included. */
+  seconds(): number;
+  /** Saves the trainer's state (and the seconds) at `path`. */
+  save(): Promise<void>;
+}
+
+/**
+ * Restores the state at `path` (when there is one) into `trainer` and returns where the run starts; `secondsBefore`
+ * counts time spent before this training started (an earlier stage) when no state is found.
+ */
+export async function resumeTraining(path: string, trainer: Trainer, steps: number, secondsBefore = 0): Promise<ResumableRun> {
+  const began = performance.now();
+  const saved = await restoreTrainerState(path, trainer);
+  if (saved && saved.step > steps) throw new Error(`${path}: the saved state is at step ${saved.step}, past the ${steps} steps asked`);
+  const before = saved ? Number(saved.metadata[SECONDS] ?? 0) : secondsBefore;
+  const seconds = () => before + (performance.now() - began) / 1000;
+  return { start: saved?.step ?? 0, seconds, save: () => saveTrainerState(path, trainer, { [SECONDS]: String(seconds()) }) };
+}
+
+async function saveTrainerState(path: string, trainer: Trainer, metadata: Record<string, string> = {}): Promise<void> {
   const state = trainer.state();
   const tensors: Record<string, TensorToWrite> = {};
   for (const t of trainer.tensors) {
@@ -32,7 +56,7 @@ export async function saveTrainerState(path: string, trainer: Trainer, metadata:
  * there is no file.
  * A state that does not fit the trainer's tensors is refused, not half-loaded.
  */
-export async function restoreTrainerState(path: string, trainer: Trainer): Promise<{ step: number; metadata: Record<string, string> } | undefined> {
+async function restoreTrainerState(path: string, trainer: Trainer): Promise<{ step: number; metadata: Record<string, string> } | undefined> {
   if (!(await stat(path).catch(() => undefined))) return undefined;
   const source = await openCheckpointFile(path);
   try {
