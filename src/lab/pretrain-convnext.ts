@@ -108,7 +108,7 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
     clipGradNorm: 1,
   });
   log(`stage 0: the ConvNeXt alone on ${S}-px crops, ${opts.steps} steps of ${opts.crops} crops from ${opts.sheets} code sheets`);
-  const trainer = await Trainer.create(training, { threads: opts.threads, memArena: false, metrics: ['characters', 'accuracy', 'glyphs'] });
+  const trainer = await Trainer.create(training, { threads: opts.threads, metrics: ['characters', 'accuracy', 'glyphs'] });
   const began = performance.now();
   const run = opts.statePath ? await resumeTraining(opts.statePath, trainer, opts.steps) : undefined;
   const start = run?.start ?? 0;

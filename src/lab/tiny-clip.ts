@@ -156,7 +156,7 @@ export async function trainTinyClip(dir: string, shape: TinyClipShape, opts: Tin
   const training = buildTrainingGraph(forward.graph, loss, { trainable: () => true, optimizer: { betas: [0.9, 0.98], weightDecay: 0.1 }, clipGradNorm: 1 });
   const parameters = [...specs].filter(([name]) => name.startsWith('visual.')).reduce((n, [, s]) => n + s.shape.reduce((a, b) => a * b, 1), 0);
   log(`tiny CLIP: ${parameters} parameters (width ${shape.width}, ${shape.layers} blocks, ${shape.imageSize} px); ${opts.steps > 0 ? `pretraining ${opts.steps} steps` : 'left random'}`);
-  const trainer = await Trainer.create(training, { threads: opts.threads, memArena: false });
+  const trainer = await Trainer.create(training, { threads: opts.threads });
   const started = performance.now();
   const losses: number[] = [];
   const pictures = pictureStream(opts.seed, shape.imageSize);

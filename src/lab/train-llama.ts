@@ -247,7 +247,7 @@ export async function trainTinyLlama(dir: string, shape: TinyLlamaShape, tokeniz
   });
   const parameters = training.tensors.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
   log(`tiny LLaMA: ${parameters} parameters (width ${shape.width}, ${shape.layers} layers, vocabulary ${shape.vocab}); compiling the training step`);
-  const trainer = await Trainer.create(training, { threads: opts.threads, memArena: false, ...(aid ? { metrics: ['text_loss', 'answer_aid_loss', 'binding_aid_loss', 'letter_loss'] } : {}) });
+  const trainer = await Trainer.create(training, { threads: opts.threads, ...(aid ? { metrics: ['text_loss', 'answer_aid_loss', 'binding_aid_loss', 'letter_loss'] } : {}) });
   const started = performance.now();
   const losses: number[] = [];
   const aidLosses: number[] = [];

@@ -155,7 +155,7 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   });
   const parameters = training.tensors.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
   log(`${training.tensors.length} tensors, ${parameters} parameters; compiling the training step`);
-  const trainer = await Trainer.create(training, { threads: opts.threads, memArena: false, metrics });
+  const trainer = await Trainer.create(training, { threads: opts.threads, metrics });
   const began = performance.now();
   const run = statePath ? await resumeTraining(statePath, trainer, opts.steps, secondsBefore) : undefined;
   const start = run?.start ?? 0;
