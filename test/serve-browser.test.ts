@@ -7,10 +7,9 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import serverlessChromium, { inflate } from '@sparticuz/chromium';
-import { chromium, type BrowserContext } from 'playwright-core';
+import { join } from 'node:path';
+import type { BrowserContext } from 'playwright-core';
+import { launchChromium } from './helpers/chromium.js';
 import { ROOT } from './helpers/cli.js';
 import { dataUrl, startServer, startServerWith, type RunningServer } from './helpers/serve.js';
 
@@ -23,17 +22,7 @@ let profile: string;
 before(async () => {
   profile = await mkdtemp(join(tmpdir(), 'egret-chromium-'));
   server = await startServer(MODEL);
-  // The package's own copies of the few shared libraries Chromium needs beyond glibc (NSS, NSPR, expat; packed for
-  // Amazon Linux), so that no system package is required.
-  const libraries = join(await inflate(join(dirname(fileURLToPath(import.meta.resolve('@sparticuz/chromium'))), '..', 'bin', 'al2023.tar.br')), 'lib');
-  // A persistent context on a fresh profile directory: playwright passes it as --user-data-dir.
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: await serverlessChromium.executablePath(),
-    headless: true,
-    viewport: { width: 1100, height: 720 },
-    args: serverlessChromium.args,
-    env: { ...process.env, LD_LIBRARY_PATH: [libraries, process.env['LD_LIBRARY_PATH']].filter(Boolean).join(':') },
-  });
+  browser = await launchChromium(profile, { width: 1100, height: 720 });
 });
 
 after(async () => {

@@ -5,10 +5,8 @@
 // the font, not egret's pixels.
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import serverlessChromium, { inflate } from '@sparticuz/chromium';
-import { chromium } from 'playwright-core';
+import { join } from 'node:path';
+import { launchChromium } from './chromium.js';
 import { ROOT } from './cli.js';
 
 export interface ChromiumSample {
@@ -25,13 +23,7 @@ const PAGE_SCRIPT = join(ROOT, 'test/helpers/chromium-smallprint.page.js');
 /** Samples 0 … count − 1 of `seed`, drawn by a headless Chromium (the web UI test's) with assets/fonts/DejaVuSans.ttf. */
 export async function chromiumSmallPrint(seed: number, count: number): Promise<ChromiumSample[]> {
   const profile = await mkdtemp(join(tmpdir(), 'egret-chromium-print-'));
-  const libraries = join(await inflate(join(dirname(fileURLToPath(import.meta.resolve('@sparticuz/chromium'))), '..', 'bin', 'al2023.tar.br')), 'lib');
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath: await serverlessChromium.executablePath(),
-    headless: true,
-    args: serverlessChromium.args,
-    env: { ...process.env, LD_LIBRARY_PATH: [libraries, process.env['LD_LIBRARY_PATH']].filter(Boolean).join(':') },
-  });
+  const browser = await launchChromium(profile);
   try {
     const page = await browser.newPage();
     await page.setContent('<canvas id="c"></canvas>');
