@@ -7,10 +7,8 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { generateAll } from '../src/generate/generate.js';
-import { smallPrintPromptIds } from '../src/lab/evaluate.js';
+import { scoreCodes, type SmallPrintScore } from '../src/lab/evaluate.js';
 import { loadModel } from '../src/models/index.js';
-import { decodeImage } from '../src/vision/decode.js';
 import { chromiumSmallPrint } from './helpers/chromium-smallprint.js';
 import { ROOT } from './helpers/cli.js';
 
@@ -34,18 +32,11 @@ const SHIPPED = join(ROOT, 'models/lab-mra');
 test('the shipped MRA model reads ≥ 80 % of 100 codes that Chromium printed', { skip: !existsSync(SHIPPED) && 'models/lab-mra/ is not in this checkout yet' }, async () => {
   const samples = await chromiumSmallPrint(SEED, 100);
   const model = await loadModel(SHIPPED, { threads: 2 });
-  let exact = 0;
-  const misses: string[] = [];
+  let score: SmallPrintScore;
   try {
-    for (const s of samples) {
-      const prompt = await model.prepare(smallPrintPromptIds(model, 'What is the code?'), [await decodeImage(s.png)]);
-      const [result] = await generateAll(model, [prompt], { maxNewTokens: 12, temperature: 0 });
-      const answer = result!.text.trim();
-      if (answer === s.code) exact++;
-      else if (misses.length < 10) misses.push(`${answer} for ${s.code}`);
-    }
+    score = await scoreCodes(model, samples.length, async (i) => ({ ...samples[i]!, question: 'What is the code?' }));
   } finally {
     await model.dispose();
   }
-  assert.ok(exact >= 80, `${exact} of 100 read exactly; e.g. ${misses.join(', ')}`);
+  assert.ok(score.exact >= 0.8, `${Math.round(100 * score.exact)} of 100 read exactly; (answer, code): ${score.examples.join('; ')}`);
 });

@@ -47,11 +47,19 @@ export function smallPrintPromptIds(model: ChatModel, question: string): number[
   return tokenizeImagePrompt(model.tokenizer, renderPrompt(model.defaultTemplate, [{ role: 'user', text: smallPrintMessage(question), images: 1 }]));
 }
 
-export async function scoreSmallPrint(model: ChatModel, opts: SmallPrintEvalOptions): Promise<SmallPrintScore> {
+/** What is asked of an image: a small-print sample of egret's renderer, or one drawn by any other program. */
+export interface CodeImage {
+  png: Uint8Array;
+  question: string;
+  code: string;
+}
+
+/** Scores `model` on images 0 … count − 1 that `imageAt` gives (read one at a time). */
+export async function scoreCodes(model: ChatModel, count: number, imageAt: (index: number) => Promise<CodeImage>, opts: Pick<SmallPrintEvalOptions, 'vtwLayer' | 'onProgress'> = {}): Promise<SmallPrintScore> {
   let exact = 0, characters = 0, letters = 0, flops = 0, ms = 0;
   const examples: [string, string][] = [];
-  for (let index = 0; index < opts.count; index++) {
-    const sample = await renderSmallPrint(opts.seed, index);
+  for (let index = 0; index < count; index++) {
+    const sample = await imageAt(index);
     let prompt = await model.prepare(smallPrintPromptIds(model, sample.question), [await decodeImage(sample.png)]);
     if (opts.vtwLayer !== undefined) prompt = withdrawVisualTokens(prompt, opts.vtwLayer, model.decoder.config.layers);
     const [result] = await generateAll(model, [prompt], { maxNewTokens: 12, temperature: 0 });
@@ -64,6 +72,10 @@ export async function scoreSmallPrint(model: ChatModel, opts: SmallPrintEvalOpti
     if (examples.length < 5) examples.push([answer, sample.code]);
     opts.onProgress?.(index + 1);
   }
-  const n = opts.count;
-  return { samples: n, exact: exact / n, characters: characters / letters, prefillFlops: flops / n, prefillMs: ms / n, examples };
+  return { samples: count, exact: exact / count, characters: characters / letters, prefillFlops: flops / count, prefillMs: ms / count, examples };
+}
+
+/** Scores `model` on the small-print task's held-out samples 0 … count − 1 of `seed`. */
+export function scoreSmallPrint(model: ChatModel, opts: SmallPrintEvalOptions): Promise<SmallPrintScore> {
+  return scoreCodes(model, opts.count, (index) => renderSmallPrint(opts.seed, index), opts);
 }
