@@ -250,3 +250,29 @@ test('an MRA training stopped part-way (in stage 0, then in the whole model) res
     await rm(root, { recursive: true, force: true });
   }
 });
+
+test('freezeConvnext: the whole model trains around the ConvNeXt that stage 0 made, the aid on several heads', async () => {
+  const model = labLlavaHrModel({ ...TINY, imageSize: 128, convnext: { depths: [1, 1, 1, 1], dims: [8, 16, 24, 32] } });
+  const root = await mkdtemp(join(tmpdir(), 'egret-lab-freeze-'));
+  try {
+    const tokenizerModel = labTokenizerModel(0, 40, 400);
+    const pretrain = { steps: 2, sheets: 1, codes: 20, crops: 2, crop: 64, lr: 1e-3, warmup: 1, ease: 1, easeSteps: 2 };
+    const settings = { seed: 3, steps: 2, batchSize: 2, lr: 1e-2, warmup: 1, threads: 1, reading: 1, attention: 1, attentionHeads: 2, pretrain };
+    // With a learning rate of 0 (AdamW's decay is scaled by it too) the whole model leaves every weight as stage 0 made it.
+    const [frozen, still] = [join(root, 'frozen'), join(root, 'still')];
+    const attention: number[] = [];
+    await trainLabModel(frozen, model, tokenizerModel, { ...settings, freezeConvnext: true, onStep: (r) => attention.push(r.attention!) });
+    await trainLabModel(still, model, tokenizerModel, { ...settings, lr: 0 });
+    assert.ok(attention.every((x) => Number.isFinite(x) && x > Math.log(50)), `attention losses ${attention}`);
+    const [a, b] = [await openCheckpoint(join(frozen, 'pytorch_model.bin')), await openCheckpoint(join(still, 'pytorch_model.bin'))];
+    const convnext = [...model.specs.keys()].filter((n) => n.startsWith(`${model.convnext!.prefix}.`));
+    assert.ok(convnext.length > 10);
+    for (const name of convnext) assert.equal(maxAbsDiff(await a.readFloat32(name), await b.readFloat32(name)), 0, name);
+    const projector = [...model.specs.keys()].find((n) => n.includes('mm_projector'))!;
+    assert.ok(maxAbsDiff(await a.readFloat32(projector), await b.readFloat32(projector)) > 0, 'the rest trains');
+    await Promise.all([a.close(), b.close()]);
+    await assert.rejects(trainLabModel(join(root, 'plain'), labLlavaModel(TINY), tokenizerModel, { ...settings, pretrain: undefined, freezeConvnext: true }), /needs an MRA model with stage 0/);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { Graph } from '../src/graph/ir.js';
 import * as op from '../src/graph/ops/index.js';
 import { Session, ort } from '../src/runtime/session.js';
-import { crossEntropy } from '../src/train/loss.js';
+import { crossEntropy, headsAttentionCrossEntropy } from '../src/train/loss.js';
 import { gradCheck } from './helpers/gradcheck.js';
 
 const targets = [2, 0, 4, 0, 1, 3]; // 0 is ignored
@@ -40,6 +40,26 @@ test('cross-entropy ignores its ignore index and averages over the remaining tar
     logits: { shape: ['b', 's', vocab], dims: [2, 3, vocab] },
     targets: { shape: ['b', 's'], dims: [2, 3], type: 'int64', values: targets },
   }, (v) => op.mul(crossEntropy(v['logits']!, v['targets']!, 0), 1));
+});
+
+test('the attention aid on several heads: each head told its own rows, the mean over every row told; later heads untouched', async () => {
+  const [heads, told, seq, keys] = [3, 2, 2, 4];
+  const logits = Float64Array.from({ length: heads * seq * keys }, (_, i) => Math.cos(i * 1.3) * 2);
+  // Head 0 is told row 1 → key 2; head 1 rows 0 → key 3 and 1 → key 0; everything else (-1) is not told.
+  const look = [-1, 2, 3, 0];
+  const g = new Graph('aid');
+  const x = g.input('logits', 'float64', [1, heads, seq, keys]);
+  const t = g.input('targets', 'int64', [1, told, seq]);
+  g.output(headsAttentionCrossEntropy(x, told, t, -1), 'loss');
+  const session = await Session.fromGraph(g, { threads: 1, optimization: 'basic' });
+  const out = await session.run({ logits: new ort.Tensor('float64', logits, [1, heads, seq, keys]), targets: new ort.Tensor('int64', BigInt64Array.from(look.map(BigInt)), [1, told, seq]) });
+  await session.dispose();
+  let total = 0;
+  for (const [h, r, k] of [[0, 1, 2], [1, 0, 3], [1, 1, 0]] as const) {
+    const row = logits.subarray((h * seq + r) * keys, (h * seq + r + 1) * keys);
+    total += Math.log(row.reduce((s, v) => s + Math.exp(v), 0)) - row[k]!;
+  }
+  assert.ok(Math.abs(Number(out['loss']!.data[0]) - total / 3) < 1e-12);
 });
 
 /** The dropout hash of src/graph/ops/dropout.ts in plain TypeScript. */

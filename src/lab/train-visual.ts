@@ -22,7 +22,7 @@ import { loadTokenizer } from '../text/load.js';
 import { renderPrompt } from '../text/templates.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import { decodeImage } from '../vision/decode.js';
-import { crossEntropy, headAttentionCrossEntropy } from '../train/loss.js';
+import { crossEntropy, headAttentionCrossEntropy, headsAttentionCrossEntropy } from '../train/loss.js';
 import { checkpointTensors, freshTensors } from '../train/scratch.js';
 import { buildTrainingGraph } from '../train/training-graph.js';
 import { warmupCosine } from '../train/schedule.js';
@@ -62,6 +62,22 @@ export interface LabTrainOptions {
    * gradient through 1/600 of a token never taught it to find the code (docs/LAB.md): this tells it where to look.
    */
   attention?: number;
+  /**
+   * How many of the last layer's heads the attention aid tells (absent: 1, the first): the code's k-th character
+   * goes to head k mod `attentionHeads`. A cell holds several characters; with one head for every k the head's
+   * fixed value-output map brings all of them to the row, and the MLP must pick the k-th; with a head for each k
+   * (mod the count) its value-output map can carry its own slot of the reading head's straight to the logits.
+   */
+  attentionHeads?: number;
+  /**
+   * Leave the ConvNeXt as stage 0 made it while the whole model trains (MRA models with stage 0 only). Trained on,
+   * its last stage lost what stage 0 taught it: a fresh stage-0 head on the ConvNeXt after 800 whole-model steps
+   * read 26 % of the characters in place after 200 steps, where stage 0 ended at 79 % (docs/LAB.md), while the
+   * whole model's own reading head stayed near a loss of 2.4–2.6 — the new layers' early gradients through the
+   * fusion rewrote what they could not yet use. LLaVA-HR trains its pretrained towers' adapters, as LLaVA
+   * trains the projector first.
+   */
+  freezeConvnext?: boolean;
   /** Start from this model folder's weights (a lab model saved with the same settings) instead of fresh ones. */
   initFrom?: string;
   /** Stage 0 (MRA models only): pretrain the ConvNeXt alone on crops first (pretrain-convnext.ts). */
@@ -112,6 +128,7 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   const tokenizer = await loadTokenizer(dir);
   const reading = opts.reading ?? 0;
   const attention = opts.attention ?? 0;
+  const aidHeads = opts.attentionHeads ?? 1;
   const specs = reading ? new Map([...model.specs, ...readingHeadSpecs(model.llm.hidden)]) : model.specs;
   let source: TensorSource = freshTensors(specs, opts.seed);
   if (opts.initFrom) source = await withWeightsOf(source, opts.initFrom, model.specs);
@@ -143,13 +160,18 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
     loss = op.add(loss, op.mul(op.add(readingLoss.characters, readingLoss.blanks), reading));
   }
   if (attention) {
-    const attentionLoss = headAttentionCrossEntropy(forward.attention.at(-1)!, 0, g.input('attention_targets', 'int64', ['batch', 'seq']), IGNORE);
+    const lastLayer = forward.attention.at(-1)!;
+    const attentionLoss = aidHeads === 1
+      ? headAttentionCrossEntropy(lastLayer, 0, g.input('attention_targets', 'int64', ['batch', 'seq']), IGNORE)
+      : headsAttentionCrossEntropy(lastLayer, aidHeads, g.input('attention_targets', 'int64', ['batch', aidHeads, 'seq']), IGNORE);
     g.output(attentionLoss, 'attention_loss');
     metrics.push('attention_loss');
     loss = op.add(loss, op.mul(attentionLoss, attention));
   }
+  const frozen = opts.freezeConvnext ? model.convnext?.prefix : undefined;
+  if (opts.freezeConvnext && (!frozen || !opts.pretrain)) throw new Error('freezeConvnext needs an MRA model with stage 0');
   const training = buildTrainingGraph(g, loss, {
-    trainable: (name) => name.split('+').every((part) => specs.has(part)),
+    trainable: (name) => name.split('+').every((part) => specs.has(part) && !(frozen && part.startsWith(`${frozen}.`))),
     optimizer: { betas: [0.9, 0.98], weightDecay: 0.05 },
     clipGradNorm: 1,
   });
@@ -192,14 +214,14 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
     const seq = before + visual + after;
     const afterIds = new BigInt64Array(B * after);
     const target = new BigInt64Array(B * seq).fill(BigInt(IGNORE));
-    const look = new BigInt64Array(B * seq).fill(BigInt(IGNORE));
+    const look = new BigInt64Array(B * aidHeads * seq).fill(BigInt(IGNORE));
     examples.forEach((e, b) => {
       e.after.forEach((id, j) => (afterIds[b * after + j] = BigInt(id)));
       // Row r predicts the token at r + 1: the rows from the one before the answer to the one before </s>.
       for (let j = e.answerAt; j < e.after.length; j++) target[b * seq + before + visual + j - 1] = BigInt(e.after[j]!);
       e.codeAt.forEach((j, k) => {
         const cell = codeCells[b]![k]!;
-        if (cell >= 0) look[b * seq + before + visual + j - 1] = BigInt(before + cell);
+        if (cell >= 0) look[(b * aidHeads + (k % aidHeads)) * seq + before + visual + j - 1] = BigInt(before + cell);
       });
     });
     const beforeIds = BigInt64Array.from(examples.flatMap((e) => e.before.map(BigInt)));
@@ -211,7 +233,7 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
       after_ids: new ort.Tensor('int64', afterIds, [B, after]),
       targets: new ort.Tensor('int64', target, [B, seq]),
       ...(reading ? { reading_targets: new ort.Tensor('int64', cells, [B, visual, READING_SLOTS]) } : {}),
-      ...(attention ? { attention_targets: new ort.Tensor('int64', look, [B, seq]) } : {}),
+      ...(attention ? { attention_targets: new ort.Tensor('int64', look, aidHeads === 1 ? [B, seq] : [B, aidHeads, seq]) } : {}),
     }, lr);
     const seconds = (performance.now() - started) / 1000;
     const m = result.metrics;

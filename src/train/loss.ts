@@ -27,3 +27,11 @@ export function crossEntropy(logits: Value, targets: Value, ignoreIndex: number)
 export function headAttentionCrossEntropy(attentionLogits: Value, head: number, targets: Value, ignoreIndex: number): Value {
   return crossEntropy(op.squeeze(op.slice(attentionLogits, [1], [head], [head + 1]), [1]), targets, ignoreIndex);
 }
+
+/**
+ * The same for the first `count` heads at once, each told its own rows: targets [batch, count, seq]; the mean over
+ * every row told, whichever head.
+ */
+export function headsAttentionCrossEntropy(attentionLogits: Value, count: number, targets: Value, ignoreIndex: number): Value {
+  return crossEntropy(op.slice(attentionLogits, [1], [0], [count]), targets, ignoreIndex);
+}
