@@ -32,7 +32,12 @@ export const FULL_PLAN: MraLabPlan = {
   // ConvNeXt at LLaVA-HR-1024's 1024 px: a 32 × 32 last-stage map, one cell per ViT patch. Stage 0 read about twice
   // as many characters at 1024 px as at 768 (8–13 px caps instead of 6–10), and twice the first stage's width of
   // 16 helped (docs/LAB.md, "Status").
-  mra: { shape: { vit: VIT, llm: LLM, vocab: TOKENIZER.vocab, imageSize: 1024, convnext: { depths: [1, 1, 1, 1], dims: [32, 64, 128, 128] } }, train: { ...TRAIN, pretrain: PRETRAIN } },
+  // The whole model trains around stage 0's ConvNeXt (trained on, it lost what stage 0 taught it: docs/LAB.md,
+  // ninth session), and the attention aid gives each of the last layer's 4 heads its own places in the code.
+  mra: {
+    shape: { vit: VIT, llm: LLM, vocab: TOKENIZER.vocab, imageSize: 1024, convnext: { depths: [1, 1, 1, 1], dims: [32, 64, 128, 128] } },
+    train: { ...TRAIN, freezeConvnext: true, attentionHeads: LLM.heads, pretrain: PRETRAIN },
+  },
   lowres: { shape: { vit: VIT, llm: LLM, vocab: TOKENIZER.vocab }, train: TRAIN },
   // The same ViT at MRA's 1024 px with 16-px patches: 64 × 64 = 4096 visual tokens (7-px patches would be 21 316).
   naive: { vit: { ...VIT, patch: 16, imageSize: 1024 }, llm: LLM, vocab: TOKENIZER.vocab },
