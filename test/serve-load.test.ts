@@ -19,6 +19,9 @@ after(async () => {
 
 const MAX_TOKENS = 48;
 const LEAVE_AFTER = 4;
+// Those that leave ask for far more than they read: on a busy machine a client slow to read its 4 chunks found
+// the server done with all 48 tokens, and nothing left to cancel (10 cancelled of 11 under two training jobs).
+const LEAVER_MAX_TOKENS = 1024;
 
 async function metrics(): Promise<string> {
   return (await fetch(`${server.url}/metrics`)).text();
@@ -34,7 +37,7 @@ async function idle(): Promise<string> {
 
 /** One streaming request; `leave` ones stop reading (the client disconnects) after LEAVE_AFTER chunks. */
 async function request(client: OpenAI, i: number, leave: boolean) {
-  const params = { model: 'tiny-llama', messages: [{ role: 'user', content: `The cat ${i}` }], max_tokens: MAX_TOKENS, temperature: 0.8, seed: i, ignore_eos: true, stream: true, stream_options: { include_usage: true } };
+  const params = { model: 'tiny-llama', messages: [{ role: 'user', content: `The cat ${i}` }], max_tokens: leave ? LEAVER_MAX_TOKENS : MAX_TOKENS, temperature: 0.8, seed: i, ignore_eos: true, stream: true, stream_options: { include_usage: true } };
   const stream = await client.chat.completions.create(params as ChatCompletionCreateParamsStreaming);
   let chunks = 0;
   let usage: OpenAI.CompletionUsage | null | undefined;
@@ -85,9 +88,10 @@ test('32 concurrent streams, a third disconnecting midway', async () => {
   }
   assert.equal(metric(after1, 'egret_cancelled_generations_total'), 11);
   assert.equal(metric(after1, 'egret_http_requests_total{path="/v1/chat/completions",status="disconnected"}'), 11);
-  // The disconnected generations stopped at once: a few tokens each beyond what their clients read, not MAX_TOKENS.
+  // The disconnected generations stopped soon after their clients left: a few tokens each beyond the 4 read
+  // (7–17 on average here, under load), not the 1024 asked; the bound leaves room for a busy machine.
   const cancelledTokens = metric(after1, 'egret_completion_tokens_total') - tokensBefore - 21 * MAX_TOKENS;
-  assert.ok(cancelledTokens < 11 * MAX_TOKENS / 2, `the 11 cancelled generations produced ${cancelledTokens} tokens`);
+  assert.ok(cancelledTokens < 11 * 64, `the 11 cancelled generations produced ${cancelledTokens} tokens`);
 
   // Memory: the first round sets the working set (KV caches, ORT's arenas, V8 heaps); more rounds must not grow it
   // by much.
