@@ -72,10 +72,10 @@ export interface LabTrainOptions {
   /**
    * Leave the ConvNeXt as stage 0 made it while the whole model trains (MRA models with stage 0 only). Trained on,
    * its last stage lost what stage 0 taught it: a fresh stage-0 head on the ConvNeXt after 800 whole-model steps
-   * read 26 % of the characters in place after 200 steps, where stage 0 ended at 79 % (docs/LAB.md), while the
-   * whole model's own reading head stayed near a loss of 2.4–2.6 — the new layers' early gradients through the
-   * fusion rewrote what they could not yet use. LLaVA-HR trains its pretrained towers' adapters, as LLaVA
-   * trains the projector first.
+   * read 25.5 % of the characters in place after 200 steps, where stage 0 ended at 79 % (docs/LAB.md), while the
+   * whole model's own reading head stayed near a loss of 2.1–2.6 — the new layers' early gradients through the
+   * fusion rewrote what they could not yet use. LLaVA-HR's own stage 1 trains only the projector and the final
+   * fusion around its frozen towers, and its stage 2 trains everything at a 50× lower rate (2e-5).
    */
   freezeConvnext?: boolean;
   /** Start from this model folder's weights (a lab model saved with the same settings) instead of fresh ones. */
@@ -129,6 +129,8 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   const reading = opts.reading ?? 0;
   const attention = opts.attention ?? 0;
   const aidHeads = opts.attentionHeads ?? 1;
+  const frozen = opts.freezeConvnext ? model.convnext?.prefix : undefined;
+  if (opts.freezeConvnext && (!frozen || !opts.pretrain)) throw new Error('freezeConvnext needs an MRA model with stage 0');
   const specs = reading ? new Map([...model.specs, ...readingHeadSpecs(model.llm.hidden)]) : model.specs;
   let source: TensorSource = freshTensors(specs, opts.seed);
   if (opts.initFrom) source = await withWeightsOf(source, opts.initFrom, model.specs);
@@ -168,8 +170,6 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
     metrics.push('attention_loss');
     loss = op.add(loss, op.mul(attentionLoss, attention));
   }
-  const frozen = opts.freezeConvnext ? model.convnext?.prefix : undefined;
-  if (opts.freezeConvnext && (!frozen || !opts.pretrain)) throw new Error('freezeConvnext needs an MRA model with stage 0');
   const training = buildTrainingGraph(g, loss, {
     trainable: (name) => name.split('+').every((part) => specs.has(part) && !(frozen && part.startsWith(`${frozen}.`))),
     optimizer: { betas: [0.9, 0.98], weightDecay: 0.05 },
