@@ -251,7 +251,7 @@ test('an MRA training stopped part-way (in stage 0, then in the whole model) res
   }
 });
 
-test('freezeConvnext: the whole model trains around the ConvNeXt that stage 0 made, the aid on several heads', async () => {
+test('freezeConvnext: the whole model trains around the ConvNeXt that stage 0 made, the aid on several heads; identityAdapters', async () => {
   const model = labLlavaHrModel({ ...TINY, imageSize: 128, convnext: { depths: [1, 1, 1, 1], dims: [8, 16, 24, 32] } });
   const root = await mkdtemp(join(tmpdir(), 'egret-lab-freeze-'));
   try {
@@ -270,7 +270,19 @@ test('freezeConvnext: the whole model trains around the ConvNeXt that stage 0 ma
     for (const name of convnext) assert.equal(maxAbsDiff(await a.readFloat32(name), await b.readFloat32(name)), 0, name);
     const projector = [...model.specs.keys()].find((n) => n.includes('mm_projector'))!;
     assert.ok(maxAbsDiff(await a.readFloat32(projector), await b.readFloat32(projector)) > 0, 'the rest trains');
-    await Promise.all([a.close(), b.close()]);
+
+    // identityAdapters: the adapters' output projections start at zero, and every other tensor as it would have.
+    const identity = join(root, 'identity');
+    await trainLabModel(identity, model, tokenizerModel, { ...settings, lr: 0, identityAdapters: true });
+    const c = await openCheckpoint(join(identity, 'pytorch_model.bin'));
+    const zeroed = model.adapterProjections!;
+    assert.equal(zeroed.length, 6);
+    for (const name of model.specs.keys()) {
+      const [mine, theirs] = [await c.readFloat32(name), await b.readFloat32(name)];
+      if (zeroed.includes(name)) assert.ok(mine.every((x) => x === 0) && theirs.some((x) => x !== 0), name);
+      else assert.equal(maxAbsDiff(mine, theirs), 0, name);
+    }
+    await Promise.all([a.close(), b.close(), c.close()]);
     await assert.rejects(trainLabModel(join(root, 'plain'), labLlavaModel(TINY), tokenizerModel, { ...settings, pretrain: undefined, freezeConvnext: true }), /needs an MRA model with stage 0/);
   } finally {
     await rm(root, { recursive: true, force: true });

@@ -236,6 +236,11 @@ export interface LabVisualModel {
   forward(source: TensorSource): VisualTrainingForward;
   /** The high-resolution ConvNeXt of an MRA model: its config and the prefix of its tensors. */
   convnext?: { config: ConvNextConfig; prefix: string };
+  /**
+   * The MR-Adapters' output projections (`slow_proj`, `fast_proj`), which LLaVA-HR initialises at zero so that a
+   * fresh adapter is the identity (research/mra-llava-hr.md §3).
+   */
+  adapterProjections?: string[];
 }
 
 export function labLlavaHrModel(shape: LabLlavaHrShape): LabVisualModel {
@@ -246,6 +251,7 @@ export function labLlavaHrModel(shape: LabLlavaHrShape): LabVisualModel {
     preprocess: (image) => preprocessLlavaHr(image, config.inputImageSize).pixelValues,
     forward: (source) => buildLlavaHrTrainingForward(config, source),
     convnext: { config: config.convnext, prefix: CONVNEXT_PREFIX },
+    adapterProjections: [...Array(3).keys()].flatMap((a) => ['slow_proj', 'fast_proj'].map((p) => `model.vision_tower.align_stages_latent.${a}.${p}.weight`)),
   };
 }
 

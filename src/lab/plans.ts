@@ -33,10 +33,11 @@ export const FULL_PLAN: MraLabPlan = {
   // as many characters at 1024 px as at 768 (8–13 px caps instead of 6–10), and twice the first stage's width of
   // 16 helped (docs/LAB.md, "Status").
   // The whole model trains around stage 0's ConvNeXt (trained on, it lost what stage 0 taught it: docs/LAB.md,
-  // ninth session), and the attention aid gives each of the last layer's 4 heads its own places in the code.
+  // ninth session), its MR-Adapters start as the identity (LLaVA-HR's init), and the attention aid gives each of
+  // the last layer's 4 heads its own places in the code.
   mra: {
     shape: { vit: VIT, llm: LLM, vocab: TOKENIZER.vocab, imageSize: 1024, convnext: { depths: [1, 1, 1, 1], dims: [32, 64, 128, 128] } },
-    train: { ...TRAIN, freezeConvnext: true, attentionHeads: LLM.heads, pretrain: PRETRAIN },
+    train: { ...TRAIN, freezeConvnext: true, identityAdapters: true, attentionHeads: LLM.heads, pretrain: PRETRAIN },
   },
   lowres: { shape: { vit: VIT, llm: LLM, vocab: TOKENIZER.vocab }, train: TRAIN },
   // The same ViT at MRA's 1024 px with 16-px patches: 64 × 64 = 4096 visual tokens (7-px patches would be 21 316).

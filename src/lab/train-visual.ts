@@ -78,6 +78,12 @@ export interface LabTrainOptions {
    * fusion around its frozen towers, and its stage 2 trains everything at a 50× lower rate (2e-5).
    */
   freezeConvnext?: boolean;
+  /**
+   * Start the MR-Adapters as the identity, as LLaVA-HR does: their output projections at zero, set after every
+   * fresh tensor is drawn (drawn at zero, they would shift the random stream of the tensors after them, the
+   * ConvNeXt's among them, and so stage 0).
+   */
+  identityAdapters?: boolean;
   /** Start from this model folder's weights (a lab model saved with the same settings) instead of fresh ones. */
   initFrom?: string;
   /** Stage 0 (MRA models only): pretrain the ConvNeXt alone on crops first (pretrain-convnext.ts). */
@@ -131,8 +137,10 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   const aidHeads = opts.attentionHeads ?? 1;
   const frozen = opts.freezeConvnext ? model.convnext?.prefix : undefined;
   if (opts.freezeConvnext && (!frozen || !opts.pretrain)) throw new Error('freezeConvnext needs an MRA model with stage 0');
+  if (opts.identityAdapters && !model.adapterProjections) throw new Error('identityAdapters needs an MRA model');
   const specs = reading ? new Map([...model.specs, ...readingHeadSpecs(model.llm.hidden)]) : model.specs;
   let source: TensorSource = freshTensors(specs, opts.seed);
+  if (opts.identityAdapters) source = await zeroed(source, model.adapterProjections ?? []);
   if (opts.initFrom) source = await withWeightsOf(source, opts.initFrom, model.specs);
   if (opts.stateDir) await mkdir(opts.stateDir, { recursive: true });
   const statePath = opts.stateDir && join(opts.stateDir, 'train.safetensors');
@@ -245,6 +253,13 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   }
   await trainer.dispose();
   return { seconds: trainedSeconds() };
+}
+
+/** `source` with the tensors `names` at zero. */
+async function zeroed(source: TensorSource, names: readonly string[]): Promise<MemorySource> {
+  const all: Record<string, { shape: readonly number[]; data: Float32Array }> = {};
+  for (const t of source.list()) all[t.name] = { shape: t.shape, data: names.includes(t.name) ? new Float32Array(t.shape.reduce((a, b) => a * b, 1)) : await source.readFloat32(t.name) };
+  return new MemorySource(all);
 }
 
 /** `fresh` with the model's own tensors (`names`) replaced by those saved in `dir` (the training aids' heads stay fresh). */
