@@ -46,6 +46,10 @@ test('upload an image, ask, get a streamed answer with statistics; VTW withdraws
   await page.evaluate(`window.texts = new Set();
     new MutationObserver(() => { const t = document.querySelector('.message.assistant .text'); if (t && t.textContent) window.texts.add(t.textContent); })
       .observe(document.getElementById('log'), { subtree: true, childList: true, characterData: true });`);
+  // The answer's events arrive spread over a second or more (20 kB/s down), so that the page shows it growing
+  // however busy the machine: once, with the suite and two training jobs on 2 cores, all of it came in one read.
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: 20_000, uploadThroughput: -1 });
   await page.fill('#prompt', 'What is in the picture?');
   await page.click('#send');
   const first = page.locator('.message.assistant').nth(0);
