@@ -246,12 +246,13 @@ export interface LabVisualModel {
 export function labLlavaHrModel(shape: LabLlavaHrShape): LabVisualModel {
   const configJson = labLlavaHrConfig(shape);
   const config = llavaHrConfig(configJson, 'the lab LLaVA-HR');
+  const specs = labLlavaHrTensors(shape);
   return {
-    family: 'llava-hr', configJson, specs: labLlavaHrTensors(shape), llm: config.llm, size: config.inputImageSize, visualTokens: visualTokenCount(config),
+    family: 'llava-hr', configJson, specs, llm: config.llm, size: config.inputImageSize, visualTokens: visualTokenCount(config),
     preprocess: (image) => preprocessLlavaHr(image, config.inputImageSize).pixelValues,
     forward: (source) => buildLlavaHrTrainingForward(config, source),
     convnext: { config: config.convnext, prefix: CONVNEXT_PREFIX },
-    adapterProjections: [...Array(3).keys()].flatMap((a) => ['slow_proj', 'fast_proj'].map((p) => `model.vision_tower.align_stages_latent.${a}.${p}.weight`)),
+    adapterProjections: [...specs.keys()].filter((n) => /\.align_stages_latent\.\d+\.(slow|fast)_proj\.weight$/.test(n)),
   };
 }
 

@@ -22,7 +22,7 @@ import { loadTokenizer } from '../text/load.js';
 import { renderPrompt } from '../text/templates.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import { decodeImage } from '../vision/decode.js';
-import { crossEntropy, headAttentionCrossEntropy, headsAttentionCrossEntropy } from '../train/loss.js';
+import { crossEntropy, headsAttentionCrossEntropy } from '../train/loss.js';
 import { checkpointTensors, freshTensors } from '../train/scratch.js';
 import { buildTrainingGraph } from '../train/training-graph.js';
 import { warmupCosine } from '../train/schedule.js';
@@ -170,10 +170,7 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
     loss = op.add(loss, op.mul(op.add(readingLoss.characters, readingLoss.blanks), reading));
   }
   if (attention) {
-    const lastLayer = forward.attention.at(-1)!;
-    const attentionLoss = aidHeads === 1
-      ? headAttentionCrossEntropy(lastLayer, 0, g.input('attention_targets', 'int64', ['batch', 'seq']), IGNORE)
-      : headsAttentionCrossEntropy(lastLayer, aidHeads, g.input('attention_targets', 'int64', ['batch', aidHeads, 'seq']), IGNORE);
+    const attentionLoss = headsAttentionCrossEntropy(forward.attention.at(-1)!, aidHeads, g.input('attention_targets', 'int64', ['batch', aidHeads, 'seq']), IGNORE);
     g.output(attentionLoss, 'attention_loss');
     metrics.push('attention_loss');
     loss = op.add(loss, op.mul(attentionLoss, attention));
@@ -241,7 +238,7 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
       after_ids: new ort.Tensor('int64', afterIds, [B, after]),
       targets: new ort.Tensor('int64', target, [B, seq]),
       ...(reading ? { reading_targets: new ort.Tensor('int64', cells, [B, visual, READING_SLOTS]) } : {}),
-      ...(attention ? { attention_targets: new ort.Tensor('int64', look, aidHeads === 1 ? [B, seq] : [B, aidHeads, seq]) } : {}),
+      ...(attention ? { attention_targets: new ort.Tensor('int64', look, [B, aidHeads, seq]) } : {}),
     }, lr);
     const seconds = (performance.now() - started) / 1000;
     const m = result.metrics;
