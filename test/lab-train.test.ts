@@ -11,12 +11,12 @@ import { test } from 'node:test';
 import { labTokenizerModel } from '../src/lab/datasets.js';
 import { labLlavaHrModel, labLlavaModel, type LabVisualModel } from '../src/lab/models.js';
 import { smallPrintExample, trainLabModel } from '../src/lab/train-visual.js';
-import { cellTargets, glyphTargets, IGNORE, NO_CHARACTER, READING_HEAD, READING_SLOTS, readingHeadLoss, readingTargets } from '../src/lab/reading.js';
+import { cellTargets, glyphTargets, IGNORE, NO_CHARACTER, READING_HEAD, READING_SLOTS, readInPlace, readingHeadLoss, readingTargets } from '../src/lab/reading.js';
 import { Graph } from '../src/graph/ir.js';
 import { MemorySource } from '../src/io/memory-source.js';
-import { pretrainConvnext } from '../src/lab/pretrain-convnext.js';
+import { pretrainConvnext, readingCeiling } from '../src/lab/pretrain-convnext.js';
 import { freshTensors } from '../src/train/scratch.js';
-import { CODE_ALPHABET } from '../src/lab/smallprint.js';
+import { CODE_ALPHABET, renderSmallPrint, smallPrintText } from '../src/lab/smallprint.js';
 import { openCheckpoint } from '../src/io/checkpoint.js';
 import { wholeSequenceFeeds } from '../src/models/decoder.js';
 import { causalMask } from '../src/runtime/kv-cache.js';
@@ -137,10 +137,15 @@ test('stage 0: the ConvNeXt alone trains on crops; only its tensors change, and 
   const fresh = freshTensors(model.specs, 5);
   const losses: number[] = [];
   const glyphs: number[] = [];
-  const { source: trained } = await pretrainConvnext(model, fresh, {
+  const { source: trained, ceiling } = await pretrainConvnext(model, fresh, {
     seed: 5, steps: 2, sheets: 1, codes: 20, crops: 2, crop: 64, lr: 1e-3, warmup: 1, ease: 1, easeSteps: 2, threads: 1,
-    onStep: (r) => (losses.push(r.loss), glyphs.push(r.glyphs)),
+    onStep: (r) => (losses.push(r.loss), glyphs.push(r.glyphs)), check: { seed: 9, count: 2 },
   });
+  // The check reads every character of both held-out codes, grouped by cap height.
+  const lengths = [0, 1].map((i) => smallPrintText(9, i).code.length);
+  assert.equal(ceiling?.images, 2);
+  assert.equal(ceiling.byCapHeight.reduce((n, s) => n + s.characters, 0), lengths[0]! + lengths[1]!);
+  assert.ok(ceiling.byCapHeight.every((s) => s.share >= 0 && s.share <= 1 && Number.isInteger(s.capHeight)));
   assert.equal(losses.length, 2);
   assert.ok(losses.every(Number.isFinite), `${losses}`);
   assert.ok(glyphs.every((share) => share >= 0 && share <= 1), `glyph head read ${glyphs}`);
@@ -151,6 +156,37 @@ test('stage 0: the ConvNeXt alone trains on crops; only its tensors change, and 
     if (name.startsWith(model.convnext!.prefix)) { if (/conv_dw\.weight|stem\.0\.weight/.test(name)) assert.ok(!same, `${name} did not train`); } else assert.ok(same, `${name} changed`);
   }
   await assert.rejects(pretrainConvnext(model, fresh, { seed: 5, steps: 1, sheets: 1, codes: 20, crops: 1, crop: 48, lr: 1e-3, warmup: 1, ease: 0, easeSteps: 1 }), /crop 48 must be a multiple of 32 up to 128/);
+});
+
+test('stage 0\'s reading check: a head that names sample 0\'s code in every cell reads it whole, and of the others what they share with it', async () => {
+  const model = labLlavaHrModel({ ...TINY, imageSize: 128, convnext: { depths: [1, 1, 1, 1], dims: [8, 16, 24, 32] } });
+  const fresh = freshTensors(model.specs, 5);
+  const classes = CODE_ALPHABET.length + 1;
+  const codes = await Promise.all([0, 1, 2, 3].map(async (i) => (await renderSmallPrint(9, i)).code));
+  const bias = new Float32Array(READING_SLOTS * classes).fill(-1);
+  [...codes[0]!].forEach((ch, k) => (bias[k * classes + CODE_ALPHABET.indexOf(ch)] = 1));
+  const weights = new MemorySource({
+    ...Object.fromEntries(await Promise.all([...model.specs.keys()].filter((n) => n.startsWith(`${model.convnext!.prefix}.`))
+      .map(async (n) => [n, { shape: fresh.info(n).shape, data: Float32Array.from(await fresh.readFloat32(n)) }] as const))),
+    [`${READING_HEAD}.weight`]: { shape: [READING_SLOTS * classes, 32], data: new Float32Array(READING_SLOTS * classes * 32) },
+    [`${READING_HEAD}.bias`]: { shape: [READING_SLOTS * classes], data: bias },
+  });
+  const ceiling = await readingCeiling(model, weights, { seed: 9, count: 4 }, 1);
+  const same = codes.map((code) => [...code].filter((ch, k) => codes[0]![k] === ch).length);
+  const total = codes.reduce((n, code) => n + code.length, 0);
+  assert.equal(ceiling.characters, same.reduce((a, b) => a + b, 0) / total);
+  assert.equal(ceiling.codes, codes.filter((code) => code === codes[0]).length / 4);
+  assert.ok(Math.abs(ceiling.byCapHeight.reduce((n, s) => n + s.share * s.characters, 0) - same.reduce((a, b) => a + b, 0)) < 1e-9);
+});
+
+test('readInPlace: slot k of the k-th character\'s cell must name it; a character outside the grid is not read', () => {
+  const classes = CODE_ALPHABET.length + 1;
+  const logits = new Float32Array(2 * READING_SLOTS * classes);
+  logits[(0 * READING_SLOTS + 0) * classes + CODE_ALPHABET.indexOf('A')] = 2;
+  logits[(1 * READING_SLOTS + 1) * classes + CODE_ALPHABET.indexOf('C')] = 2;
+  logits[(1 * READING_SLOTS + 0) * classes + CODE_ALPHABET.indexOf('B')] = 3; // B in the wrong slot
+  assert.deepEqual(readInPlace(logits, [0, 1, -1], 'AB7'), [true, false, false]);
+  assert.deepEqual(readInPlace(logits, [0, 1], 'AC'), [true, true]);
 });
 
 test('the reading head: character and blank cross-entropies apart, and the share of characters it reads right', async () => {

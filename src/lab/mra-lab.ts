@@ -103,11 +103,15 @@ export async function hasLabModels(ctx: LabContext, plan: MraLabPlan): Promise<b
   return found.every((r) => r !== undefined);
 }
 
+/** Held-out images stage 0's reading is checked on (≈ 0.4 s each at 1024 px). */
+const STAGE_ZERO_CHECK = 50;
+
 /** Steps between saves of a training model and its state (≈ 4–10 minutes of the full plan). */
 const SAVE_EVERY = 100;
 
 /** The finished model for these settings (shipped or cached), or trained into the cache folder now. */
-export async function labModel(ctx: LabContext, name: string, model: LabVisualModel, tokenizer: MraLabPlan['tokenizer'], train: TrainSettings): Promise<ModelRecord> {
+export async function labModel(ctx: LabContext, name: string, model: LabVisualModel, tokenizer: MraLabPlan['tokenizer'], train: TrainSettings,
+  stageZeroCheck?: LabTrainOptions['stageZeroCheck']): Promise<ModelRecord> {
   const settings = labModelSettings(model, tokenizer, train);
   const found = await findLabModel(ctx, name, settings);
   if (found) {
@@ -124,6 +128,7 @@ export async function labModel(ctx: LabContext, name: string, model: LabVisualMo
   let parameters: number | undefined;
   const { seconds } = await trainLabModel(dir, model, labTokenizerModel(tokenizer.seed, tokenizer.count, tokenizer.vocab), {
     ...train,
+    stageZeroCheck,
     threads: ctx.threads,
     saveEvery: SAVE_EVERY,
     stateDir,
@@ -193,7 +198,7 @@ async function writeCards(ctx: LabContext, plan: MraLabPlan, mra: ModelRecord, m
 export async function runMraLab(ctx: LabContext, plan: MraLabPlan): Promise<MraLabResults> {
   const mraModel = labLlavaHrModel(plan.mra.shape);
   const lowresModel = labLlavaModel(plan.lowres.shape);
-  const mraRecord = await labModel(ctx, 'mra', mraModel, plan.tokenizer, plan.mra.train);
+  const mraRecord = await labModel(ctx, 'mra', mraModel, plan.tokenizer, plan.mra.train, { seed: plan.heldOutSeed, count: STAGE_ZERO_CHECK });
   const lowresRecord = await labModel(ctx, 'lowres', lowresModel, plan.tokenizer, plan.lowres.train);
 
   const score = async (model: ChatModel, what: string, vtwLayer?: number) =>

@@ -25,8 +25,10 @@ import { Trainer } from '../train/trainer.js';
 import { resumeTraining } from '../train/trainer-state.js';
 import type { LabVisualModel } from './models.js';
 import { sampleRng } from './random.js';
-import { renderCodeSheet } from './smallprint.js';
-import { cellTargets, characterCentres, glyphTargets, READING_SLOTS, readingHeadLoss, readingHeadSpecs } from './reading.js';
+import { linear } from '../models/linear.js';
+import { Session } from '../runtime/session.js';
+import { cellTargets, characterCells, characterCentres, glyphTargets, READING_HEAD, READING_SLOTS, readInPlace, readingHeadLoss, readingHeadSpecs } from './reading.js';
+import { renderCodeSheet, renderSmallPrint } from './smallprint.js';
 
 export interface ConvnextPretrainSettings {
   steps: number;
@@ -66,6 +68,22 @@ export interface ConvnextPretrainOptions extends ConvnextPretrainSettings {
    */
   statePath?: string;
   saveEvery?: number;
+  /** At the end, how well the trained ConvNeXt and its reading head read whole task images (readingCeiling). */
+  check?: { seed: number; count: number };
+}
+
+/**
+ * Stage 0's reading of whole task images (sample 0…count-1 of a held-out seed, as specified): the share of the
+ * codes' characters its reading head puts in place, overall and by the code's cap height in the ConvNeXt's input
+ * (rounded to whole pixels), and the share of codes read whole. The whole model's visual tokens carry what the
+ * ConvNeXt's last stage holds, so a code this head cannot read is one the frozen-ConvNeXt model can rarely answer:
+ * it bounds the exact match the whole model can reach.
+ */
+export interface ReadingCeiling {
+  images: number;
+  characters: number;
+  codes: number;
+  byCapHeight: { capHeight: number; characters: number; share: number }[];
 }
 
 /** One blank cell in this many within a crop says 'no character'. */
@@ -79,7 +97,7 @@ const GLYPH_HEAD = 'lab_glyph_head';
  * the same tensors, the ConvNeXt's replaced by the trained ones, and the seconds it trained (over all runs when
  * resumed).
  */
-export async function pretrainConvnext(model: LabVisualModel, source: TensorSource, opts: ConvnextPretrainOptions): Promise<{ source: MemorySource; seconds: number }> {
+export async function pretrainConvnext(model: LabVisualModel, source: TensorSource, opts: ConvnextPretrainOptions): Promise<{ source: MemorySource; seconds: number; ceiling?: ReadingCeiling }> {
   const log = opts.log ?? (() => undefined);
   if (!model.convnext) throw new Error(`stage 0 pretrains an MRA model's ConvNeXt; a ${model.family} model has none`);
   const { config: convnext, prefix } = model.convnext;
@@ -179,5 +197,41 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
   await trainer.dispose();
   const all: Record<string, { shape: readonly number[]; data: Float32Array }> = {};
   for (const t of source.list()) all[t.name] = { shape: t.shape, data: trained.get(t.name) ?? await source.readFloat32(t.name) };
-  return { source: new MemorySource(all), seconds: run?.seconds() ?? (performance.now() - began) / 1000 };
+  const seconds = run?.seconds() ?? (performance.now() - began) / 1000;
+  if (!opts.check) return { source: new MemorySource(all), seconds };
+  const reader = new MemorySource(Object.fromEntries([...names, `${READING_HEAD}.weight`, `${READING_HEAD}.bias`].map((n) => [n, { shape: both.info(n).shape, data: trained.get(n)! }])));
+  return { source: new MemorySource(all), seconds, ceiling: await readingCeiling(model, reader, opts.check, opts.threads) };
+}
+
+/** ReadingCeiling of the ConvNeXt and reading head in `weights` (checkpoint layout) on whole task images. */
+export async function readingCeiling(model: LabVisualModel, weights: TensorSource, check: { seed: number; count: number }, threads?: number): Promise<ReadingCeiling> {
+  const { config, prefix } = model.convnext!;
+  const S = model.size;
+  const g = new Graph('convnext-reading-check');
+  const scope = new WeightScope(g, weights, '', identityLayout);
+  const last = convnextStages(scope.at(prefix), config, g.input('pixel_values', 'float32', [1, 3, S, S])).at(-1)!;
+  g.output(linear(scope.at(READING_HEAD), 'weight', mapToTokens(last), 'fp32', 'bias'), 'logits');
+  const session = await Session.fromGraph(g, { threads });
+  const grid = S / (config.patchSize * 2 ** (config.dims.length - 1));
+  const bySize = new Map<number, [number, number]>();
+  let [read, characters, codes] = [0, 0, 0];
+  try {
+    for (let i = 0; i < check.count; i++) {
+      const sample = await renderSmallPrint(check.seed, i);
+      const out = await session.run({ pixel_values: new ort.Tensor('float32', model.preprocess(await decodeImage(sample.png)), [1, 3, S, S]) });
+      const inPlace = readInPlace(out['logits']!.data as Float32Array, characterCells(sample, grid), sample.code);
+      const size = Math.round((sample.capHeight * S) / Math.max(sample.width, sample.height));
+      const tally = bySize.get(size) ?? [0, 0];
+      const right = inPlace.filter(Boolean).length;
+      bySize.set(size, [tally[0] + right, tally[1] + inPlace.length]);
+      [read, characters] = [read + right, characters + inPlace.length];
+      if (inPlace.every(Boolean)) codes++;
+    }
+  } finally {
+    await session.dispose();
+  }
+  return {
+    images: check.count, characters: read / characters, codes: codes / check.count,
+    byCapHeight: [...bySize].sort(([a], [b]) => a - b).map(([capHeight, [ok, all]]) => ({ capHeight, characters: all, share: ok / all })),
+  };
 }

@@ -144,3 +144,19 @@ export function readingTargets(sample: Pick<SmallPrintSample, 'code' | 'box' | '
 export function characterCells(sample: Pick<SmallPrintSample, 'code' | 'box' | 'width' | 'height'>, grid: number): number[] {
   return characterCentres(sample, grid).map((c) => cellOf(c, 0, 0, 1, grid));
 }
+
+/**
+ * Which of a code's characters a reading head reads in place: slot k of the cell holding the k-th character's
+ * centre (`cells[k]`, -1 when outside the grid) has that character as its top class. `logits` is the head's
+ * output for one image, [cells, READING_SLOTS, classes] (probabilities do as well).
+ */
+export function readInPlace(logits: Float32Array, cells: readonly number[], code: string): boolean[] {
+  return [...code].map((ch, k) => {
+    const cell = cells[k]!;
+    if (cell < 0) return false;
+    const at = (cell * READING_SLOTS + k) * CLASSES;
+    let top = 0;
+    for (let c = 1; c < CLASSES; c++) if (logits[at + c]! > logits[at + top]!) top = c;
+    return top === CODE_ALPHABET.indexOf(ch);
+  });
+}
