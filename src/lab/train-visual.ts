@@ -30,7 +30,7 @@ import { Trainer } from '../train/trainer.js';
 import { resumeTraining } from '../train/trainer-state.js';
 import { smallPrintMessage } from './datasets.js';
 import type { LabVisualModel } from './models.js';
-import { pretrainConvnext, type ConvnextPretrainSettings } from './pretrain-convnext.js';
+import { pretrainConvnext, type ConvnextPretrainSettings, type ReadingCeiling } from './pretrain-convnext.js';
 import { characterCells, IGNORE, READING_SLOTS, readingHeadLoss, readingHeadSpecs, readingTargets } from './reading.js';
 import { renderSmallPrint } from './smallprint.js';
 import type { TensorSpec } from '../train/scratch.js';
@@ -88,6 +88,8 @@ export interface LabTrainOptions {
   initFrom?: string;
   /** Stage 0 (MRA models only): pretrain the ConvNeXt alone on crops first (pretrain-convnext.ts). */
   pretrain?: ConvnextPretrainSettings;
+  /** After stage 0, log how well it reads these whole task images (readingCeiling): what the whole model can reach. */
+  stageZeroCheck?: { seed: number; count: number };
   /** Save the model every this many steps (and at the end). */
   saveEvery?: number;
   /**
@@ -148,11 +150,13 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   const wholeSaved = statePath !== undefined && (await stat(statePath).catch(() => undefined)) !== undefined;
   let secondsBefore = 0;
   if (opts.pretrain && !wholeSaved) {
-    ({ source, seconds: secondsBefore } = await pretrainConvnext(model, source, {
-      ...opts.pretrain, seed: opts.seed, threads: opts.threads, log,
+    let ceiling: ReadingCeiling | undefined;
+    ({ source, seconds: secondsBefore, ceiling } = await pretrainConvnext(model, source, {
+      ...opts.pretrain, seed: opts.seed, threads: opts.threads, log, check: opts.stageZeroCheck,
       onStep: (r) => opts.onPretrainStep?.({ ...r, steps: opts.pretrain!.steps }),
       ...(opts.stateDir ? { statePath: join(opts.stateDir, 'stage0.safetensors'), saveEvery: opts.saveEvery } : {}),
     }));
+    if (ceiling) log(describeCeiling(ceiling));
   }
   const forward = model.forward(source);
   const g = forward.graph;
@@ -250,6 +254,13 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   }
   await trainer.dispose();
   return { seconds: trainedSeconds() };
+}
+
+function describeCeiling(c: ReadingCeiling): string {
+  const percent = (share: number) => `${(100 * share).toFixed(1)} %`;
+  const sizes = c.byCapHeight.map((s) => `${s.capHeight} px ${percent(s.share)} of ${s.characters}`).join(', ');
+  return `stage 0 on ${c.images} held-out task images: ${percent(c.characters)} of the characters read in place (by cap height: ${sizes}), ` +
+    `${percent(c.codes)} of the codes whole — the most the whole model can answer`;
 }
 
 /** `source` with the tensors `names` at zero. */
