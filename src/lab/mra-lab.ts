@@ -103,7 +103,7 @@ export async function hasLabModels(ctx: LabContext, plan: MraLabPlan): Promise<b
   return found.every((r) => r !== undefined);
 }
 
-/** Held-out images stage 0's reading is checked on (≈ 0.4 s each at 1024 px). */
+/** Held-out images stage 0's reading is checked on (≈ 0.5 s each at 1024 px on one thread). */
 const STAGE_ZERO_CHECK = 50;
 
 /** Steps between saves of a training model and its state (≈ 4–10 minutes of the full plan). */

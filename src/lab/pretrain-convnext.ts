@@ -205,7 +205,8 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
 
 /** ReadingCeiling of the ConvNeXt and reading head in `weights` (checkpoint layout) on whole task images. */
 export async function readingCeiling(model: LabVisualModel, weights: TensorSource, check: { seed: number; count: number }, threads?: number): Promise<ReadingCeiling> {
-  const { config, prefix } = model.convnext!;
+  if (!model.convnext) throw new Error(`the reading check reads an MRA model's ConvNeXt; a ${model.family} model has none`);
+  const { config, prefix } = model.convnext;
   const S = model.size;
   const g = new Graph('convnext-reading-check');
   const scope = new WeightScope(g, weights, '', identityLayout);
