@@ -14,7 +14,7 @@ import * as op from '../graph/ops/index.js';
 import { identityLayout, WeightScope } from '../graph/weights.js';
 import type { TensorSource } from '../io/checkpoint.js';
 import { MemorySource } from '../io/memory-source.js';
-import { convnextStages } from '../models/convnext.js';
+import { convnextStages, type ConvNextConfig } from '../models/convnext.js';
 import { mapToTokens } from '../models/llava-hr/mr-adapter.js';
 import { ort } from '../runtime/session.js';
 import { decodeImage } from '../vision/decode.js';
@@ -25,9 +25,8 @@ import { Trainer } from '../train/trainer.js';
 import { resumeTraining } from '../train/trainer-state.js';
 import type { LabVisualModel } from './models.js';
 import { sampleRng } from './random.js';
-import { linear } from '../models/linear.js';
 import { Session } from '../runtime/session.js';
-import { cellTargets, characterCells, characterCentres, glyphTargets, READING_HEAD, READING_SLOTS, readInPlace, readingHeadLoss, readingHeadSpecs } from './reading.js';
+import { cellTargets, characterCells, characterCentres, glyphTargets, READING_HEAD, READING_SLOTS, readInPlace, readingHeadLogits, readingHeadLoss, readingHeadSpecs } from './reading.js';
 import { renderCodeSheet, renderSmallPrint } from './smallprint.js';
 
 export interface ConvnextPretrainSettings {
@@ -86,6 +85,11 @@ export interface ReadingCeiling {
   byCapHeight: { capHeight: number; characters: number; share: number }[];
 }
 
+/** Pixels of the input per cell of the ConvNeXt's last stage: the stem's patch, then 2× per later stage. */
+function lastStageStride(config: ConvNextConfig): number {
+  return config.patchSize * 2 ** (config.dims.length - 1);
+}
+
 /** One blank cell in this many within a crop says 'no character'. */
 const BLANK_STRIDE = 4;
 /** The same for the glyph head's cells, sixteen times as many. */
@@ -102,7 +106,7 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
   if (!model.convnext) throw new Error(`stage 0 pretrains an MRA model's ConvNeXt; a ${model.family} model has none`);
   const { config: convnext, prefix } = model.convnext;
   const names = [...model.specs.keys()].filter((n) => n.startsWith(`${prefix}.`));
-  const stride = convnext.patchSize * 2 ** (convnext.dims.length - 1);
+  const stride = lastStageStride(convnext);
   if (opts.crop % stride !== 0 || opts.crop > model.size) throw new Error(`stage 0: crop ${opts.crop} must be a multiple of ${stride} up to ${model.size}`);
   const glyphStride = convnext.patchSize * 2;
   const head = freshTensors(new Map([...readingHeadSpecs(convnext.dims.at(-1)!), ...readingHeadSpecs(convnext.dims[1]!, GLYPH_HEAD)]), opts.seed);
@@ -209,11 +213,10 @@ export async function readingCeiling(model: LabVisualModel, weights: TensorSourc
   const { config, prefix } = model.convnext;
   const S = model.size;
   const g = new Graph('convnext-reading-check');
-  const scope = new WeightScope(g, weights, '', identityLayout);
-  const last = convnextStages(scope.at(prefix), config, g.input('pixel_values', 'float32', [1, 3, S, S])).at(-1)!;
-  g.output(linear(scope.at(READING_HEAD), 'weight', mapToTokens(last), 'fp32', 'bias'), 'logits');
+  const last = convnextStages(new WeightScope(g, weights, '', identityLayout).at(prefix), config, g.input('pixel_values', 'float32', [1, 3, S, S])).at(-1)!;
+  g.output(readingHeadLogits(g, weights, mapToTokens(last)), 'logits');
   const session = await Session.fromGraph(g, { threads });
-  const grid = S / (config.patchSize * 2 ** (config.dims.length - 1));
+  const grid = S / lastStageStride(config);
   const bySize = new Map<number, [number, number]>();
   let [read, characters, codes] = [0, 0, 0];
   try {

@@ -11,6 +11,7 @@ import type { Graph, Value } from '../graph/ir.js';
 import { identityLayout, WeightScope } from '../graph/weights.js';
 import type { TensorSource } from '../io/checkpoint.js';
 import * as op from '../graph/ops/index.js';
+import { argmax } from '../generate/sampling.js';
 import { linear } from '../models/linear.js';
 import { crossEntropy } from '../train/loss.js';
 import type { TensorSpec } from '../train/scratch.js';
@@ -41,8 +42,7 @@ export function readingHeadSpecs(width: number, name = READING_HEAD): Map<string
  */
 export function readingHeadLoss(g: Graph, source: TensorSource, cells: Value, name = READING_HEAD, targetsInput = 'reading_targets'):
   { characters: Value; blanks: Value; accuracy: Value } {
-  const head = new WeightScope(g, source, '', identityLayout).at(name);
-  const logits = op.reshape(linear(head, 'weight', cells, 'fp32', 'bias'), [0, 0, READING_SLOTS, CLASSES]);
+  const logits = readingHeadLogits(g, source, cells, name);
   // A dimension name of its own: ORT's planner takes equally named dimensions for equal sizes (two heads' cells are not).
   const targets = g.input(targetsInput, 'int64', ['batch', `${targetsInput}_cells`, READING_SLOTS]);
   const blank = op.equal(targets, NO_CHARACTER);
@@ -55,6 +55,12 @@ export function readingHeadLoss(g: Graph, source: TensorSource, cells: Value, na
     blanks: crossEntropy(logits, op.where(blank, targets, IGNORE), IGNORE),
     accuracy: op.div(op.reduceSum(right, all, false), op.reduceSum(weight, all, false)),
   };
+}
+
+/** The reading head's logits [B, cells, READING_SLOTS, classes] on `cells` [B, cells, width] (its weights in `source` under `name`). */
+export function readingHeadLogits(g: Graph, source: TensorSource, cells: Value, name = READING_HEAD): Value {
+  const head = new WeightScope(g, source, '', identityLayout).at(name);
+  return op.reshape(linear(head, 'weight', cells, 'fp32', 'bias'), [0, 0, READING_SLOTS, CLASSES]);
 }
 
 /** A code character's class and its centre. */
@@ -155,8 +161,6 @@ export function readInPlace(logits: Float32Array, cells: readonly number[], code
     const cell = cells[k]!;
     if (cell < 0) return false;
     const at = (cell * READING_SLOTS + k) * CLASSES;
-    let top = 0;
-    for (let c = 1; c < CLASSES; c++) if (logits[at + c]! > logits[at + top]!) top = c;
-    return top === CODE_ALPHABET.indexOf(ch);
+    return argmax(logits.subarray(at, at + CLASSES)) === CODE_ALPHABET.indexOf(ch);
   });
 }
