@@ -12,7 +12,7 @@ import { SCORE_HELP } from '../src/cli/eval.js';
 import { MERGE_HELP, RUN_HELP } from '../src/cli/eval-run.js';
 import { GENERATE_HELP } from '../src/cli/generate.js';
 import { INSPECT_HELP } from '../src/cli/inspect.js';
-import { LAB_GENERATE_HELP, LAB_TOKENIZER_HELP } from '../src/cli/lab.js';
+import { LAB_GENERATE_HELP, LAB_READOUT_HELP, LAB_TOKENIZER_HELP } from '../src/cli/lab.js';
 import { LOGITS_HELP } from '../src/cli/logits.js';
 import { MODEL_OPTIONS } from '../src/cli/model-args.js';
 import { SERVE_HELP } from '../src/cli/serve.js';
@@ -36,6 +36,7 @@ const COMMANDS: [string[], CommandHelp][] = [
   [['train', 'lavin'], TRAIN_HELP],
   [['lab', 'generate'], LAB_GENERATE_HELP],
   [['lab', 'tokenizer'], LAB_TOKENIZER_HELP],
+  [['lab', 'readout'], LAB_READOUT_HELP],
 ];
 
 test('egret <command> --help and egret help <command> print the usage and every option, exit 0', async () => {

@@ -1,6 +1,7 @@
 /**
  * `egret lab [--quick]` (the miniature reproductions: train or reuse, score, report), `egret lab generate` and
- * `egret lab tokenizer` (the lab's generated datasets and its tiny models' tokenizer).
+ * `egret lab tokenizer` (the lab's generated datasets and its tiny models' tokenizer), `egret lab readout` (the MRA
+ * decoder's read-out probed alone).
  */
 import { existsSync } from 'node:fs';
 import { writeFileAtomically } from '../io/file.js';
@@ -17,6 +18,7 @@ import { runMmaLab } from '../lab/mma.js';
 import { FULL_PLAN, QUICK_PLAN } from '../lab/plans.js';
 import { labChecks, writeLabReport } from '../lab/report.js';
 import { SHIPPED_MODELS_DIR } from '../lab/shipped.js';
+import { runReadoutProbe, type ReadoutLayout, type ReadoutProbeOptions } from '../lab/readout-probe.js';
 
 const GENERATE_USAGE = 'usage: egret lab generate --out DIR [--task smallprint|scienceqa] [--seed S] [--count N]';
 const TOKENIZER_USAGE = 'usage: egret lab tokenizer --out FILE [--seed S] [--count N] [--vocab-size N]';
@@ -40,6 +42,26 @@ export const LAB_TOKENIZER_HELP: CommandHelp = {
     out: 'the tokenizer.model file to write (not an existing one)',
     seed: 'seed of the text (integer, default 0)',
     count: 'samples of each task whose text it learns from (default 2000)',
+  },
+};
+
+const READOUT_USAGE = 'usage: egret lab readout [--steps N] [--lr X] [--layout code|one|everywhere] [--attention W] [--aid-layer L] [--first-until N] [--seed S] [--threads N] [--out FILE]';
+
+export const LAB_READOUT_HELP: CommandHelp = {
+  usage: READOUT_USAGE,
+  summary: "Trains the MRA plan's LLaMA alone, fresh, on synthetic visual tokens whose cells hold known characters, and logs its answer loss every 25 steps: does the decoder learn to read out the token its aided head looks at? (docs/LAB.md, Status)",
+  options: {
+    steps: { type: 'string' }, lr: { type: 'string' }, layout: { type: 'string' }, attention: { type: 'string' }, 'aid-layer': { type: 'string' },
+    'first-until': { type: 'string' }, seed: { type: 'string' }, threads: { type: 'string' }, out: { type: 'string' },
+  },
+  describe: {
+    steps: 'training steps of batch 4 (default 600)',
+    lr: 'peak learning rate, warm-up 20 steps then cosine (default 0.001, the lab\'s)',
+    layout: "code: the code over one or two cells, as the task's 32-px cells (default); one: a cell a character; everywhere: the first character in every cell",
+    attention: "the attention aid's weight, 0 for none (default 1)",
+    'aid-layer': 'the decoder layer whose heads the aid points; negative counts from the last, written --aid-layer=-2 (default -1)',
+    'first-until': "steps that score only the code's first character (default 0)",
+    out: 'a JSON file for the loss curve (not an existing one)',
   },
 };
 
@@ -141,7 +163,49 @@ async function runCommand(args: string[]): Promise<number> {
   return checks.some((c) => c.holds === false) ? 1 : 0;
 }
 
-const SUBCOMMANDS: Record<string, (args: string[]) => Promise<void>> = { generate: generateCommand, tokenizer: tokenizerCommand };
+/** A number option in (0, max]. */
+function positive(value: string | undefined, name: string, max: number, fallback: number): number {
+  if (value === undefined) return fallback;
+  const x = Number(value);
+  if (value.trim() === '' || !Number.isFinite(x) || x <= 0 || x > max) throw new InputError(`--${name} must be a number above 0 and at most ${max}, got '${value}'`);
+  return x;
+}
+
+async function readoutCommand(args: string[]): Promise<void> {
+  type Values = { steps?: string; lr?: string; layout?: string; attention?: string; 'aid-layer'?: string; 'first-until'?: string; seed?: string; threads?: string; out?: string };
+  const { values } = parseCommandLine(args, LAB_READOUT_HELP) as { values: Values };
+  const layouts: readonly ReadoutLayout[] = ['code', 'one', 'everywhere'];
+  const layout = (values.layout ?? 'code') as ReadoutLayout;
+  if (!layouts.includes(layout)) throw new InputError(`--layout must be ${layouts.join(', ')}, not '${values.layout}'`);
+  if (values.out !== undefined && existsSync(values.out)) throw new InputError(`${values.out} exists; give a new file (nothing is overwritten)`);
+  const shape = FULL_PLAN.mra.shape;
+  const aidLayer = values['aid-layer'] === undefined ? -1 : Number(values['aid-layer']);
+  if (!Number.isInteger(aidLayer) || aidLayer >= shape.llm.layers || aidLayer < -shape.llm.layers) {
+    throw new InputError(`--aid-layer must be an integer from ${-shape.llm.layers} to ${shape.llm.layers - 1}, got '${values['aid-layer']}'`);
+  }
+  const attention = values.attention === undefined ? 1 : Number(values.attention);
+  if (values.attention?.trim() === '' || !(attention >= 0 && attention <= 100)) throw new InputError(`--attention must be a number from 0 to 100, got '${values.attention}'`);
+  const opts: ReadoutProbeOptions = {
+    shape,
+    cells: (shape.vit.imageSize / shape.vit.patch) ** 2,
+    steps: integer(values.steps, 'steps', 1, 1_000_000, 600),
+    lr: positive(values.lr, 'lr', 1, 1e-3),
+    batch: 4,
+    layout,
+    attention,
+    aidLayer,
+    firstUntil: integer(values['first-until'], 'first-until', 0, 1_000_000, 0),
+    seed: seedOf(values.seed),
+    threads: values.threads === undefined ? undefined : integer(values.threads, 'threads', 1, 1024, 1),
+  };
+  const reports = await runReadoutProbe(opts, (r) => {
+    const aid = r.attention === undefined ? '' : ` attention ${r.attention.toFixed(3)}`;
+    process.stderr.write(`step ${r.step}/${opts.steps}: answer ${r.answer.toFixed(3)}${aid} (${r.seconds.toFixed(0)} s)\n`);
+  });
+  if (values.out !== undefined) await writeFileAtomically(values.out, `${JSON.stringify({ command: ['egret', 'lab', 'readout', ...args].join(' '), settings: { ...opts, shape: undefined }, reports }, null, 2)}\n`);
+}
+
+const SUBCOMMANDS: Record<string, (args: string[]) => Promise<void>> = { generate: generateCommand, tokenizer: tokenizerCommand, readout: readoutCommand };
 
 /** `egret lab [--quick] ...`, `egret lab generate|tokenizer ...`; returns the exit status. */
 export async function labCommand(args: string[]): Promise<number> {
@@ -150,12 +214,12 @@ export async function labCommand(args: string[]): Promise<number> {
   if (sub === '--help' || sub === '-h') {
     throw new HelpRequested(formatHelp({
       ...LAB_RUN_HELP,
-      usage: `${RUN_USAGE}\n       egret lab generate|tokenizer ...`,
-      summary: `${LAB_RUN_HELP.summary} \`lab generate\` writes the generated tasks, \`lab tokenizer\` the tiny models' tokenizer (egret lab SUBCOMMAND --help).`,
+      usage: `${RUN_USAGE}\n       egret lab generate|tokenizer|readout ...`,
+      summary: `${LAB_RUN_HELP.summary} \`lab generate\` writes the generated tasks, \`lab tokenizer\` the tiny models' tokenizer, \`lab readout\` probes the MRA decoder's read-out alone (egret lab SUBCOMMAND --help).`,
     }));
   }
   const handler = Object.hasOwn(SUBCOMMANDS, sub) ? SUBCOMMANDS[sub] : undefined;
-  if (!handler) throw new InputError(`egret lab ${sub}: unknown subcommand; available: egret lab [--quick], egret lab generate|tokenizer (egret lab --help)`);
+  if (!handler) throw new InputError(`egret lab ${sub}: unknown subcommand; available: egret lab [--quick], egret lab generate|tokenizer|readout (egret lab --help)`);
   await handler(rest);
   return 0;
 }

@@ -1,0 +1,199 @@
+/**
+ * The read-out in isolation (docs/LAB.md, Status): the MRA plan's LLaMA, fresh, trained alone on synthetic visual
+ * tokens whose content is known exactly, with the lab's prompts, answers and attention aid. The whole model's
+ * answer stayed at the character prior while its aided heads found the code; this asks, in minutes instead of
+ * hours, under which conditions the decoder learns to turn the token it looks at into the character.
+ *
+ * A sample's visual tokens: every cell holds a fixed "blank" vector; the code's cells add a fixed "code" marker and,
+ * for each character k of the code in that cell, a fixed random vector of (slot k, that character) — what the reading
+ * head asks of a cell (reading.ts); 30 distractor cells hold random slot–character sums without the marker.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as op from '../graph/ops/index.js';
+import { identityLayout } from '../graph/weights.js';
+import { wholeSequenceFeeds } from '../models/decoder.js';
+import { llavaHrConfig } from '../models/llava-hr.js';
+import { buildVisualTrainingForward } from '../models/visual-training.js';
+import { causalMask } from '../runtime/kv-cache.js';
+import { ort } from '../runtime/session.js';
+import { loadTokenizer } from '../text/load.js';
+import { crossEntropy, headsAttentionCrossEntropy } from '../train/loss.js';
+import { warmupCosine } from '../train/schedule.js';
+import { freshTensors } from '../train/scratch.js';
+import { buildTrainingGraph } from '../train/training-graph.js';
+import { Trainer } from '../train/trainer.js';
+import { labTokenizerModel } from './datasets.js';
+import { labLlavaHrConfig, labLlavaHrTensors, type LabLlavaHrShape } from './models.js';
+import { Rng } from './random.js';
+import { CODE_ALPHABET, MAX_CODE_LENGTH, smallPrintText } from './smallprint.js';
+import { smallPrintExample } from './train-visual.js';
+
+/**
+ * Where a code's characters lie: `code`, over one or two neighbouring cells, as in the task's 32-px cells (four or
+ * five characters a cell); `one`, a cell for each character; `everywhere`, the first character's vector in every
+ * cell and nothing else (no place to find: the path from visual tokens to the logits alone).
+ */
+export type ReadoutLayout = 'code' | 'one' | 'everywhere';
+
+export interface ReadoutProbeOptions {
+  shape: LabLlavaHrShape;
+  /** Visual tokens a sample (the plan's ViT grid: 1024). */
+  cells: number;
+  steps: number;
+  lr: number;
+  batch: number;
+  layout: ReadoutLayout;
+  /** The attention aid's weight (0: off): at each code character's row, head k mod heads looks at its cell. */
+  attention: number;
+  /** The decoder layer whose heads the aid points (negative: from the last). */
+  aidLayer: number;
+  /** Steps that score only the code's first character; all of them after. */
+  firstUntil: number;
+  seed: number;
+  threads?: number;
+}
+
+export interface ReadoutProbeReport {
+  step: number;
+  /** Means over the steps since the last report. */
+  answer: number;
+  attention?: number;
+  seconds: number;
+}
+
+/** Standard deviation of the synthetic vectors, about a fresh projector's output. */
+const VECTOR_STD = 0.05;
+const DISTRACTORS = 30;
+
+/** The fixed vectors a probe's tokens are made of. */
+export interface ReadoutVectors {
+  /** [slot][character] → vector. */
+  slots: Float32Array[][];
+  marker: Float32Array;
+  blank: Float32Array;
+}
+
+export function readoutVectors(width: number, seed: number): ReadoutVectors {
+  const rng = new Rng(seed);
+  const vector = () => Float32Array.from({ length: width }, () => rng.normal() * VECTOR_STD);
+  return {
+    slots: Array.from({ length: MAX_CODE_LENGTH }, () => Array.from({ length: CODE_ALPHABET.length }, vector)),
+    marker: vector(),
+    blank: vector(),
+  };
+}
+
+/** One sample's visual tokens [cells, width] and the cell of each of the code's characters. */
+export function syntheticVisualTokens(vectors: ReadoutVectors, code: string, layout: ReadoutLayout, cells: number, rng: Rng): { grid: Float32Array; at: number[] } {
+  const width = vectors.blank.length;
+  const grid = new Float32Array(cells * width);
+  const add = (cell: number, v: Float32Array) => {
+    for (let d = 0; d < width; d++) grid[cell * width + d]! += v[d]!;
+  };
+  const slot = (k: number, ch: string) => vectors.slots[k]![CODE_ALPHABET.indexOf(ch)]!;
+  if (layout === 'everywhere') {
+    for (let c = 0; c < cells; c++) add(c, slot(0, code[0]!));
+    return { grid, at: [...code].map(() => 0) };
+  }
+  for (let c = 0; c < cells; c++) add(c, vectors.blank);
+  const first = rng.int(0, cells - code.length);
+  const split = rng.int(1, code.length - 1);
+  const at = [...code].map((_, k) => (layout === 'one' ? first + k : first + (k >= split ? 1 : 0)));
+  [...code].forEach((ch, k) => add(at[k]!, slot(k, ch)));
+  new Set(at).forEach((c) => add(c, vectors.marker));
+  for (let j = 0; j < DISTRACTORS; j++) {
+    const c = rng.int(0, cells - 1);
+    if (at.includes(c)) continue;
+    const n = rng.int(1, 4);
+    for (let i = 0; i < n; i++) add(c, vectors.slots[rng.int(0, MAX_CODE_LENGTH - 1)]![rng.int(0, CODE_ALPHABET.length - 1)]!);
+  }
+  return { grid, at };
+}
+
+/** Trains the probe; `onReport` every `every` steps with the means since the last report. */
+export async function runReadoutProbe(opts: ReadoutProbeOptions, onReport: (report: ReadoutProbeReport) => void, every = 25): Promise<ReadoutProbeReport[]> {
+  const llm = llavaHrConfig(labLlavaHrConfig(opts.shape), 'readout-probe').llm;
+  const { hidden: width, heads } = llm;
+  const specs = new Map([...labLlavaHrTensors(opts.shape)].filter(([name]) => !name.startsWith('model.vision_tower') && !name.startsWith('model.mm_projector')));
+  // The pixels input is kept (1 × 1, added at zero): the graph has the inputs of the lab's own forward.
+  const forward = buildVisualTrainingForward('readout-probe', 1, freshTensors(specs, opts.seed), llm, identityLayout, (pixels) =>
+    op.add(pixels.graph.input('visual_in', 'float32', ['batch', opts.cells, width]), op.mul(op.reduceSum(pixels, [0, 1, 2, 3], false), 0)));
+  const g = forward.graph;
+  const answer = crossEntropy(forward.logits, g.input('targets', 'int64', ['batch', 'seq']), -100);
+  g.output(answer, 'answer_loss');
+  let loss = answer;
+  if (opts.attention > 0) {
+    const aided = forward.attention.at(opts.aidLayer);
+    if (!aided) throw new RangeError(`the decoder has ${llm.layers} layers; no layer ${opts.aidLayer}`);
+    const aid = headsAttentionCrossEntropy(aided, heads, g.input('attention_targets', 'int64', ['batch', heads, 'seq']), -100);
+    g.output(aid, 'attention_loss');
+    loss = op.add(loss, op.mul(aid, opts.attention));
+  }
+  // The lab's optimiser (train-visual.ts).
+  const training = buildTrainingGraph(g, loss, {
+    trainable: (name) => name.split('+').every((part) => specs.has(part)),
+    optimizer: { betas: [0.9, 0.98], weightDecay: 0.05 },
+    clipGradNorm: 1,
+  });
+  const trainer = await Trainer.create(training, { threads: opts.threads, metrics: opts.attention > 0 ? ['answer_loss', 'attention_loss'] : ['answer_loss'] });
+  const dir = await mkdtemp(join(tmpdir(), 'egret-readout-'));
+  try {
+    await writeFile(join(dir, 'tokenizer.model'), labTokenizerModel(0, 2000, opts.shape.vocab));
+    const tokenizer = await loadTokenizer(join(dir, 'tokenizer.model'));
+    const vectors = readoutVectors(width, opts.seed);
+    const rng = new Rng(opts.seed + 1);
+    const reports: ReadoutProbeReport[] = [];
+    const began = performance.now();
+    let sums = { answer: 0, attention: 0, n: 0 };
+    for (let step = 0; step < opts.steps; step++) {
+      const samples = Array.from({ length: opts.batch }, (_, b) => {
+        const index = step * opts.batch + b;
+        const { code, question } = smallPrintText(opts.seed, index);
+        return { ...syntheticVisualTokens(vectors, code, opts.layout, opts.cells, rng), example: smallPrintExample(tokenizer, question, code, index % 2 === 0) };
+      });
+      const B = opts.batch, before = samples[0]!.example.before.length;
+      const after = Math.max(...samples.map((s) => s.example.after.length)), seq = before + opts.cells + after;
+      const afterIds = new BigInt64Array(B * after);
+      const targets = new BigInt64Array(B * seq).fill(-100n);
+      const look = new BigInt64Array(B * heads * seq).fill(-100n);
+      const visual = new Float32Array(B * opts.cells * width);
+      const firstOnly = step < opts.firstUntil;
+      samples.forEach((s, b) => {
+        const e = s.example;
+        visual.set(s.grid, b * opts.cells * width);
+        e.after.forEach((id, j) => (afterIds[b * after + j] = BigInt(id)));
+        // Row r predicts token r + 1.
+        const row = (j: number) => before + opts.cells + j - 1;
+        for (let j = e.answerAt; j < e.after.length; j++) if (!firstOnly || j === e.codeAt[0]) targets[b * seq + row(j)] = BigInt(e.after[j]!);
+        e.codeAt.forEach((j, k) => (look[(b * heads + (k % heads)) * seq + row(j)] = BigInt(before + s.at[k]!)));
+      });
+      const r = await trainer.run({
+        ...wholeSequenceFeeds(B, seq, causalMask(new Array(B).fill(0), new Array(B).fill(seq), seq, 0)),
+        pixel_values: new ort.Tensor('float32', new Float32Array(B * 3), [B, 3, 1, 1]),
+        visual_in: new ort.Tensor('float32', visual, [B, opts.cells, width]),
+        before_ids: new ort.Tensor('int64', BigInt64Array.from(samples.flatMap((s) => s.example.before.map(BigInt))), [B, before]),
+        after_ids: new ort.Tensor('int64', afterIds, [B, after]),
+        targets: new ort.Tensor('int64', targets, [B, seq]),
+        ...(opts.attention > 0 ? { attention_targets: new ort.Tensor('int64', look, [B, heads, seq]) } : {}),
+      }, warmupCosine(opts.lr, step, opts.steps, 20));
+      sums = { answer: sums.answer + r.metrics['answer_loss']!, attention: sums.attention + (r.metrics['attention_loss'] ?? 0), n: sums.n + 1 };
+      if ((step + 1) % every === 0 || step + 1 === opts.steps) {
+        const report: ReadoutProbeReport = {
+          step: step + 1,
+          answer: sums.answer / sums.n,
+          ...(opts.attention > 0 ? { attention: sums.attention / sums.n } : {}),
+          seconds: (performance.now() - began) / 1000,
+        };
+        reports.push(report);
+        onReport(report);
+        sums = { answer: 0, attention: 0, n: 0 };
+      }
+    }
+    return reports;
+  } finally {
+    await trainer.dispose();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
