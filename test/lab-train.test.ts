@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { labTokenizerModel } from '../src/lab/datasets.js';
 import { labLlavaHrModel, labLlavaModel, type LabVisualModel } from '../src/lab/models.js';
-import { smallPrintExample, trainLabModel } from '../src/lab/train-visual.js';
+import { answerRows, smallPrintExample, trainLabModel } from '../src/lab/train-visual.js';
 import { cellTargets, glyphTargets, IGNORE, NO_CHARACTER, READING_HEAD, READING_SLOTS, readInPlace, readingHeadLoss, readingTargets } from '../src/lab/reading.js';
 import { Graph } from '../src/graph/ir.js';
 import { MemorySource } from '../src/io/memory-source.js';
@@ -230,6 +230,16 @@ test('the answer\'s code characters are one token each, found where the attentio
       assert.deepEqual(e.codeAt.map((j) => tokenizer.decode([e.after[j]!]).trim()).join(''), code);
       assert.equal(e.after.at(-1), tokenizer.eosId);
       assert.ok(e.codeAt[0]! >= e.answerAt);
+      // Row r predicts token r + 1: the answer's rows, or the first character's alone; the aid's row for each character.
+      const offset = e.before.length + 16;
+      const rows = answerRows(e, offset, false);
+      assert.deepEqual(rows.targets.map((t) => t.token), e.after.slice(e.answerAt));
+      assert.deepEqual(rows.targets.map((t) => t.row), e.after.slice(e.answerAt).map((_, i) => offset + e.answerAt + i - 1));
+      assert.deepEqual(rows.code, [...code].map((_, k) => ({ k, row: offset + e.codeAt[k]! - 1 })));
+      const first = answerRows(e, offset, true);
+      assert.deepEqual(first.targets, [{ row: offset + e.codeAt[0]! - 1, token: e.after[e.codeAt[0]!]! }]);
+      assert.equal(tokenizer.decode([first.targets[0]!.token]).trim(), code[0]);
+      assert.deepEqual(first.code, rows.code);
     }
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -298,6 +308,11 @@ test('freezeConvnext: the whole model trains around the ConvNeXt that stage 0 ma
     const [frozen, still] = [join(root, 'frozen'), join(root, 'still')];
     const attention: number[] = [];
     await trainLabModel(frozen, model, tokenizerModel, { ...settings, freezeConvnext: true, onStep: (r) => attention.push(r.attention!) });
+    // The aid on the first layer, the first step scoring the first character alone; a layer the decoder lacks is refused.
+    const early: number[] = [];
+    await trainLabModel(join(root, 'early'), model, tokenizerModel, { ...settings, attentionLayer: 0, firstCharacterSteps: 1, onStep: (r) => early.push(r.attention!) });
+    assert.ok(early.length === 2 && early.every((x) => Number.isFinite(x) && x > Math.log(50)), `attention losses ${early}`);
+    await assert.rejects(trainLabModel(join(root, 'none'), model, tokenizerModel, { ...settings, attentionLayer: TINY.llm.layers }), /attentionLayer 2: the decoder has 2 layers/);
     await trainLabModel(still, model, tokenizerModel, { ...settings, lr: 0 });
     assert.ok(attention.every((x) => Number.isFinite(x) && x > Math.log(50)), `attention losses ${attention}`);
     const [a, b] = [await openCheckpoint(join(frozen, 'pytorch_model.bin')), await openCheckpoint(join(still, 'pytorch_model.bin'))];

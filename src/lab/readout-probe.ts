@@ -28,7 +28,7 @@ import { labTokenizerModel } from './datasets.js';
 import { labLlavaHrConfig, labLlavaHrTensors, type LabLlavaHrShape } from './models.js';
 import { Rng } from './random.js';
 import { CODE_ALPHABET, MAX_CODE_LENGTH, smallPrintText } from './smallprint.js';
-import { smallPrintExample } from './train-visual.js';
+import { answerRows, smallPrintExample } from './train-visual.js';
 
 /**
  * Where a code's characters lie: `code`, over one or two neighbouring cells, as in the task's 32-px cells (four or
@@ -161,13 +161,11 @@ export async function runReadoutProbe(opts: ReadoutProbeOptions, onReport: (repo
       const visual = new Float32Array(B * opts.cells * width);
       const firstOnly = step < opts.firstUntil;
       samples.forEach((s, b) => {
-        const e = s.example;
         visual.set(s.grid, b * opts.cells * width);
-        e.after.forEach((id, j) => (afterIds[b * after + j] = BigInt(id)));
-        // Row r predicts token r + 1.
-        const row = (j: number) => before + opts.cells + j - 1;
-        for (let j = e.answerAt; j < e.after.length; j++) if (!firstOnly || j === e.codeAt[0]) targets[b * seq + row(j)] = BigInt(e.after[j]!);
-        e.codeAt.forEach((j, k) => (look[(b * heads + (k % heads)) * seq + row(j)] = BigInt(before + s.at[k]!)));
+        s.example.after.forEach((id, j) => (afterIds[b * after + j] = BigInt(id)));
+        const rows = answerRows(s.example, before + opts.cells, firstOnly);
+        for (const { row, token } of rows.targets) targets[b * seq + row] = BigInt(token);
+        for (const { k, row } of rows.code) look[(b * heads + (k % heads)) * seq + row] = BigInt(before + s.at[k]!);
       });
       const r = await trainer.run({
         ...wholeSequenceFeeds(B, seq, causalMask(new Array(B).fill(0), new Array(B).fill(seq), seq, 0)),

@@ -70,6 +70,18 @@ export interface LabTrainOptions {
    */
   attentionHeads?: number;
   /**
+   * The decoder layer whose heads the attention aid tells (absent: the last; negative counts from the last). At
+   * layer 0 a head reads the visual token as the projector made it; `egret lab readout` learnt the read-out there
+   * and not at the last layer (docs/LAB.md, eleventh session).
+   */
+  attentionLayer?: number;
+  /**
+   * For this many first steps the answer's loss is on the code's first character alone: one character to read out
+   * of one cell before six. In `egret lab readout` every answer-wide run sat at the prior for 550–750 steps, and
+   * this one left it.
+   */
+  firstCharacterSteps?: number;
+  /**
    * Leave the ConvNeXt as stage 0 made it while the whole model trains (MRA models with stage 0 only). Trained on,
    * its last stage lost what stage 0 taught it: a fresh stage-0 head on the ConvNeXt after 800 whole-model steps
    * read 25.5 % of the characters in place after 200 steps, where stage 0 ended at 79 % (docs/LAB.md), while the
@@ -107,7 +119,7 @@ export interface LabTrainOptions {
 }
 
 /** One example's token rows: ids before the image, ids after it (question, answer, </s>), and its targets. */
-interface Example {
+export interface Example {
   before: number[];
   after: number[];
   /** Index in `after` of the answer's first token. */
@@ -127,6 +139,18 @@ export function smallPrintExample(tokenizer: Tokenizer, question: string, code: 
   const codeAt = [...code].map((_, k) => after.length - 1 - code.length + k);
   if (codeAt.some((j, k) => tokenizer.decode([after[j]!]).trim() !== code[k])) throw new Error(`the answer '${code}' is not spelt one character a token`);
   return { before: prompt.slice(0, image), after, answerAt: prompt.length - image - 1, codeAt };
+}
+
+/**
+ * The rows of one example where its answer is scored, in a sequence whose text after the image starts at row
+ * `offset` (row r predicts the token at r + 1): from the row before the answer to the row before </s>, or with
+ * `firstOnly` the code's first character's alone; and the row that predicts each code character k (the attention
+ * aid's).
+ */
+export function answerRows(e: Example, offset: number, firstOnly: boolean): { targets: { row: number; token: number }[]; code: { k: number; row: number }[] } {
+  const row = (j: number) => offset + j - 1;
+  const scored = firstOnly ? [e.codeAt[0]!] : Array.from({ length: e.after.length - e.answerAt }, (_, i) => e.answerAt + i);
+  return { targets: scored.map((j) => ({ row: row(j), token: e.after[j]! })), code: e.codeAt.map((j, k) => ({ k, row: row(j) })) };
 }
 
 /** Trains and saves the model in `dir`; returns the seconds it trained (over all runs when resumed). */
@@ -174,7 +198,9 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
     loss = op.add(loss, op.mul(op.add(readingLoss.characters, readingLoss.blanks), reading));
   }
   if (attention) {
-    const attentionLoss = headsAttentionCrossEntropy(forward.attention.at(-1)!, aidHeads, g.input('attention_targets', 'int64', ['batch', aidHeads, 'seq']), IGNORE);
+    const aided = forward.attention.at(opts.attentionLayer ?? -1);
+    if (!aided) throw new Error(`attentionLayer ${opts.attentionLayer}: the decoder has ${forward.attention.length} layers`);
+    const attentionLoss = headsAttentionCrossEntropy(aided, aidHeads, g.input('attention_targets', 'int64', ['batch', aidHeads, 'seq']), IGNORE);
     g.output(attentionLoss, 'attention_loss');
     metrics.push('attention_loss');
     loss = op.add(loss, op.mul(attentionLoss, attention));
@@ -224,14 +250,15 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
     const afterIds = new BigInt64Array(B * after);
     const target = new BigInt64Array(B * seq).fill(BigInt(IGNORE));
     const look = new BigInt64Array(B * aidHeads * seq).fill(BigInt(IGNORE));
+    const firstOnly = step < (opts.firstCharacterSteps ?? 0);
     examples.forEach((e, b) => {
       e.after.forEach((id, j) => (afterIds[b * after + j] = BigInt(id)));
-      // Row r predicts the token at r + 1: the rows from the one before the answer to the one before </s>.
-      for (let j = e.answerAt; j < e.after.length; j++) target[b * seq + before + visual + j - 1] = BigInt(e.after[j]!);
-      e.codeAt.forEach((j, k) => {
+      const rows = answerRows(e, before + visual, firstOnly);
+      for (const { row, token } of rows.targets) target[b * seq + row] = BigInt(token);
+      for (const { k, row } of rows.code) {
         const cell = codeCells[b]![k]!;
-        if (cell >= 0) look[(b * aidHeads + (k % aidHeads)) * seq + before + visual + j - 1] = BigInt(before + cell);
-      });
+        if (cell >= 0) look[(b * aidHeads + (k % aidHeads)) * seq + row] = BigInt(before + cell);
+      }
     });
     const beforeIds = BigInt64Array.from(examples.flatMap((e) => e.before.map(BigInt)));
     const lr = warmupCosine(opts.lr, step, opts.steps, opts.warmup);
