@@ -34,10 +34,14 @@ export const FULL_PLAN: MraLabPlan = {
   // 16 helped (docs/LAB.md, "Status").
   // The whole model trains around stage 0's ConvNeXt (trained on, it lost what stage 0 taught it: docs/LAB.md,
   // ninth session), its MR-Adapters start as the identity (LLaVA-HR's init), and the attention aid gives each of
-  // the last layer's 4 heads its own places in the code.
+  // the first layer's 4 heads its own places in the code, while the first 300 steps score the code's first
+  // character alone: with the aid on the last layer and every character asked from the start, the decoder's answer
+  // sat at the character prior, and in `egret lab readout` these two were what left it (docs/LAB.md, eleventh
+  // session). The low-resolution model keeps the last-layer aid: it cannot read print under 3 px with any aid, and
+  // takes 1.8 hours to train again.
   mra: {
     shape: { vit: VIT, llm: LLM, vocab: TOKENIZER.vocab, imageSize: 1024, convnext: { depths: [1, 1, 1, 1], dims: [32, 64, 128, 128] } },
-    train: { ...TRAIN, freezeConvnext: true, identityAdapters: true, attentionHeads: LLM.heads, pretrain: PRETRAIN },
+    train: { ...TRAIN, freezeConvnext: true, identityAdapters: true, attentionHeads: LLM.heads, attentionLayer: 0, firstCharacterSteps: 300, pretrain: PRETRAIN },
   },
   lowres: { shape: { vit: VIT, llm: LLM, vocab: TOKENIZER.vocab }, train: TRAIN },
   // The same ViT at MRA's 1024 px with 16-px patches: 64 × 64 = 4096 visual tokens (7-px patches would be 21 316).
