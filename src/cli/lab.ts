@@ -49,18 +49,19 @@ const READOUT_USAGE = 'usage: egret lab readout [--steps N] [--lr X] [--layout c
 
 export const LAB_READOUT_HELP: CommandHelp = {
   usage: READOUT_USAGE,
-  summary: "Trains the MRA plan's LLaMA alone, fresh, on synthetic visual tokens whose cells hold known characters, and logs its answer loss every 25 steps: does the decoder learn to read out the token its aided head looks at? (docs/LAB.md, Status)",
+  summary: "Trains the MRA plan's LLaMA alone, fresh, on synthetic visual tokens whose cells hold known characters, with the plan's aids unless told otherwise, and logs its answer loss every 25 steps: does the decoder learn to read out the token its aided head looks at? (docs/LAB.md, Status)",
   options: {
     steps: { type: 'string' }, lr: { type: 'string' }, layout: { type: 'string' }, attention: { type: 'string' }, 'aid-layer': { type: 'string' },
     'first-until': { type: 'string' }, seed: { type: 'string' }, threads: { type: 'string' }, out: { type: 'string' },
   },
   describe: {
     steps: 'training steps of batch 4 (default 600)',
-    lr: 'peak learning rate, warm-up 20 steps then cosine (default 0.001, the lab\'s)',
+    lr: 'peak learning rate, warm-up 20 steps then cosine (default: the MRA plan\'s, 0.001)',
     layout: "code: the code over one or two cells, as the task's 32-px cells (default); one: a cell a character; everywhere: the first character in every cell",
-    attention: "the attention aid's weight, 0 for none (default 1)",
-    'aid-layer': 'the decoder layer whose heads the aid points; negative counts from the last, written --aid-layer=-2 (default -1)',
-    'first-until': "steps that score only the code's first character (default 0)",
+    attention: "the attention aid's weight, 0 for none (default: the MRA plan's, 1)",
+    'aid-layer': "the decoder layer whose heads the aid points; negative counts from the last, written --aid-layer=-2 (default: the MRA plan's, 0)",
+    'first-until': "steps that score only the code's first character (default: the MRA plan's, 300)",
+    seed: 'seed of the weights, the vectors and the samples (default 0)',
     out: 'a JSON file for the loss curve (not an existing one)',
   },
 };
@@ -178,23 +179,23 @@ async function readoutCommand(args: string[]): Promise<void> {
   const layout = (values.layout ?? 'code') as ReadoutLayout;
   if (!layouts.includes(layout)) throw new InputError(`--layout must be ${layouts.join(', ')}, not '${values.layout}'`);
   if (values.out !== undefined && existsSync(values.out)) throw new InputError(`${values.out} exists; give a new file (nothing is overwritten)`);
-  const shape = FULL_PLAN.mra.shape;
-  const aidLayer = values['aid-layer'] === undefined ? -1 : Number(values['aid-layer']);
+  const { shape, train } = FULL_PLAN.mra;
+  const aidLayer = values['aid-layer'] === undefined ? (train.attentionLayer ?? -1) : Number(values['aid-layer']);
   if (!Number.isInteger(aidLayer) || aidLayer >= shape.llm.layers || aidLayer < -shape.llm.layers) {
     throw new InputError(`--aid-layer must be an integer from ${-shape.llm.layers} to ${shape.llm.layers - 1}, got '${values['aid-layer']}'`);
   }
-  const attention = values.attention === undefined ? 1 : Number(values.attention);
+  const attention = values.attention === undefined ? (train.attention ?? 0) : Number(values.attention);
   if (values.attention?.trim() === '' || !(attention >= 0 && attention <= 100)) throw new InputError(`--attention must be a number from 0 to 100, got '${values.attention}'`);
   const opts: ReadoutProbeOptions = {
     shape,
     cells: (shape.vit.imageSize / shape.vit.patch) ** 2,
     steps: integer(values.steps, 'steps', 1, 1_000_000, 600),
-    lr: positive(values.lr, 'lr', 1, 1e-3),
+    lr: positive(values.lr, 'lr', 1, train.lr),
     batch: 4,
     layout,
     attention,
     aidLayer,
-    firstUntil: integer(values['first-until'], 'first-until', 0, 1_000_000, 0),
+    firstUntil: integer(values['first-until'], 'first-until', 0, 1_000_000, train.firstCharacterSteps ?? 0),
     seed: seedOf(values.seed),
     threads: values.threads === undefined ? undefined : integer(values.threads, 'threads', 1, 1024, 1),
   };
