@@ -6,6 +6,7 @@ import { readoutVectors, runReadoutProbe, syntheticVisualTokens, type ReadoutPro
 import { Rng } from '../src/lab/random.js';
 import { CODE_ALPHABET } from '../src/lab/smallprint.js';
 import { FULL_PLAN } from '../src/lab/plans.js';
+import { assertInputError, egret, ROOT } from './helpers/cli.js';
 
 const WIDTH = 8;
 const vectors = readoutVectors(WIDTH, 3);
@@ -66,4 +67,14 @@ test('the probe trains the decoder: a first character that lies in every cell is
   const aided = await runReadoutProbe({ ...base, steps: 3, layout: 'code', attention: 1, firstUntil: 0 }, () => undefined, 2);
   assert.deepEqual(aided.map((r) => r.step), [2, 3]);
   for (const r of aided) assert.ok(Number.isFinite(r.answer) && r.attention !== undefined && r.attention > 0, JSON.stringify(r));
+});
+
+test('egret lab readout refuses bad options with one line, before any training', async () => {
+  assertInputError(await egret('lab', 'readout', '--layout', 'grid'), /--layout must be code, one, everywhere, not 'grid'/);
+  assertInputError(await egret('lab', 'readout', '--aid-layer', '3'), /--aid-layer must be an integer from -3 to 2, got '3'/);
+  assertInputError(await egret('lab', 'readout', '--aid-layer='), /--aid-layer must be an integer/);
+  assertInputError(await egret('lab', 'readout', '--attention', 'much'), /--attention must be a number from 0 to 100, got 'much'/);
+  assertInputError(await egret('lab', 'readout', '--lr', '0'), /--lr must be a number above 0 and at most 1, got '0'/);
+  assertInputError(await egret('lab', 'readout', '--steps', '1.5'), /--steps must be an integer from 1 to/);
+  assertInputError(await egret('lab', 'readout', '--out', `${ROOT}/package.json`), /package\.json exists; give a new file/);
 });

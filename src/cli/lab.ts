@@ -181,7 +181,7 @@ async function readoutCommand(args: string[]): Promise<void> {
   if (values.out !== undefined && existsSync(values.out)) throw new InputError(`${values.out} exists; give a new file (nothing is overwritten)`);
   const { shape, train } = FULL_PLAN.mra;
   const aidLayer = values['aid-layer'] === undefined ? (train.attentionLayer ?? -1) : Number(values['aid-layer']);
-  if (!Number.isInteger(aidLayer) || aidLayer >= shape.llm.layers || aidLayer < -shape.llm.layers) {
+  if (values['aid-layer']?.trim() === '' || !Number.isInteger(aidLayer) || aidLayer >= shape.llm.layers || aidLayer < -shape.llm.layers) {
     throw new InputError(`--aid-layer must be an integer from ${-shape.llm.layers} to ${shape.llm.layers - 1}, got '${values['aid-layer']}'`);
   }
   const attention = values.attention === undefined ? (train.attention ?? 0) : Number(values.attention);
