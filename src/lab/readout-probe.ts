@@ -13,13 +13,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as op from '../graph/ops/index.js';
 import { identityLayout } from '../graph/weights.js';
-import { wholeSequenceFeeds } from '../models/decoder.js';
 import { llavaHrConfig } from '../models/llava-hr.js';
 import { buildVisualTrainingForward } from '../models/visual-training.js';
-import { causalMask } from '../runtime/kv-cache.js';
 import { ort } from '../runtime/session.js';
 import { loadTokenizer } from '../text/load.js';
-import { crossEntropy, headsAttentionCrossEntropy } from '../train/loss.js';
+import { crossEntropy } from '../train/loss.js';
 import { warmupCosine } from '../train/schedule.js';
 import { freshTensors } from '../train/scratch.js';
 import { buildTrainingGraph } from '../train/training-graph.js';
@@ -28,7 +26,8 @@ import { labTokenizerModel } from './datasets.js';
 import { labLlavaHrConfig, labLlavaHrTensors, type LabLlavaHrShape } from './models.js';
 import { Rng } from './random.js';
 import { CODE_ALPHABET, MAX_CODE_LENGTH, smallPrintText } from './smallprint.js';
-import { answerRows, smallPrintExample } from './train-visual.js';
+import { IGNORE } from './reading.js';
+import { answerFeeds, attentionAidLoss, LAB_OPTIMIZATION, smallPrintExample } from './train-visual.js';
 
 /**
  * Where a code's characters lie: `code`, over one or two neighbouring cells, as in the task's 32-px cells (four or
@@ -121,22 +120,15 @@ export async function runReadoutProbe(opts: ReadoutProbeOptions, onReport: (repo
   const forward = buildVisualTrainingForward('readout-probe', 1, freshTensors(specs, opts.seed), llm, identityLayout, (pixels) =>
     op.add(pixels.graph.input('visual_in', 'float32', ['batch', opts.cells, width]), op.mul(op.reduceSum(pixels, [0, 1, 2, 3], false), 0)));
   const g = forward.graph;
-  const answer = crossEntropy(forward.logits, g.input('targets', 'int64', ['batch', 'seq']), -100);
+  const answer = crossEntropy(forward.logits, g.input('targets', 'int64', ['batch', 'seq']), IGNORE);
   g.output(answer, 'answer_loss');
   let loss = answer;
   if (opts.attention > 0) {
-    const aided = forward.attention.at(opts.aidLayer);
-    if (!aided) throw new RangeError(`the decoder has ${llm.layers} layers; no layer ${opts.aidLayer}`);
-    const aid = headsAttentionCrossEntropy(aided, heads, g.input('attention_targets', 'int64', ['batch', heads, 'seq']), -100);
+    const aid = attentionAidLoss(forward.attention, opts.aidLayer, heads);
     g.output(aid, 'attention_loss');
     loss = op.add(loss, op.mul(aid, opts.attention));
   }
-  // The lab's optimiser (train-visual.ts).
-  const training = buildTrainingGraph(g, loss, {
-    trainable: (name) => name.split('+').every((part) => specs.has(part)),
-    optimizer: { betas: [0.9, 0.98], weightDecay: 0.05 },
-    clipGradNorm: 1,
-  });
+  const training = buildTrainingGraph(g, loss, { trainable: (name) => name.split('+').every((part) => specs.has(part)), ...LAB_OPTIMIZATION });
   const trainer = await Trainer.create(training, { threads: opts.threads, metrics: opts.attention > 0 ? ['answer_loss', 'attention_loss'] : ['answer_loss'] });
   const dir = await mkdtemp(join(tmpdir(), 'egret-readout-'));
   try {
@@ -153,28 +145,14 @@ export async function runReadoutProbe(opts: ReadoutProbeOptions, onReport: (repo
         const { code, question } = smallPrintText(opts.seed, index);
         return { ...syntheticVisualTokens(vectors, code, opts.layout, opts.cells, rng), example: smallPrintExample(tokenizer, question, code, index % 2 === 0) };
       });
-      const B = opts.batch, before = samples[0]!.example.before.length;
-      const after = Math.max(...samples.map((s) => s.example.after.length)), seq = before + opts.cells + after;
-      const afterIds = new BigInt64Array(B * after);
-      const targets = new BigInt64Array(B * seq).fill(-100n);
-      const look = new BigInt64Array(B * heads * seq).fill(-100n);
+      const B = opts.batch;
       const visual = new Float32Array(B * opts.cells * width);
-      const firstOnly = step < opts.firstUntil;
-      samples.forEach((s, b) => {
-        visual.set(s.grid, b * opts.cells * width);
-        s.example.after.forEach((id, j) => (afterIds[b * after + j] = BigInt(id)));
-        const rows = answerRows(s.example, before + opts.cells, firstOnly);
-        for (const { row, token } of rows.targets) targets[b * seq + row] = BigInt(token);
-        for (const { k, row } of rows.code) look[(b * heads + (k % heads)) * seq + row] = BigInt(before + s.at[k]!);
-      });
+      samples.forEach((s, b) => visual.set(s.grid, b * opts.cells * width));
+      const aid = opts.attention > 0 ? { heads, cell: (b: number, k: number) => samples[b]!.at[k]! } : undefined;
       const r = await trainer.run({
-        ...wholeSequenceFeeds(B, seq, causalMask(new Array(B).fill(0), new Array(B).fill(seq), seq, 0)),
+        ...answerFeeds(samples.map((s) => s.example), opts.cells, step < opts.firstUntil, aid),
         pixel_values: new ort.Tensor('float32', new Float32Array(B * 3), [B, 3, 1, 1]),
         visual_in: new ort.Tensor('float32', visual, [B, opts.cells, width]),
-        before_ids: new ort.Tensor('int64', BigInt64Array.from(samples.flatMap((s) => s.example.before.map(BigInt))), [B, before]),
-        after_ids: new ort.Tensor('int64', afterIds, [B, after]),
-        targets: new ort.Tensor('int64', targets, [B, seq]),
-        ...(opts.attention > 0 ? { attention_targets: new ort.Tensor('int64', look, [B, heads, seq]) } : {}),
       }, warmupCosine(opts.lr, step, opts.steps, 20));
       sums = { answer: sums.answer + r.metrics['answer_loss']!, attention: sums.attention + (r.metrics['attention_loss'] ?? 0), n: sums.n + 1 };
       if ((step + 1) % every === 0 || step + 1 === opts.steps) {

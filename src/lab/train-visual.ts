@@ -9,7 +9,7 @@
  */
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Graph } from '../graph/ir.js';
+import type { Graph, Value } from '../graph/ir.js';
 import * as op from '../graph/ops/index.js';
 import { openCheckpoint, type TensorSource } from '../io/checkpoint.js';
 import { MemorySource } from '../io/memory-source.js';
@@ -153,6 +153,53 @@ export function answerRows(e: Example, offset: number, firstOnly: boolean): { ta
   return { targets: scored.map((j) => ({ row: row(j), token: e.after[j]! })), code: e.codeAt.map((j, k) => ({ k, row: row(j) })) };
 }
 
+/**
+ * A batch's text feeds, its sequences laid out as the ids before the image, `visual` visual tokens, then the ids
+ * after it (padded at the end): the whole-sequence positions and causal mask, before_ids, after_ids, the answer's
+ * targets (answerRows) and, with `aid`, the attention aid's: at the row that predicts the code's k-th character of
+ * example b, head k mod `aid.heads` is told to look at visual token `aid.cell(b, k)` (nowhere when it is negative).
+ */
+export function answerFeeds(examples: readonly Example[], visual: number, firstOnly: boolean,
+                            aid?: { heads: number; cell: (b: number, k: number) => number }): Record<string, ort.Tensor> {
+  const B = examples.length;
+  const before = examples[0]!.before.length;
+  const after = Math.max(...examples.map((e) => e.after.length));
+  const seq = before + visual + after;
+  const afterIds = new BigInt64Array(B * after);
+  const targets = new BigInt64Array(B * seq).fill(BigInt(IGNORE));
+  const look = aid && new BigInt64Array(B * aid.heads * seq).fill(BigInt(IGNORE));
+  examples.forEach((e, b) => {
+    e.after.forEach((id, j) => (afterIds[b * after + j] = BigInt(id)));
+    const rows = answerRows(e, before + visual, firstOnly);
+    for (const { row, token } of rows.targets) targets[b * seq + row] = BigInt(token);
+    if (!aid || !look) return;
+    for (const { k, row } of rows.code) {
+      const cell = aid.cell(b, k);
+      if (cell >= 0) look[(b * aid.heads + (k % aid.heads)) * seq + row] = BigInt(before + cell);
+    }
+  });
+  return {
+    ...wholeSequenceFeeds(B, seq, causalMask(new Array(B).fill(0), new Array(B).fill(seq), seq, 0)),
+    before_ids: new ort.Tensor('int64', BigInt64Array.from(examples.flatMap((e) => e.before.map(BigInt))), [B, before]),
+    after_ids: new ort.Tensor('int64', afterIds, [B, after]),
+    targets: new ort.Tensor('int64', targets, [B, seq]),
+    ...(aid && look ? { attention_targets: new ort.Tensor('int64', look, [B, aid.heads, seq]) } : {}),
+  };
+}
+
+/**
+ * The attention aid's loss: the cross-entropy of the first `heads` heads' attention logits of decoder `layer`
+ * (negative: from the last) against the graph's input attention_targets [batch, heads, seq].
+ */
+export function attentionAidLoss(attention: readonly Value[], layer: number, heads: number): Value {
+  const aided = attention.at(layer);
+  if (!aided) throw new Error(`attentionLayer ${layer}: the decoder has ${attention.length} layers`);
+  return headsAttentionCrossEntropy(aided, heads, aided.graph.input('attention_targets', 'int64', ['batch', heads, 'seq']), IGNORE);
+}
+
+/** The lab's AdamW and clipping, for the visual models and `egret lab readout`. */
+export const LAB_OPTIMIZATION = { optimizer: { betas: [0.9, 0.98] as [number, number], weightDecay: 0.05 }, clipGradNorm: 1 };
+
 /** Trains and saves the model in `dir`; returns the seconds it trained (over all runs when resumed). */
 export async function trainLabModel(dir: string, model: LabVisualModel, tokenizerModel: Uint8Array, opts: LabTrainOptions): Promise<{ seconds: number }> {
   const log = opts.log ?? (() => undefined);
@@ -198,17 +245,14 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
     loss = op.add(loss, op.mul(op.add(readingLoss.characters, readingLoss.blanks), reading));
   }
   if (attention) {
-    const aided = forward.attention.at(opts.attentionLayer ?? -1);
-    if (!aided) throw new Error(`attentionLayer ${opts.attentionLayer}: the decoder has ${forward.attention.length} layers`);
-    const attentionLoss = headsAttentionCrossEntropy(aided, aidHeads, g.input('attention_targets', 'int64', ['batch', aidHeads, 'seq']), IGNORE);
+    const attentionLoss = attentionAidLoss(forward.attention, opts.attentionLayer ?? -1, aidHeads);
     g.output(attentionLoss, 'attention_loss');
     metrics.push('attention_loss');
     loss = op.add(loss, op.mul(attentionLoss, attention));
   }
   const training = buildTrainingGraph(g, loss, {
     trainable: (name) => name.split('+').every((part) => specs.has(part) && !(frozen && part.startsWith(`${frozen}.`))),
-    optimizer: { betas: [0.9, 0.98], weightDecay: 0.05 },
-    clipGradNorm: 1,
+    ...LAB_OPTIMIZATION,
   });
   const parameters = training.tensors.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
   log(`${training.tensors.length} tensors, ${parameters} parameters; compiling the training step`);
@@ -244,32 +288,12 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
     const { pixels, examples, cells, codeCells } = await next!;
     if (step + 1 < opts.steps) next = batchAt(step + 1);
     const B = examples.length;
-    const before = examples[0]!.before.length;
-    const after = Math.max(...examples.map((e) => e.after.length));
-    const seq = before + visual + after;
-    const afterIds = new BigInt64Array(B * after);
-    const target = new BigInt64Array(B * seq).fill(BigInt(IGNORE));
-    const look = new BigInt64Array(B * aidHeads * seq).fill(BigInt(IGNORE));
     const firstOnly = step < (opts.firstCharacterSteps ?? 0);
-    examples.forEach((e, b) => {
-      e.after.forEach((id, j) => (afterIds[b * after + j] = BigInt(id)));
-      const rows = answerRows(e, before + visual, firstOnly);
-      for (const { row, token } of rows.targets) target[b * seq + row] = BigInt(token);
-      for (const { k, row } of rows.code) {
-        const cell = codeCells[b]![k]!;
-        if (cell >= 0) look[(b * aidHeads + (k % aidHeads)) * seq + row] = BigInt(before + cell);
-      }
-    });
-    const beforeIds = BigInt64Array.from(examples.flatMap((e) => e.before.map(BigInt)));
     const lr = warmupCosine(opts.lr, step, opts.steps, opts.warmup);
     const result = await trainer.run({
-      ...wholeSequenceFeeds(B, seq, causalMask(new Array(B).fill(0), new Array(B).fill(seq), seq, 0)),
+      ...answerFeeds(examples, visual, firstOnly, attention ? { heads: aidHeads, cell: (b, k) => codeCells[b]![k]! } : undefined),
       pixel_values: new ort.Tensor('float32', pixels, [B, 3, S, S]),
-      before_ids: new ort.Tensor('int64', beforeIds, [B, before]),
-      after_ids: new ort.Tensor('int64', afterIds, [B, after]),
-      targets: new ort.Tensor('int64', target, [B, seq]),
       ...(reading ? { reading_targets: new ort.Tensor('int64', cells, [B, visual, READING_SLOTS]) } : {}),
-      ...(attention ? { attention_targets: new ort.Tensor('int64', look, [B, aidHeads, seq]) } : {}),
     }, lr);
     const seconds = (performance.now() - started) / 1000;
     const m = result.metrics;
