@@ -164,11 +164,11 @@ async function runCommand(args: string[]): Promise<number> {
   return checks.some((c) => c.holds === false) ? 1 : 0;
 }
 
-/** A number option in (0, max]. */
-function positive(value: string | undefined, name: string, max: number, fallback: number): number {
+/** A number option that passes `check` (`what` says which), `fallback` when absent. */
+function numberOption(value: string | undefined, name: string, fallback: number, check: (x: number) => boolean, what: string): number {
   if (value === undefined) return fallback;
   const x = Number(value);
-  if (value.trim() === '' || !Number.isFinite(x) || x <= 0 || x > max) throw new InputError(`--${name} must be a number above 0 and at most ${max}, got '${value}'`);
+  if (value.trim() === '' || !Number.isFinite(x) || !check(x)) throw new InputError(`--${name} must be ${what}, got '${value}'`);
   return x;
 }
 
@@ -180,17 +180,14 @@ async function readoutCommand(args: string[]): Promise<void> {
   if (!layouts.includes(layout)) throw new InputError(`--layout must be ${layouts.join(', ')}, not '${values.layout}'`);
   if (values.out !== undefined && existsSync(values.out)) throw new InputError(`${values.out} exists; give a new file (nothing is overwritten)`);
   const { shape, train } = FULL_PLAN.mra;
-  const aidLayer = values['aid-layer'] === undefined ? (train.attentionLayer ?? -1) : Number(values['aid-layer']);
-  if (values['aid-layer']?.trim() === '' || !Number.isInteger(aidLayer) || aidLayer >= shape.llm.layers || aidLayer < -shape.llm.layers) {
-    throw new InputError(`--aid-layer must be an integer from ${-shape.llm.layers} to ${shape.llm.layers - 1}, got '${values['aid-layer']}'`);
-  }
-  const attention = values.attention === undefined ? (train.attention ?? 0) : Number(values.attention);
-  if (values.attention?.trim() === '' || !(attention >= 0 && attention <= 100)) throw new InputError(`--attention must be a number from 0 to 100, got '${values.attention}'`);
+  const layers = shape.llm.layers;
+  const aidLayer = numberOption(values['aid-layer'], 'aid-layer', train.attentionLayer ?? -1, (x) => Number.isInteger(x) && x >= -layers && x < layers, `an integer from ${-layers} to ${layers - 1}`);
+  const attention = numberOption(values.attention, 'attention', train.attention ?? 0, (x) => x >= 0 && x <= 100, 'a number from 0 to 100');
   const opts: ReadoutProbeOptions = {
     shape,
     cells: (shape.vit.imageSize / shape.vit.patch) ** 2,
     steps: integer(values.steps, 'steps', 1, 1_000_000, 600),
-    lr: positive(values.lr, 'lr', 1, train.lr),
+    lr: numberOption(values.lr, 'lr', train.lr, (x) => x > 0 && x <= 1, 'a number above 0 and at most 1'),
     batch: 4,
     layout,
     attention,
