@@ -51,7 +51,29 @@ test('synthetic visual tokens: the code over one or two neighbouring cells, or a
 
   const everywhere = syntheticVisualTokens(vectors, 'K2A7', 'everywhere', 16, rng);
   for (let c = 0; c < 16; c++) assertClose(cell(everywhere.grid, c), [...vectors.slots[0]![CODE_ALPHABET.indexOf('K')]!], `everywhere, cell ${c}`);
+  const whole = syntheticVisualTokens(vectors, 'K2A7', 'whole', 16, rng);
+  const code = [...'K2A7'].map((ch, k) => vectors.slots[k]![CODE_ALPHABET.indexOf(ch)]!);
+  for (let c = 0; c < 16; c++) assertClose(cell(whole.grid, c), Array.from({ length: WIDTH }, (_, d) => code.reduce((s, v) => s + v[d]!, 0)), `whole, cell ${c}`);
 });
+
+test('probe vectors in blocks: place k lies in its own block of the width; the rest as without blocks', () => {
+  const width = 24;
+  const plain = readoutVectors(width, 5);
+  const blocked = readoutVectors(width, 5, { blocks: true });
+  const scaled = readoutVectors(width, 5, { std: 0.5 });
+  assert.deepEqual(blocked.marker, plain.marker);
+  assert.deepEqual(blocked.blank, plain.blank);
+  assertCloseScaled(scaled.blank, plain.blank, 10);
+  const block = width / 6;
+  blocked.slots.forEach((place, k) => place.forEach((v, ch) => v.forEach((x, d) => {
+    const inside = d >= k * block && d < (k + 1) * block;
+    assert.ok(Math.abs(x - (inside ? Math.sqrt(6) * plain.slots[k]![ch]![d]! : 0)) < 1e-6, `place ${k}, character ${ch}, dim ${d}`);
+  })));
+});
+
+function assertCloseScaled(actual: Float32Array, base: Float32Array, factor: number): void {
+  actual.forEach((x, d) => assert.ok(Math.abs(x - factor * base[d]!) < 1e-6, `dim ${d}: ${x} vs ${factor} × ${base[d]}`));
+}
 
 test('the probe trains the decoder: a first character that lies in every cell is learnt; the aid is reported', async () => {
   const shape = { ...FULL_PLAN.mra.shape, llm: { width: 32, layers: 1, heads: 2, intermediate: 64 } };
@@ -67,14 +89,20 @@ test('the probe trains the decoder: a first character that lies in every cell is
   const aided = await runReadoutProbe({ ...base, steps: 3, layout: 'code', attention: 1, firstUntil: 0 }, () => undefined, 2);
   assert.deepEqual(aided.map((r) => r.step), [2, 3]);
   for (const r of aided) assert.ok(Number.isFinite(r.answer) && r.attention !== undefined && r.attention > 0, JSON.stringify(r));
+  const placed = await runReadoutProbe({ ...base, steps: 2, layout: 'code', attention: 1, aidLayer: 0, sink: true, positionAid: 1, positionLayer: 0, firstUntil: 0 }, () => undefined, 2);
+  // A fresh position head guesses among the code's 6 places: its loss starts near ln 6.
+  for (const r of placed) assert.ok(r.position !== undefined && Math.abs(r.position - Math.log(6)) < 0.5 && r.attention! > 0, JSON.stringify(r));
 });
 
 test('egret lab readout refuses bad options with one line, before any training', async () => {
-  assertInputError(await egret('lab', 'readout', '--layout', 'grid'), /--layout must be code, one, everywhere, not 'grid'/);
+  assertInputError(await egret('lab', 'readout', '--layout', 'grid'), /--layout must be code, one, everywhere, whole, not 'grid'/);
   assertInputError(await egret('lab', 'readout', '--aid-layer', '3'), /--aid-layer must be an integer from -3 to 2, got '3'/);
   assertInputError(await egret('lab', 'readout', '--aid-layer='), /--aid-layer must be an integer/);
   assertInputError(await egret('lab', 'readout', '--attention', 'much'), /--attention must be a number from 0 to 100, got 'much'/);
   assertInputError(await egret('lab', 'readout', '--lr', '0'), /--lr must be a number above 0 and at most 1, got '0'/);
   assertInputError(await egret('lab', 'readout', '--steps', '1.5'), /--steps must be an integer from 1 to/);
+  assertInputError(await egret('lab', 'readout', '--position=-1'), /--position must be a number from 0 to 100, got '-1'/);
+  assertInputError(await egret('lab', 'readout', '--position-layer', '5'), /--position-layer must be an integer from -3 to 2, got '5'/);
+  assertInputError(await egret('lab', 'readout', '--vector-std', '0'), /--vector-std must be a number above 0 and at most 100, got '0'/);
   assertInputError(await egret('lab', 'readout', '--out', `${ROOT}/package.json`), /package\.json exists; give a new file/);
 });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { labTokenizerModel } from '../src/lab/datasets.js';
 import { labLlavaHrModel, labLlavaModel, type LabVisualModel } from '../src/lab/models.js';
-import { answerRows, smallPrintExample, trainLabModel } from '../src/lab/train-visual.js';
+import { answerFeeds, answerRows, smallPrintExample, trainLabModel } from '../src/lab/train-visual.js';
 import { cellTargets, glyphTargets, IGNORE, NO_CHARACTER, READING_HEAD, READING_SLOTS, readInPlace, readingHeadLoss, readingTargets } from '../src/lab/reading.js';
 import { Graph } from '../src/graph/ir.js';
 import { MemorySource } from '../src/io/memory-source.js';
@@ -241,6 +241,29 @@ test('the answer\'s code characters are one token each, found where the attentio
       assert.equal(tokenizer.decode([first.targets[0]!.token]).trim(), code[0]);
       assert.deepEqual(first.code, rows.code);
     }
+    // The aids' targets for a batch of two: at the row that predicts character k, head k mod 2 looks at the
+    // character's cell (visual token 3 + k, after the text before the image), the other head at <s> (sink), and the
+    // position aid is told k; every other row and head is ignored.
+    const examples = [smallPrintExample(tokenizer, 'What is the code?', 'JOSRU', true), smallPrintExample(tokenizer, 'What is the code?', '02VT3A', false)];
+    const visual = 16;
+    const feeds = answerFeeds(examples, visual, false, { heads: 2, cell: (b, k) => (b === 1 && k === 5 ? -1 : 3 + k), sink: true }, true);
+    const [B, heads, seq] = feeds['attention_targets']!.dims as number[];
+    assert.deepEqual([B, heads], [2, 2]);
+    const look = feeds['attention_targets']!.data as BigInt64Array;
+    const place = feeds['position_targets']!.data as BigInt64Array;
+    const before = examples[0]!.before.length;
+    examples.forEach((e, b) => {
+      const code = new Map(answerRows(e, before + visual, false).code.map(({ k, row }) => [row, k]));
+      for (let row = 0; row < seq!; row++) {
+        const k = code.get(row);
+        assert.equal(place[b * seq! + row], BigInt(k ?? -100), `example ${b}, row ${row}: position`);
+        for (let h = 0; h < 2; h++) {
+          const expected = k === undefined || (b === 1 && k === 5) ? -100 : h === k % 2 ? before + 3 + k : 0;
+          assert.equal(look[(b * 2 + h) * seq! + row], BigInt(expected), `example ${b}, row ${row}, head ${h}`);
+        }
+      }
+    });
+    assert.equal(answerFeeds(examples, visual, false, { heads: 2, cell: () => 0 })['position_targets'], undefined);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -18,7 +18,7 @@ import { runMmaLab } from '../lab/mma.js';
 import { FULL_PLAN, QUICK_PLAN } from '../lab/plans.js';
 import { labChecks, writeLabReport } from '../lab/report.js';
 import { SHIPPED_MODELS_DIR } from '../lab/shipped.js';
-import { runReadoutProbe, type ReadoutLayout, type ReadoutProbeOptions } from '../lab/readout-probe.js';
+import { runReadoutProbe, VECTOR_STD, type ReadoutLayout, type ReadoutProbeOptions } from '../lab/readout-probe.js';
 
 const GENERATE_USAGE = 'usage: egret lab generate --out DIR [--task smallprint|scienceqa] [--seed S] [--count N]';
 const TOKENIZER_USAGE = 'usage: egret lab tokenizer --out FILE [--seed S] [--count N] [--vocab-size N]';
@@ -45,22 +45,28 @@ export const LAB_TOKENIZER_HELP: CommandHelp = {
   },
 };
 
-const READOUT_USAGE = 'usage: egret lab readout [--steps N] [--lr X] [--layout code|one|everywhere] [--attention W] [--aid-layer L] [--first-until N] [--seed S] [--threads N] [--out FILE]';
+const READOUT_USAGE = 'usage: egret lab readout [--steps N] [--lr X] [--layout code|one|everywhere|whole] [--attention W] [--aid-layer L] [--first-until N] [--vector-std X] [--blocks] [--sink] [--position W] [--position-layer L] [--seed S] [--threads N] [--out FILE]';
 
 export const LAB_READOUT_HELP: CommandHelp = {
   usage: READOUT_USAGE,
   summary: "Trains the MRA plan's LLaMA alone, fresh, on synthetic visual tokens whose cells hold known characters, with the plan's aids unless told otherwise, and logs its answer loss every 25 steps: does the decoder learn to read out the token its aided head looks at? (docs/LAB.md, Status)",
   options: {
     steps: { type: 'string' }, lr: { type: 'string' }, layout: { type: 'string' }, attention: { type: 'string' }, 'aid-layer': { type: 'string' },
-    'first-until': { type: 'string' }, seed: { type: 'string' }, threads: { type: 'string' }, out: { type: 'string' },
+    'first-until': { type: 'string' }, 'vector-std': { type: 'string' }, blocks: { type: 'boolean' }, sink: { type: 'boolean' }, position: { type: 'string' }, 'position-layer': { type: 'string' },
+    seed: { type: 'string' }, threads: { type: 'string' }, out: { type: 'string' },
   },
   describe: {
     steps: 'training steps of batch 4 (default 600)',
     lr: 'peak learning rate, warm-up 20 steps then cosine (default: the MRA plan\'s, 0.001)',
-    layout: "code: the code over one or two cells, as the task's 32-px cells (default); one: a cell a character; everywhere: the first character in every cell",
+    layout: "code: the code over one or two cells, as the task's 32-px cells (default); one: a cell a character; everywhere: the first character in every cell; whole: the whole code in every cell",
     attention: "the attention aid's weight, 0 for none (default: the MRA plan's, 1)",
     'aid-layer': "the decoder layer whose heads the aid points; negative counts from the last, written --aid-layer=-2 (default: the MRA plan's, 0)",
     'first-until': "steps that score only the code's first character (default: the MRA plan's, 300)",
+    'vector-std': 'standard deviation of the synthetic vectors (default 0.05, about a fresh projector\'s output)',
+    blocks: 'each place in the code gets its own block of the width, so that a linear map reads one place of a cell alone',
+    sink: "at a code character's row, the aided heads other than its own are told to look at <s> (default: the MRA plan's)",
+    position: "the position aid's weight: a linear head on a decoder layer's rows told each code character's place, 0 for none (default: the MRA plan's)",
+    'position-layer': "the decoder layer the position aid reads; negative counts from the last (default: the MRA plan's, or 0)",
     seed: 'seed of the weights, the vectors and the samples (default 0)',
     out: 'a JSON file for the loss curve (not an existing one)',
   },
@@ -173,32 +179,41 @@ function numberOption(value: string | undefined, name: string, fallback: number,
 }
 
 async function readoutCommand(args: string[]): Promise<void> {
-  type Values = { steps?: string; lr?: string; layout?: string; attention?: string; 'aid-layer'?: string; 'first-until'?: string; seed?: string; threads?: string; out?: string };
+  type Values = {
+    steps?: string; lr?: string; layout?: string; attention?: string; 'aid-layer'?: string; 'first-until'?: string; 'vector-std'?: string; blocks?: boolean; sink?: boolean;
+    position?: string; 'position-layer'?: string; seed?: string; threads?: string; out?: string;
+  };
   const { values } = parseCommandLine(args, LAB_READOUT_HELP) as { values: Values };
-  const layouts: readonly ReadoutLayout[] = ['code', 'one', 'everywhere'];
+  const layouts: readonly ReadoutLayout[] = ['code', 'one', 'everywhere', 'whole'];
   const layout = (values.layout ?? 'code') as ReadoutLayout;
   if (!layouts.includes(layout)) throw new InputError(`--layout must be ${layouts.join(', ')}, not '${values.layout}'`);
   if (values.out !== undefined && existsSync(values.out)) throw new InputError(`${values.out} exists; give a new file (nothing is overwritten)`);
   const { shape, train } = FULL_PLAN.mra;
   const layers = shape.llm.layers;
-  const aidLayer = numberOption(values['aid-layer'], 'aid-layer', train.attentionLayer ?? -1, (x) => Number.isInteger(x) && x >= -layers && x < layers, `an integer from ${-layers} to ${layers - 1}`);
+  const layerOf = (name: 'aid-layer' | 'position-layer', fallback: number) =>
+    numberOption(values[name], name, fallback, (x) => Number.isInteger(x) && x >= -layers && x < layers, `an integer from ${-layers} to ${layers - 1}`);
   const attention = numberOption(values.attention, 'attention', train.attention ?? 0, (x) => x >= 0 && x <= 100, 'a number from 0 to 100');
   const opts: ReadoutProbeOptions = {
     shape,
     cells: (shape.vit.imageSize / shape.vit.patch) ** 2,
+    vectors: { std: numberOption(values['vector-std'], 'vector-std', VECTOR_STD, (x) => x > 0 && x <= 100, 'a number above 0 and at most 100'), blocks: values.blocks ?? false },
     steps: integer(values.steps, 'steps', 1, 1_000_000, 600),
     lr: numberOption(values.lr, 'lr', train.lr, (x) => x > 0 && x <= 1, 'a number above 0 and at most 1'),
     batch: 4,
     layout,
     attention,
-    aidLayer,
+    aidLayer: layerOf('aid-layer', train.attentionLayer ?? -1),
+    sink: values.sink ?? train.attentionSink ?? false,
+    positionAid: numberOption(values.position, 'position', train.positionAid ?? 0, (x) => x >= 0 && x <= 100, 'a number from 0 to 100'),
+    positionLayer: layerOf('position-layer', train.positionLayer ?? 0),
     firstUntil: integer(values['first-until'], 'first-until', 0, 1_000_000, train.firstCharacterSteps ?? 0),
     seed: seedOf(values.seed),
     threads: values.threads === undefined ? undefined : integer(values.threads, 'threads', 1, 1024, 1),
   };
   const reports = await runReadoutProbe(opts, (r) => {
     const aid = r.attention === undefined ? '' : ` attention ${r.attention.toFixed(3)}`;
-    process.stderr.write(`step ${r.step}/${opts.steps}: answer ${r.answer.toFixed(3)}${aid} (${r.seconds.toFixed(0)} s)\n`);
+    const position = r.position === undefined ? '' : ` position ${r.position.toFixed(3)}`;
+    process.stderr.write(`step ${r.step}/${opts.steps}: answer ${r.answer.toFixed(3)}${aid}${position} (${r.seconds.toFixed(0)} s)\n`);
   });
   if (values.out !== undefined) await writeFileAtomically(values.out, `${JSON.stringify({ command: ['egret', 'lab', 'readout', ...args].join(' '), settings: { ...opts, shape: undefined }, reports }, null, 2)}\n`);
 }

@@ -26,7 +26,7 @@ import { LAB_INIT, labLlavaHrModel, labLlavaModel, type LabLlavaHrShape, type La
 import { renderSmallPrint } from './smallprint.js';
 import { saveFreshModel, trainLabModel, type LabTrainOptions } from './train-visual.js';
 
-export type TrainSettings = Pick<LabTrainOptions, 'seed' | 'steps' | 'batchSize' | 'lr' | 'warmup' | 'ease' | 'easeSteps' | 'reading' | 'attention' | 'attentionHeads' | 'attentionLayer' | 'firstCharacterSteps' | 'freezeConvnext' | 'identityAdapters' | 'pretrain'>;
+export type TrainSettings = Pick<LabTrainOptions, 'seed' | 'steps' | 'batchSize' | 'lr' | 'warmup' | 'ease' | 'easeSteps' | 'reading' | 'attention' | 'attentionHeads' | 'attentionLayer' | 'firstCharacterSteps' | 'attentionSink' | 'positionAid' | 'positionLayer' | 'freezeConvnext' | 'identityAdapters' | 'pretrain'>;
 
 export interface MraLabPlan {
   tokenizer: { seed: number; count: number; vocab: number };

@@ -27,19 +27,21 @@ import { labLlavaHrConfig, labLlavaHrTensors, type LabLlavaHrShape } from './mod
 import { Rng } from './random.js';
 import { CODE_ALPHABET, MAX_CODE_LENGTH, smallPrintText } from './smallprint.js';
 import { IGNORE } from './reading.js';
-import { answerFeeds, attentionAidLoss, LAB_OPTIMIZATION, smallPrintExample } from './train-visual.js';
+import { answerFeeds, attentionAidLoss, LAB_OPTIMIZATION, positionAidLoss, positionHeadSpecs, smallPrintExample } from './train-visual.js';
 
 /**
  * Where a code's characters lie: `code`, over one or two neighbouring cells, as in the task's 32-px cells (four or
  * five characters a cell); `one`, a cell for each character; `everywhere`, the first character's vector in every
- * cell and nothing else (no place to find: the path from visual tokens to the logits alone).
+ * cell and nothing else (no place to find: the path from visual tokens to the logits alone); `whole`, the whole code
+ * in every cell (nothing to find, but each row must read its own place out of the cell).
  */
-export type ReadoutLayout = 'code' | 'one' | 'everywhere';
+export type ReadoutLayout = 'code' | 'one' | 'everywhere' | 'whole';
 
 export interface ReadoutProbeOptions {
   shape: LabLlavaHrShape;
   /** Visual tokens a sample (the plan's ViT grid: 1024). */
   cells: number;
+  vectors?: VectorSettings;
   steps: number;
   lr: number;
   batch: number;
@@ -48,6 +50,11 @@ export interface ReadoutProbeOptions {
   attention: number;
   /** The decoder layer whose heads the aid points (negative: from the last). */
   aidLayer: number;
+  /** The other aided heads look at <s> at a code character's row (AttentionAid.sink). */
+  sink?: boolean;
+  /** The position aid's weight (0 or absent: off) and the decoder layer it probes (positionAidLoss). */
+  positionAid?: number;
+  positionLayer?: number;
   /** Steps that score only the code's first character; all of them after. */
   firstUntil: number;
   seed: number;
@@ -59,12 +66,25 @@ export interface ReadoutProbeReport {
   /** Means over the steps since the last report. */
   answer: number;
   attention?: number;
+  position?: number;
   seconds: number;
 }
 
-/** Standard deviation of the synthetic vectors, about a fresh projector's output. */
-const VECTOR_STD = 0.05;
+/** Standard deviation of the synthetic vectors by default, about a fresh projector's output. */
+export const VECTOR_STD = 0.05;
 const DISTRACTORS = 30;
+
+/** How the probe's vectors are drawn (readoutVectors). */
+export interface VectorSettings {
+  /** Their standard deviation (default VECTOR_STD). */
+  std?: number;
+  /**
+   * Each place k of the code gets its own block of the width (width / MAX_CODE_LENGTH dimensions, scaled by √MAX_CODE_LENGTH to about the same
+   * norm), so that a cell's characters lie apart and a linear map reads place k alone; otherwise every (place,
+   * character) vector spans the whole width.
+   */
+  blocks?: boolean;
+}
 
 /** The fixed vectors a probe's tokens are made of. */
 export interface ReadoutVectors {
@@ -74,11 +94,18 @@ export interface ReadoutVectors {
   blank: Float32Array;
 }
 
-export function readoutVectors(width: number, seed: number): ReadoutVectors {
+export function readoutVectors(width: number, seed: number, settings: VectorSettings = {}): ReadoutVectors {
   const rng = new Rng(seed);
-  const vector = () => Float32Array.from({ length: width }, () => rng.normal() * VECTOR_STD);
+  const std = settings.std ?? VECTOR_STD;
+  const vector = () => Float32Array.from({ length: width }, () => rng.normal() * std);
+  const block = Math.floor(width / MAX_CODE_LENGTH);
+  // Drawn whole and then cut to the block, so that the marker and blank are the same vectors either way.
+  const slotVector = (k: number) => {
+    const v = vector();
+    return settings.blocks ? v.map((x, d) => (d >= k * block && d < (k + 1) * block ? x * Math.sqrt(MAX_CODE_LENGTH) : 0)) : v;
+  };
   return {
-    slots: Array.from({ length: MAX_CODE_LENGTH }, () => Array.from({ length: CODE_ALPHABET.length }, vector)),
+    slots: Array.from({ length: MAX_CODE_LENGTH }, (_, k) => Array.from({ length: CODE_ALPHABET.length }, () => slotVector(k))),
     marker: vector(),
     blank: vector(),
   };
@@ -92,8 +119,9 @@ export function syntheticVisualTokens(vectors: ReadoutVectors, code: string, lay
     for (let d = 0; d < width; d++) grid[cell * width + d]! += v[d]!;
   };
   const slot = (k: number, ch: string) => vectors.slots[k]![CODE_ALPHABET.indexOf(ch)]!;
-  if (layout === 'everywhere') {
-    for (let c = 0; c < cells; c++) add(c, slot(0, code[0]!));
+  if (layout === 'everywhere' || layout === 'whole') {
+    const held = layout === 'whole' ? [...code] : [code[0]!];
+    for (let c = 0; c < cells; c++) held.forEach((ch, k) => add(c, slot(k, ch)));
     return { grid, at: [...code].map(() => 0) };
   }
   for (let c = 0; c < cells; c++) add(c, vectors.blank);
@@ -115,9 +143,12 @@ export function syntheticVisualTokens(vectors: ReadoutVectors, code: string, lay
 export async function runReadoutProbe(opts: ReadoutProbeOptions, onReport: (report: ReadoutProbeReport) => void, every = 25): Promise<ReadoutProbeReport[]> {
   const llm = llavaHrConfig(labLlavaHrConfig(opts.shape), 'readout-probe').llm;
   const { hidden: width, heads } = llm;
+  const position = opts.positionAid ?? 0;
   const specs = new Map([...labLlavaHrTensors(opts.shape)].filter(([name]) => !name.startsWith('model.vision_tower') && !name.startsWith('model.mm_projector')));
+  if (position > 0) for (const [name, spec] of positionHeadSpecs(width)) specs.set(name, spec);
   // The pixels input is kept (1 × 1, added at zero): the graph has the inputs of the lab's own forward.
-  const forward = buildVisualTrainingForward('readout-probe', 1, freshTensors(specs, opts.seed), llm, identityLayout, (pixels) =>
+  const source = freshTensors(specs, opts.seed);
+  const forward = buildVisualTrainingForward('readout-probe', 1, source, llm, identityLayout, (pixels) =>
     op.add(pixels.graph.input('visual_in', 'float32', ['batch', opts.cells, width]), op.mul(op.reduceSum(pixels, [0, 1, 2, 3], false), 0)));
   const g = forward.graph;
   const answer = crossEntropy(forward.logits, g.input('targets', 'int64', ['batch', 'seq']), IGNORE);
@@ -128,17 +159,22 @@ export async function runReadoutProbe(opts: ReadoutProbeOptions, onReport: (repo
     g.output(aid, 'attention_loss');
     loss = op.add(loss, op.mul(aid, opts.attention));
   }
+  if (position > 0) {
+    const aid = positionAidLoss(g, source, forward.hidden, opts.positionLayer ?? 0);
+    g.output(aid, 'position_loss');
+    loss = op.add(loss, op.mul(aid, position));
+  }
   const training = buildTrainingGraph(g, loss, { trainable: (name) => name.split('+').every((part) => specs.has(part)), ...LAB_OPTIMIZATION });
-  const trainer = await Trainer.create(training, { threads: opts.threads, metrics: opts.attention > 0 ? ['answer_loss', 'attention_loss'] : ['answer_loss'] });
+  const trainer = await Trainer.create(training, { threads: opts.threads, metrics: ['answer_loss', ...(opts.attention > 0 ? ['attention_loss'] : []), ...(position > 0 ? ['position_loss'] : [])] });
   const dir = await mkdtemp(join(tmpdir(), 'egret-readout-'));
   try {
     await writeFile(join(dir, 'tokenizer.model'), labTokenizerModel(0, 2000, opts.shape.vocab));
     const tokenizer = await loadTokenizer(join(dir, 'tokenizer.model'));
-    const vectors = readoutVectors(width, opts.seed);
+    const vectors = readoutVectors(width, opts.seed, opts.vectors);
     const rng = new Rng(opts.seed + 1);
     const reports: ReadoutProbeReport[] = [];
     const began = performance.now();
-    let sums = { answer: 0, attention: 0, n: 0 };
+    let sums = { answer: 0, attention: 0, position: 0, n: 0 };
     for (let step = 0; step < opts.steps; step++) {
       const samples = Array.from({ length: opts.batch }, (_, b) => {
         const index = step * opts.batch + b;
@@ -148,23 +184,24 @@ export async function runReadoutProbe(opts: ReadoutProbeOptions, onReport: (repo
       const B = opts.batch;
       const visual = new Float32Array(B * opts.cells * width);
       samples.forEach((s, b) => visual.set(s.grid, b * opts.cells * width));
-      const aid = opts.attention > 0 ? { heads, cell: (b: number, k: number) => samples[b]!.at[k]! } : undefined;
+      const aid = opts.attention > 0 ? { heads, cell: (b: number, k: number) => samples[b]!.at[k]!, sink: opts.sink } : undefined;
       const r = await trainer.run({
-        ...answerFeeds(samples.map((s) => s.example), opts.cells, step < opts.firstUntil, aid),
+        ...answerFeeds(samples.map((s) => s.example), opts.cells, step < opts.firstUntil, aid, position > 0),
         pixel_values: new ort.Tensor('float32', new Float32Array(B * 3), [B, 3, 1, 1]),
         visual_in: new ort.Tensor('float32', visual, [B, opts.cells, width]),
       }, warmupCosine(opts.lr, step, opts.steps, 20));
-      sums = { answer: sums.answer + r.metrics['answer_loss']!, attention: sums.attention + (r.metrics['attention_loss'] ?? 0), n: sums.n + 1 };
+      sums = { answer: sums.answer + r.metrics['answer_loss']!, attention: sums.attention + (r.metrics['attention_loss'] ?? 0), position: sums.position + (r.metrics['position_loss'] ?? 0), n: sums.n + 1 };
       if ((step + 1) % every === 0 || step + 1 === opts.steps) {
         const report: ReadoutProbeReport = {
           step: step + 1,
           answer: sums.answer / sums.n,
           ...(opts.attention > 0 ? { attention: sums.attention / sums.n } : {}),
+          ...(position > 0 ? { position: sums.position / sums.n } : {}),
           seconds: (performance.now() - began) / 1000,
         };
         reports.push(report);
         onReport(report);
-        sums = { answer: 0, attention: 0, n: 0 };
+        sums = { answer: 0, attention: 0, position: 0, n: 0 };
       }
     }
     return reports;

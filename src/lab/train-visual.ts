@@ -11,6 +11,8 @@ import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Graph, Value } from '../graph/ir.js';
 import * as op from '../graph/ops/index.js';
+import { identityLayout, WeightScope } from '../graph/weights.js';
+import { linear } from '../models/linear.js';
 import { openCheckpoint, type TensorSource } from '../io/checkpoint.js';
 import { MemorySource } from '../io/memory-source.js';
 import { tensor, torchSave } from '../io/torch-save.js';
@@ -32,7 +34,7 @@ import { smallPrintMessage } from './datasets.js';
 import type { LabVisualModel } from './models.js';
 import { pretrainConvnext, type ConvnextPretrainSettings, type ReadingCeiling } from './pretrain-convnext.js';
 import { characterCells, IGNORE, READING_SLOTS, readingHeadLoss, readingHeadSpecs, readingTargets } from './reading.js';
-import { renderSmallPrint } from './smallprint.js';
+import { MAX_CODE_LENGTH, renderSmallPrint } from './smallprint.js';
 import type { TensorSpec } from '../train/scratch.js';
 
 
@@ -81,6 +83,11 @@ export interface LabTrainOptions {
    * this one left it.
    */
   firstCharacterSteps?: number;
+  /** The attention aid's other heads look at <s> at a code character's row (AttentionAid.sink). */
+  attentionSink?: boolean;
+  /** Weight of the position aid (positionAidLoss; 0 or absent: none) and the decoder layer it reads (absent: 0). */
+  positionAid?: number;
+  positionLayer?: number;
   /**
    * Leave the ConvNeXt as stage 0 made it while the whole model trains (MRA models with stage 0 only). Trained on,
    * its last stage lost what stage 0 taught it: a fresh stage-0 head on the ConvNeXt after 800 whole-model steps
@@ -153,14 +160,23 @@ export function answerRows(e: Example, offset: number, firstOnly: boolean): { ta
   return { targets: scored.map((j) => ({ row: row(j), token: e.after[j]! })), code: e.codeAt.map((j, k) => ({ k, row: row(j) })) };
 }
 
+/** The attention aid's targets for one batch (answerFeeds). */
+export interface AttentionAid {
+  heads: number;
+  /** The visual token where example b's k-th code character lies (negative: nowhere). */
+  cell: (b: number, k: number) => number;
+  /** The other aided heads at that row look at row 0 (<s>): only head k mod `heads` brings the cell's content. */
+  sink?: boolean;
+}
+
 /**
  * A batch's text feeds, its sequences laid out as the ids before the image, `visual` visual tokens, then the ids
  * after it (padded at the end): the whole-sequence positions and causal mask, before_ids, after_ids, the answer's
  * targets (answerRows) and, with `aid`, the attention aid's: at the row that predicts the code's k-th character of
  * example b, head k mod `aid.heads` is told to look at visual token `aid.cell(b, k)` (nowhere when it is negative).
+ * With `positions`, position_targets: k at that row (the position aid's, positionAidLoss).
  */
-export function answerFeeds(examples: readonly Example[], visual: number, firstOnly: boolean,
-                            aid?: { heads: number; cell: (b: number, k: number) => number }): Record<string, ort.Tensor> {
+export function answerFeeds(examples: readonly Example[], visual: number, firstOnly: boolean, aid?: AttentionAid, positions = false): Record<string, ort.Tensor> {
   const B = examples.length;
   const before = examples[0]!.before.length;
   const after = Math.max(...examples.map((e) => e.after.length));
@@ -168,14 +184,20 @@ export function answerFeeds(examples: readonly Example[], visual: number, firstO
   const afterIds = new BigInt64Array(B * after);
   const targets = new BigInt64Array(B * seq).fill(BigInt(IGNORE));
   const look = aid && new BigInt64Array(B * aid.heads * seq).fill(BigInt(IGNORE));
+  const place = positions ? new BigInt64Array(B * seq).fill(BigInt(IGNORE)) : undefined;
   examples.forEach((e, b) => {
     e.after.forEach((id, j) => (afterIds[b * after + j] = BigInt(id)));
     const rows = answerRows(e, before + visual, firstOnly);
     for (const { row, token } of rows.targets) targets[b * seq + row] = BigInt(token);
+    if (place) for (const { k, row } of rows.code) place[b * seq + row] = BigInt(k);
     if (!aid || !look) return;
     for (const { k, row } of rows.code) {
       const cell = aid.cell(b, k);
-      if (cell >= 0) look[(b * aid.heads + (k % aid.heads)) * seq + row] = BigInt(before + cell);
+      if (cell < 0) continue;
+      for (let h = 0; h < aid.heads; h++) {
+        if (h === k % aid.heads) look[(b * aid.heads + h) * seq + row] = BigInt(before + cell);
+        else if (aid.sink) look[(b * aid.heads + h) * seq + row] = 0n;
+      }
     }
   });
   return {
@@ -184,6 +206,7 @@ export function answerFeeds(examples: readonly Example[], visual: number, firstO
     after_ids: new ort.Tensor('int64', afterIds, [B, after]),
     targets: new ort.Tensor('int64', targets, [B, seq]),
     ...(aid && look ? { attention_targets: new ort.Tensor('int64', look, [B, aid.heads, seq]) } : {}),
+    ...(place ? { position_targets: new ort.Tensor('int64', place, [B, seq]) } : {}),
   };
 }
 
@@ -195,6 +218,26 @@ export function attentionAidLoss(attention: readonly Value[], layer: number, hea
   const aided = attention.at(layer);
   if (!aided) throw new Error(`attentionLayer ${layer}: the decoder has ${attention.length} layers`);
   return headsAttentionCrossEntropy(aided, heads, aided.graph.input('attention_targets', 'int64', ['batch', heads, 'seq']), IGNORE);
+}
+
+export const POSITION_HEAD = 'lab_position_head';
+
+/** The position aid's linear head: decoder width → a code character's place k. Trained along, never saved. */
+export function positionHeadSpecs(width: number): Map<string, TensorSpec> {
+  return new Map([[`${POSITION_HEAD}.weight`, { shape: [MAX_CODE_LENGTH, width], init: { normal: 0.02 } }]]);
+}
+
+/**
+ * The position aid's loss: a linear head on decoder `layer`'s output rows told, at the row that predicts the code's
+ * k-th character, that k is its place (the graph's input position_targets [batch, seq]). A LLaMA has no absolute
+ * positions: a row must work out how far into the code it is before it can ask a cell for that character, and
+ * `egret lab readout` with k given at those rows read far faster than without (docs/LAB.md, twelfth session).
+ */
+export function positionAidLoss(g: Graph, source: TensorSource, hidden: readonly Value[], layer: number): Value {
+  const rows = hidden.at(layer);
+  if (!rows) throw new Error(`positionLayer ${layer}: the decoder has ${hidden.length} layers`);
+  const logits = linear(new WeightScope(g, source, '', identityLayout).at(POSITION_HEAD), 'weight', rows, 'fp32');
+  return crossEntropy(logits, g.input('position_targets', 'int64', ['batch', 'seq']), IGNORE);
 }
 
 /** The lab's AdamW and clipping, for the visual models and `egret lab readout`. */

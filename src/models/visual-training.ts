@@ -23,6 +23,8 @@ export interface VisualTrainingForward {
   visual: Value;
   /** Each decoder layer's attention logits [batch, heads, seq, seq] (masked scores before the softmax). */
   attention: Value[];
+  /** Each decoder layer's output rows [batch, seq, hidden]. */
+  hidden: Value[];
 }
 
 /**
@@ -39,6 +41,7 @@ export function buildVisualTrainingForward(name: string, size: number, source: T
   const embed = (input: string, length: string) => op.gather(table, graph.input(input, 'int64', ['batch', length]), 0);
   const embeds = op.concat([embed('before_ids', 'before'), visual, embed('after_ids', 'after')], 1);
   const attention: Value[] = [];
-  buildDecoderGraph(llm, scope, { dtype: 'fp32', embeds, wholeSequence: true, onAttentionLogits: (logits) => attention.push(logits) });
-  return { graph, logits: graph.outputs.find((v) => v.name === 'logits')!, visual, attention };
+  const hidden: Value[] = [];
+  buildDecoderGraph(llm, scope, { dtype: 'fp32', embeds, wholeSequence: true, onAttentionLogits: (logits) => attention.push(logits), onLayerOutput: (h) => hidden.push(h) });
+  return { graph, logits: graph.outputs.find((v) => v.name === 'logits')!, visual, attention, hidden };
 }

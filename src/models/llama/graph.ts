@@ -40,6 +40,8 @@ export interface DecoderGraphOptions {
    * the mask, before the softmax), for training aids that supervise where a head looks.
    */
   onAttentionLogits?: (logits: Value, layer: number) => void;
+  /** Whole-sequence graphs: called with each layer's output rows [batch, seq, hidden], for training aids that probe them. */
+  onLayerOutput?: (h: Value, layer: number) => void;
 }
 
 /** HF's inv_freq: 1 / θ^(2j/d) for j < d/2 (transformers LlamaRotaryEmbedding), rounded to float32. */
@@ -93,6 +95,7 @@ export function buildDecoderGraph(config: LlamaConfig, scope: WeightScope, opts:
     const [gate, up] = stackedLinear(mlp, ['gate_proj.weight', 'up_proj.weight'], y, opts.dtype) as [Value, Value];
     const act = op.mul(op.silu(gate), up);
     h = op.add(h, linear(mlp, 'down_proj.weight', act, opts.dtype));
+    if (whole) opts.onLayerOutput?.(h, i);
   }
   const picked = whole ? h : op.gatherND(h, op.unsqueeze(g.input('logit_index', 'int64', ['batch', 'n']), [-1]), 1);
   const rows = op.rmsNorm(picked, model.weight('norm.weight'), rmsEps);
