@@ -331,10 +331,20 @@ test('freezeConvnext: the whole model trains around the ConvNeXt that stage 0 ma
     const [frozen, still] = [join(root, 'frozen'), join(root, 'still')];
     const attention: number[] = [];
     await trainLabModel(frozen, model, tokenizerModel, { ...settings, freezeConvnext: true, onStep: (r) => attention.push(r.attention!) });
-    // The aid on the first layer, the first step scoring the first character alone; a layer the decoder lacks is refused.
+    // The aid on the first layer with the sink, the first step scoring the first character alone, the position aid on
+    // layer 0 (a fresh head guesses among 6 places, and is not saved); a layer the decoder lacks is refused.
     const early: number[] = [];
-    await trainLabModel(join(root, 'early'), model, tokenizerModel, { ...settings, attentionLayer: 0, firstCharacterSteps: 1, onStep: (r) => early.push(r.attention!) });
+    const places: number[] = [];
+    await trainLabModel(join(root, 'early'), model, tokenizerModel, {
+      ...settings, attentionLayer: 0, attentionSink: true, firstCharacterSteps: 1, positionAid: 1, positionLayer: 0,
+      onStep: (r) => (early.push(r.attention!), places.push(r.position!)),
+    });
     assert.ok(early.length === 2 && early.every((x) => Number.isFinite(x) && x > Math.log(50)), `attention losses ${early}`);
+    assert.ok(places.length === 2 && places.every((x) => Math.abs(x - Math.log(6)) < 0.5), `position losses ${places}`);
+    const saved = await openCheckpoint(join(root, 'early', 'pytorch_model.bin'));
+    assert.deepEqual(saved.list().map((t) => t.name).sort(), [...model.specs.keys()].sort());
+    await saved.close();
+    await assert.rejects(trainLabModel(join(root, 'none'), model, tokenizerModel, { ...settings, positionAid: 1, positionLayer: 2 }), /positionLayer 2: the decoder has 2 layers/);
     await assert.rejects(trainLabModel(join(root, 'none'), model, tokenizerModel, { ...settings, attentionLayer: TINY.llm.layers }), /attentionLayer 2: the decoder has 2 layers/);
     await trainLabModel(still, model, tokenizerModel, { ...settings, lr: 0 });
     assert.ok(attention.every((x) => Number.isFinite(x) && x > Math.log(50)), `attention losses ${attention}`);

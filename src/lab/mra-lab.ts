@@ -140,7 +140,7 @@ export async function labModel(ctx: LabContext, name: string, model: LabVisualMo
     onPretrainStep: (r) => ctx.progress?.(`stage 0: ${name}'s ConvNeXt (reading loss ${r.loss.toFixed(3)}, ${(100 * r.accuracy).toFixed(1)} % of characters read in place, ${(100 * r.glyphs).toFixed(1)} % of glyphs)`, r.step, r.steps),
     onStep: (r) => {
       finalLoss = r.loss;
-      ctx.progress?.(`training ${name} (loss ${r.loss.toFixed(3)}${r.reading === undefined ? '' : `, reading ${r.reading.toFixed(3)}`}${r.attention === undefined ? '' : `, attention ${r.attention.toFixed(3)}`})`, r.step, train.steps);
+      ctx.progress?.(`training ${name} (loss ${r.loss.toFixed(3)}${r.reading === undefined ? '' : `, reading ${r.reading.toFixed(3)}`}${r.attention === undefined ? '' : `, attention ${r.attention.toFixed(3)}`}${r.position === undefined ? '' : `, position ${r.position.toFixed(3)}`})`, r.step, train.steps);
     },
   });
   const record: ModelRecord = { dir, settings, trainingSeconds: Math.round(seconds), machine: machineDescription(), parameters, finalLoss };

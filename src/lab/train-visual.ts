@@ -118,10 +118,10 @@ export interface LabTrainOptions {
   stateDir?: string;
   onPretrainStep?: (report: { step: number; steps: number; loss: number; accuracy: number; glyphs: number; lr: number; seconds: number }) => void;
   /**
-   * `loss` is the answer's; `reading` the reading head's on the characters (reading.ts) and `attention` the
-   * attention aid's, when they are on.
+   * `loss` is the answer's; `reading` the reading head's on the characters (reading.ts), `attention` the
+   * attention aid's and `position` the position aid's, when they are on.
    */
-  onStep?: (report: { step: number; loss: number; reading?: number; attention?: number; lr: number; seconds: number }) => void;
+  onStep?: (report: { step: number; loss: number; reading?: number; attention?: number; position?: number; lr: number; seconds: number }) => void;
   log?: (message: string) => void;
 }
 
@@ -251,10 +251,11 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   const reading = opts.reading ?? 0;
   const attention = opts.attention ?? 0;
   const aidHeads = opts.attentionHeads ?? 1;
+  const position = opts.positionAid ?? 0;
   const frozen = opts.freezeConvnext ? model.convnext?.prefix : undefined;
   if (opts.freezeConvnext && (!frozen || !opts.pretrain)) throw new Error('freezeConvnext needs an MRA model with stage 0');
   if (opts.identityAdapters && !model.adapterProjections) throw new Error('identityAdapters needs an MRA model');
-  const specs = reading ? new Map([...model.specs, ...readingHeadSpecs(model.llm.hidden)]) : model.specs;
+  const specs = new Map([...model.specs, ...(reading ? readingHeadSpecs(model.llm.hidden) : []), ...(position ? positionHeadSpecs(model.llm.hidden) : [])]);
   let source: TensorSource = freshTensors(specs, opts.seed);
   if (opts.identityAdapters) source = await zeroed(source, model.adapterProjections ?? []);
   if (opts.initFrom) source = await withWeightsOf(source, opts.initFrom, model.specs);
@@ -277,7 +278,7 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   const targets = g.input('targets', 'int64', ['batch', 'seq']);
   let loss = crossEntropy(forward.logits, targets, IGNORE);
   const metrics: string[] = [];
-  if (reading || attention) {
+  if (reading || attention || position) {
     g.output(loss, 'answer_loss');
     metrics.push('answer_loss');
   }
@@ -292,6 +293,12 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
     g.output(attentionLoss, 'attention_loss');
     metrics.push('attention_loss');
     loss = op.add(loss, op.mul(attentionLoss, attention));
+  }
+  if (position) {
+    const positionLoss = positionAidLoss(g, source, forward.hidden, opts.positionLayer ?? 0);
+    g.output(positionLoss, 'position_loss');
+    metrics.push('position_loss');
+    loss = op.add(loss, op.mul(positionLoss, position));
   }
   const training = buildTrainingGraph(g, loss, {
     trainable: (name) => name.split('+').every((part) => specs.has(part) && !(frozen && part.startsWith(`${frozen}.`))),
@@ -334,13 +341,13 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
     const firstOnly = step < (opts.firstCharacterSteps ?? 0);
     const lr = warmupCosine(opts.lr, step, opts.steps, opts.warmup);
     const result = await trainer.run({
-      ...answerFeeds(examples, visual, firstOnly, attention ? { heads: aidHeads, cell: (b, k) => codeCells[b]![k]! } : undefined),
+      ...answerFeeds(examples, visual, firstOnly, attention ? { heads: aidHeads, cell: (b, k) => codeCells[b]![k]!, sink: opts.attentionSink } : undefined, position > 0),
       pixel_values: new ort.Tensor('float32', pixels, [B, 3, S, S]),
       ...(reading ? { reading_targets: new ort.Tensor('int64', cells, [B, visual, READING_SLOTS]) } : {}),
     }, lr);
     const seconds = (performance.now() - started) / 1000;
     const m = result.metrics;
-    opts.onStep?.({ step: step + 1, loss: m['answer_loss'] ?? result.loss, reading: m['reading_loss'], attention: m['attention_loss'], lr, seconds });
+    opts.onStep?.({ step: step + 1, loss: m['answer_loss'] ?? result.loss, reading: m['reading_loss'], attention: m['attention_loss'], position: m['position_loss'], lr, seconds });
     if ((opts.saveEvery && (step + 1) % opts.saveEvery === 0) || step + 1 === opts.steps) {
       await saveModel(dir, trainer, g, source, model.specs);
       await run?.save();
