@@ -2,8 +2,14 @@
 // decoder trained on them learns a character that lies in every cell.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readoutVectors, runReadoutProbe, syntheticVisualTokens, type ReadoutProbeReport } from '../src/lab/readout-probe.js';
+import { placeRows, readoutVectors, runReadoutProbe, syntheticVisualTokens, type ReadoutProbeReport } from '../src/lab/readout-probe.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { labTokenizerModel } from '../src/lab/datasets.js';
 import { Rng } from '../src/lab/random.js';
+import { answerFeeds, answerRows, smallPrintExample } from '../src/lab/train-visual.js';
+import { loadTokenizer } from '../src/text/load.js';
 import { CODE_ALPHABET } from '../src/lab/smallprint.js';
 import { FULL_PLAN } from '../src/lab/plans.js';
 import { assertInputError, egret, ROOT } from './helpers/cli.js';
@@ -89,9 +95,35 @@ test('the probe trains the decoder: a first character that lies in every cell is
   const aided = await runReadoutProbe({ ...base, steps: 3, layout: 'code', attention: 1, firstUntil: 0 }, () => undefined, 2);
   assert.deepEqual(aided.map((r) => r.step), [2, 3]);
   for (const r of aided) assert.ok(Number.isFinite(r.answer) && r.attention !== undefined && r.attention > 0, JSON.stringify(r));
+  // givePlace: the place vectors go into the decoder's input (a run of it trains; placeRows is checked below).
+  const given = await runReadoutProbe({ ...base, steps: 2, layout: 'code', attention: 1, firstUntil: 0, givePlace: true }, () => undefined, 2);
+  assert.ok(given.length === 1 && Number.isFinite(given[0]!.answer), JSON.stringify(given));
   const placed = await runReadoutProbe({ ...base, steps: 2, layout: 'code', attention: 1, aidLayer: 0, sink: true, positionAid: 1, positionLayer: 0, firstUntil: 0 }, () => undefined, 2);
   // A fresh position head guesses among the code's 6 places: its loss starts near ln 6.
   for (const r of placed) assert.ok(r.position !== undefined && Math.abs(r.position - Math.log(6)) < 0.5 && r.attention! > 0, JSON.stringify(r));
+});
+
+test('givePlace rows: place k\'s vector at the row that predicts the code\'s k-th character, zero elsewhere', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'egret-readout-'));
+  try {
+    await writeFile(join(dir, 'tokenizer.model'), labTokenizerModel(0, 200, 512));
+    const tokenizer = await loadTokenizer(dir);
+    const examples = [smallPrintExample(tokenizer, 'What is the code?', 'A7K2', true), smallPrintExample(tokenizer, 'What is the code?', 'QX90BZ', false)];
+    const cells = 16;
+    const seq = answerFeeds(examples, cells, false).targets!.dims[1]!;
+    const rows = placeRows(examples, cells, seq, vectors.places).data as Float32Array;
+    examples.forEach((e, b) => {
+      const place = new Map(answerRows(e, e.before.length + cells, false).code.map(({ k, row }) => [row, k]));
+      assert.equal(place.size, [...(b === 0 ? 'A7K2' : 'QX90BZ')].length);
+      for (let row = 0; row < seq; row++) {
+        const k = place.get(row);
+        const expected = k === undefined ? new Array(WIDTH).fill(0) : [...vectors.places[k]!];
+        assertClose(rows.slice((b * seq + row) * WIDTH, (b * seq + row + 1) * WIDTH), expected, `example ${b}, row ${row}`);
+      }
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('egret lab readout refuses bad options with one line, before any training', async () => {

@@ -45,14 +45,14 @@ export const LAB_TOKENIZER_HELP: CommandHelp = {
   },
 };
 
-const READOUT_USAGE = 'usage: egret lab readout [--steps N] [--lr X] [--layout code|one|everywhere|whole] [--attention W] [--aid-layer L] [--first-until N] [--vector-std X] [--blocks] [--sink] [--position W] [--position-layer L] [--seed S] [--threads N] [--out FILE]';
+const READOUT_USAGE = 'usage: egret lab readout [--steps N] [--lr X] [--layout code|one|everywhere|whole] [--attention W] [--aid-layer L] [--first-until N] [--vector-std X] [--blocks] [--sink] [--position W] [--position-layer L] [--give-place] [--seed S] [--threads N] [--out FILE]';
 
 export const LAB_READOUT_HELP: CommandHelp = {
   usage: READOUT_USAGE,
   summary: "Trains the MRA plan's LLaMA alone, fresh, on synthetic visual tokens whose cells hold known characters, with the plan's aids unless told otherwise, and logs its answer loss every 25 steps: does the decoder learn to read out the token its aided head looks at? (docs/LAB.md, Status)",
   options: {
     steps: { type: 'string' }, lr: { type: 'string' }, layout: { type: 'string' }, attention: { type: 'string' }, 'aid-layer': { type: 'string' },
-    'first-until': { type: 'string' }, 'vector-std': { type: 'string' }, blocks: { type: 'boolean' }, sink: { type: 'boolean' }, position: { type: 'string' }, 'position-layer': { type: 'string' },
+    'first-until': { type: 'string' }, 'vector-std': { type: 'string' }, blocks: { type: 'boolean' }, sink: { type: 'boolean' }, position: { type: 'string' }, 'position-layer': { type: 'string' }, 'give-place': { type: 'boolean' },
     seed: { type: 'string' }, threads: { type: 'string' }, out: { type: 'string' },
   },
   describe: {
@@ -66,6 +66,7 @@ export const LAB_READOUT_HELP: CommandHelp = {
     blocks: 'each place in the code gets its own block of the width, so that a linear map reads one place of a cell alone',
     sink: "at a code character's row, the aided heads other than its own are told to look at <s> (default: the MRA plan's)",
     position: "the position aid's weight: a linear head on a decoder layer's rows told each code character's place, 0 for none (default: the MRA plan's)",
+    'give-place': "hand each row that predicts a code character its place (a fixed vector added to its input): what a model does not have, to measure what working the place out costs",
     'position-layer': "the decoder layer the position aid reads; negative counts from the last (default: the MRA plan's, or 0)",
     seed: 'seed of the weights, the vectors and the samples (default 0)',
     out: 'a JSON file for the loss curve (not an existing one)',
@@ -181,7 +182,7 @@ function numberOption(value: string | undefined, name: string, fallback: number,
 async function readoutCommand(args: string[]): Promise<void> {
   type Values = {
     steps?: string; lr?: string; layout?: string; attention?: string; 'aid-layer'?: string; 'first-until'?: string; 'vector-std'?: string; blocks?: boolean; sink?: boolean;
-    position?: string; 'position-layer'?: string; seed?: string; threads?: string; out?: string;
+    position?: string; 'position-layer'?: string; 'give-place'?: boolean; seed?: string; threads?: string; out?: string;
   };
   const { values } = parseCommandLine(args, LAB_READOUT_HELP) as { values: Values };
   const layouts: readonly ReadoutLayout[] = ['code', 'one', 'everywhere', 'whole'];
@@ -206,6 +207,7 @@ async function readoutCommand(args: string[]): Promise<void> {
     sink: values.sink ?? train.attentionSink ?? false,
     positionAid: numberOption(values.position, 'position', train.positionAid ?? 0, (x) => x >= 0 && x <= 100, 'a number from 0 to 100'),
     positionLayer: layerOf('position-layer', train.positionLayer ?? 0),
+    givePlace: values['give-place'] ?? false,
     firstUntil: integer(values['first-until'], 'first-until', 0, 1_000_000, train.firstCharacterSteps ?? 0),
     seed: seedOf(values.seed),
     threads: values.threads === undefined ? undefined : integer(values.threads, 'threads', 1, 1024, 1),

@@ -27,7 +27,7 @@ import { labLlavaHrConfig, labLlavaHrTensors, type LabLlavaHrShape } from './mod
 import { Rng } from './random.js';
 import { CODE_ALPHABET, MAX_CODE_LENGTH, smallPrintText } from './smallprint.js';
 import { IGNORE } from './reading.js';
-import { answerFeeds, attentionAidLoss, LAB_OPTIMIZATION, positionAidLoss, positionHeadSpecs, smallPrintExample } from './train-visual.js';
+import { answerFeeds, answerRows, attentionAidLoss, type Example, LAB_OPTIMIZATION, positionAidLoss, positionHeadSpecs, smallPrintExample } from './train-visual.js';
 
 /**
  * Where a code's characters lie: `code`, over one or two neighbouring cells, as in the task's 32-px cells (four or
@@ -55,6 +55,11 @@ export interface ReadoutProbeOptions {
   /** The position aid's weight (0 or absent: off) and the decoder layer it probes (positionAidLoss). */
   positionAid?: number;
   positionLayer?: number;
+  /**
+   * Hand each row that predicts a code character its place k: a fixed random vector for k (std VECTOR_STD) added to
+   * the row's input. Not something a model has: it measures how much of the read-out is working out the place.
+   */
+  givePlace?: boolean;
   /** Steps that score only the code's first character; all of them after. */
   firstUntil: number;
   seed: number;
@@ -92,6 +97,8 @@ export interface ReadoutVectors {
   slots: Float32Array[][];
   marker: Float32Array;
   blank: Float32Array;
+  /** [place] → the vector givePlace adds at a row that predicts that place's character. */
+  places: Float32Array[];
 }
 
 export function readoutVectors(width: number, seed: number, settings: VectorSettings = {}): ReadoutVectors {
@@ -108,6 +115,7 @@ export function readoutVectors(width: number, seed: number, settings: VectorSett
     slots: Array.from({ length: MAX_CODE_LENGTH }, (_, k) => Array.from({ length: CODE_ALPHABET.length }, () => slotVector(k))),
     marker: vector(),
     blank: vector(),
+    places: Array.from({ length: MAX_CODE_LENGTH }, () => Float32Array.from({ length: width }, () => rng.normal() * VECTOR_STD)),
   };
 }
 
@@ -139,6 +147,16 @@ export function syntheticVisualTokens(vectors: ReadoutVectors, code: string, lay
   return { grid, at };
 }
 
+/** [batch, seq, width]: each example's place vector k at the row that predicts its code's k-th character, zero elsewhere. */
+export function placeRows(examples: readonly Example[], cells: number, seq: number, places: readonly Float32Array[]): ort.Tensor {
+  const width = places[0]!.length;
+  const rows = new Float32Array(examples.length * seq * width);
+  examples.forEach((e, b) => {
+    for (const { k, row } of answerRows(e, e.before.length + cells, false).code) rows.set(places[k]!, (b * seq + row) * width);
+  });
+  return new ort.Tensor('float32', rows, [examples.length, seq, width]);
+}
+
 /** Trains the probe; `onReport` every `every` steps with the means since the last report. */
 export async function runReadoutProbe(opts: ReadoutProbeOptions, onReport: (report: ReadoutProbeReport) => void, every = 25): Promise<ReadoutProbeReport[]> {
   const llm = llavaHrConfig(labLlavaHrConfig(opts.shape), 'readout-probe').llm;
@@ -149,7 +167,8 @@ export async function runReadoutProbe(opts: ReadoutProbeOptions, onReport: (repo
   // The pixels input is kept (1 × 1, added at zero): the graph has the inputs of the lab's own forward.
   const source = freshTensors(specs, opts.seed);
   const forward = buildVisualTrainingForward('readout-probe', 1, source, llm, identityLayout, (pixels) =>
-    op.add(pixels.graph.input('visual_in', 'float32', ['batch', opts.cells, width]), op.mul(op.reduceSum(pixels, [0, 1, 2, 3], false), 0)));
+    op.add(pixels.graph.input('visual_in', 'float32', ['batch', opts.cells, width]), op.mul(op.reduceSum(pixels, [0, 1, 2, 3], false), 0)),
+    opts.givePlace ? 'places_in' : undefined);
   const g = forward.graph;
   const answer = crossEntropy(forward.logits, g.input('targets', 'int64', ['batch', 'seq']), IGNORE);
   g.output(answer, 'answer_loss');
@@ -185,8 +204,10 @@ export async function runReadoutProbe(opts: ReadoutProbeOptions, onReport: (repo
       const visual = new Float32Array(B * opts.cells * width);
       samples.forEach((s, b) => visual.set(s.grid, b * opts.cells * width));
       const aid = opts.attention > 0 ? { heads, cell: (b: number, k: number) => samples[b]!.at[k]!, sink: opts.sink } : undefined;
+      const feeds = answerFeeds(samples.map((s) => s.example), opts.cells, step < opts.firstUntil, aid, position > 0);
       const r = await trainer.run({
-        ...answerFeeds(samples.map((s) => s.example), opts.cells, step < opts.firstUntil, aid, position > 0),
+        ...feeds,
+        ...(opts.givePlace ? { places_in: placeRows(samples.map((s) => s.example), opts.cells, feeds['targets']!.dims[1]!, vectors.places) } : {}),
         pixel_values: new ort.Tensor('float32', new Float32Array(B * 3), [B, 3, 1, 1]),
         visual_in: new ort.Tensor('float32', visual, [B, opts.cells, width]),
       }, warmupCosine(opts.lr, step, opts.steps, 20));

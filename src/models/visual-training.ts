@@ -29,17 +29,19 @@ export interface VisualTrainingForward {
 
 /**
  * `visualTokens` builds the tower on the graph's pixel_values [batch, 3, size, size]; the decoder's weights are
- * `source`'s under `layout` (HF LLaMA names after it).
+ * `source`'s under `layout` (HF LLaMA names after it). With `addedRows`, the graph input of that name [batch, seq,
+ * hidden] is added to the decoder's input rows (probes that hand the decoder what it would otherwise work out).
  */
 export function buildVisualTrainingForward(name: string, size: number, source: TensorSource, llm: LlamaConfig, layout: WeightLayout,
-                                           visualTokens: (pixels: Value) => Value): VisualTrainingForward {
+                                           visualTokens: (pixels: Value) => Value, addedRows?: string): VisualTrainingForward {
   const graph = new Graph(name);
   const pixels = graph.input('pixel_values', 'float32', ['batch', 3, size, size]);
   const visual = visualTokens(pixels);
   const scope = new WeightScope(graph, source, '', layout);
   const table = scope.at('model.embed_tokens').weight('weight');
   const embed = (input: string, length: string) => op.gather(table, graph.input(input, 'int64', ['batch', length]), 0);
-  const embeds = op.concat([embed('before_ids', 'before'), visual, embed('after_ids', 'after')], 1);
+  const rows = op.concat([embed('before_ids', 'before'), visual, embed('after_ids', 'after')], 1);
+  const embeds = addedRows ? op.add(rows, graph.input(addedRows, 'float32', ['batch', 'seq', llm.hidden])) : rows;
   const attention: Value[] = [];
   const hidden: Value[] = [];
   buildDecoderGraph(llm, scope, { dtype: 'fp32', embeds, wholeSequence: true, onAttentionLogits: (logits) => attention.push(logits), onLayerOutput: (h) => hidden.push(h) });
