@@ -77,6 +77,26 @@ test('probe vectors in blocks: place k lies in its own block of the width; the r
   })));
 });
 
+test('probe vectors keyed by the character before: a code cell holds, for each of its characters, the vector of (the one before, it)', () => {
+  const keyed = readoutVectors(WIDTH, 3, { previous: true });
+  // The other vectors are drawn as without the keying.
+  assert.deepEqual([keyed.marker, keyed.blank, ...keyed.places], [vectors.marker, vectors.blank, ...vectors.places]);
+  const follows = keyed.follows!;
+  assert.deepEqual([follows.length, follows[0]!.length], [CODE_ALPHABET.length + 1, CODE_ALPHABET.length]);
+  const code = 'A7AK2';
+  const { grid, at } = syntheticVisualTokens(keyed, code, 'code', 64, new Rng(2));
+  for (const c of new Set(at)) {
+    const expected = [...keyed.blank].map((x, d) => x + keyed.marker[d]!);
+    [...code].forEach((ch, k) => {
+      if (at[k] !== c) return;
+      const before = k === 0 ? CODE_ALPHABET.length : CODE_ALPHABET.indexOf(code[k - 1]!);
+      const v = follows[before]![CODE_ALPHABET.indexOf(ch)]!;
+      for (let d = 0; d < WIDTH; d++) expected[d]! += v[d]!;
+    });
+    assertClose(cell(grid, c), expected, `cell ${c}`);
+  }
+});
+
 function assertCloseScaled(actual: Float32Array, base: Float32Array, factor: number): void {
   actual.forEach((x, d) => assert.ok(Math.abs(x - factor * base[d]!) < 1e-6, `dim ${d}: ${x} vs ${factor} × ${base[d]}`));
 }
@@ -135,6 +155,7 @@ test('egret lab readout refuses bad options with one line, before any training',
   assertInputError(await egret('lab', 'readout', '--steps', '1.5'), /--steps must be an integer from 1 to/);
   assertInputError(await egret('lab', 'readout', '--position=-1'), /--position must be a number from 0 to 100, got '-1'/);
   assertInputError(await egret('lab', 'readout', '--position-layer', '5'), /--position-layer must be an integer from -3 to 2, got '5'/);
+  assertInputError(await egret('lab', 'readout', '--blocks', '--previous'), /--blocks and --previous do not go together/);
   assertInputError(await egret('lab', 'readout', '--vector-std', '0'), /--vector-std must be a number above 0 and at most 100, got '0'/);
   assertInputError(await egret('lab', 'readout', '--out', `${ROOT}/package.json`), /package\.json exists; give a new file/);
 });

@@ -45,14 +45,14 @@ export const LAB_TOKENIZER_HELP: CommandHelp = {
   },
 };
 
-const READOUT_USAGE = 'usage: egret lab readout [--steps N] [--lr X] [--layout code|one|everywhere|whole] [--attention W] [--aid-layer L] [--first-until N] [--vector-std X] [--blocks] [--sink] [--position W] [--position-layer L] [--give-place] [--seed S] [--threads N] [--out FILE]';
+const READOUT_USAGE = 'usage: egret lab readout [--steps N] [--lr X] [--layout code|one|everywhere|whole] [--attention W] [--aid-layer L] [--first-until N] [--vector-std X] [--blocks] [--previous] [--sink] [--position W] [--position-layer L] [--give-place] [--seed S] [--threads N] [--out FILE]';
 
 export const LAB_READOUT_HELP: CommandHelp = {
   usage: READOUT_USAGE,
   summary: "Trains the MRA plan's LLaMA alone, fresh, on synthetic visual tokens whose cells hold known characters, with the plan's aids unless told otherwise, and logs its answer loss every 25 steps: does the decoder learn to read out the token its aided head looks at? (docs/LAB.md, Status)",
   options: {
     steps: { type: 'string' }, lr: { type: 'string' }, layout: { type: 'string' }, attention: { type: 'string' }, 'aid-layer': { type: 'string' },
-    'first-until': { type: 'string' }, 'vector-std': { type: 'string' }, blocks: { type: 'boolean' }, sink: { type: 'boolean' }, position: { type: 'string' }, 'position-layer': { type: 'string' }, 'give-place': { type: 'boolean' },
+    'first-until': { type: 'string' }, 'vector-std': { type: 'string' }, blocks: { type: 'boolean' }, previous: { type: 'boolean' }, sink: { type: 'boolean' }, position: { type: 'string' }, 'position-layer': { type: 'string' }, 'give-place': { type: 'boolean' },
     seed: { type: 'string' }, threads: { type: 'string' }, out: { type: 'string' },
   },
   describe: {
@@ -64,6 +64,7 @@ export const LAB_READOUT_HELP: CommandHelp = {
     'first-until': "steps that score only the code's first character (default: the MRA plan's, 300)",
     'vector-std': 'standard deviation of the synthetic vectors (default 0.05, about a fresh projector\'s output)',
     blocks: 'each place in the code gets its own block of the width, so that a linear map reads one place of a cell alone',
+    previous: "key each character's vector by the character before it (the start for the first) instead of its place: the row's input token says what to ask for",
     sink: "at a code character's row, the aided heads other than its own are told to look at <s> (default: the MRA plan's)",
     position: "the position aid's weight: a linear head on a decoder layer's rows told each code character's place, 0 for none (default: the MRA plan's)",
     'give-place': "hand each row that predicts a code character its place (a fixed vector added to its input): what a model does not have, to measure what working the place out costs",
@@ -181,7 +182,7 @@ function numberOption(value: string | undefined, name: string, fallback: number,
 
 async function readoutCommand(args: string[]): Promise<void> {
   type Values = {
-    steps?: string; lr?: string; layout?: string; attention?: string; 'aid-layer'?: string; 'first-until'?: string; 'vector-std'?: string; blocks?: boolean; sink?: boolean;
+    steps?: string; lr?: string; layout?: string; attention?: string; 'aid-layer'?: string; 'first-until'?: string; 'vector-std'?: string; blocks?: boolean; previous?: boolean; sink?: boolean;
     position?: string; 'position-layer'?: string; 'give-place'?: boolean; seed?: string; threads?: string; out?: string;
   };
   const { values } = parseCommandLine(args, LAB_READOUT_HELP) as { values: Values };
@@ -189,6 +190,7 @@ async function readoutCommand(args: string[]): Promise<void> {
   const layout = (values.layout ?? 'code') as ReadoutLayout;
   if (!layouts.includes(layout)) throw new InputError(`--layout must be ${layouts.join(', ')}, not '${values.layout}'`);
   if (values.out !== undefined && existsSync(values.out)) throw new InputError(`${values.out} exists; give a new file (nothing is overwritten)`);
+  if (values.blocks && values.previous) throw new InputError('--blocks and --previous do not go together: blocks are places, and --previous keys by the character before');
   const { shape, train } = FULL_PLAN.mra;
   const layers = shape.llm.layers;
   const layerOf = (name: 'aid-layer' | 'position-layer', fallback: number) =>
@@ -197,7 +199,7 @@ async function readoutCommand(args: string[]): Promise<void> {
   const opts: ReadoutProbeOptions = {
     shape,
     cells: (shape.vit.imageSize / shape.vit.patch) ** 2,
-    vectors: { std: numberOption(values['vector-std'], 'vector-std', VECTOR_STD, (x) => x > 0 && x <= 100, 'a number above 0 and at most 100'), blocks: values.blocks ?? false },
+    vectors: { std: numberOption(values['vector-std'], 'vector-std', VECTOR_STD, (x) => x > 0 && x <= 100, 'a number above 0 and at most 100'), blocks: values.blocks ?? false, previous: values.previous ?? false },
     steps: integer(values.steps, 'steps', 1, 1_000_000, 600),
     lr: numberOption(values.lr, 'lr', train.lr, (x) => x > 0 && x <= 1, 'a number above 0 and at most 1'),
     batch: 4,

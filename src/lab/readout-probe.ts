@@ -89,6 +89,12 @@ export interface VectorSettings {
    * character) vector spans the whole width.
    */
   blocks?: boolean;
+  /**
+   * Key each character's vector by the character before it (the code's start for the first) instead of its place:
+   * the row that predicts a character has the one before it as its input token, so it needs no place to ask for
+   * the next (an induction-like read-out; ambiguous where a character repeats).
+   */
+  previous?: boolean;
 }
 
 /** The fixed vectors a probe's tokens are made of. */
@@ -99,6 +105,8 @@ export interface ReadoutVectors {
   blank: Float32Array;
   /** [place] → the vector givePlace adds at a row that predicts that place's character. */
   places: Float32Array[];
+  /** With `previous`: [the character before (CODE_ALPHABET's index, or its length for the start)][character] → vector, used instead of `slots`. */
+  follows?: Float32Array[][];
 }
 
 export function readoutVectors(width: number, seed: number, settings: VectorSettings = {}): ReadoutVectors {
@@ -116,6 +124,7 @@ export function readoutVectors(width: number, seed: number, settings: VectorSett
     marker: vector(),
     blank: vector(),
     places: Array.from({ length: MAX_CODE_LENGTH }, () => Float32Array.from({ length: width }, () => rng.normal() * VECTOR_STD)),
+    ...(settings.previous ? { follows: Array.from({ length: CODE_ALPHABET.length + 1 }, () => Array.from({ length: CODE_ALPHABET.length }, vector)) } : {}),
   };
 }
 
@@ -126,7 +135,11 @@ export function syntheticVisualTokens(vectors: ReadoutVectors, code: string, lay
   const add = (cell: number, v: Float32Array) => {
     for (let d = 0; d < width; d++) grid[cell * width + d]! += v[d]!;
   };
-  const slot = (k: number, ch: string) => vectors.slots[k]![CODE_ALPHABET.indexOf(ch)]!;
+  const { follows } = vectors;
+  const slot = (k: number, ch: string) => follows
+    ? follows[k === 0 ? CODE_ALPHABET.length : CODE_ALPHABET.indexOf(code[k - 1]!)]![CODE_ALPHABET.indexOf(ch)]!
+    : vectors.slots[k]![CODE_ALPHABET.indexOf(ch)]!;
+  const anyVector = () => (follows ?? vectors.slots)[rng.int(0, (follows?.length ?? MAX_CODE_LENGTH) - 1)]![rng.int(0, CODE_ALPHABET.length - 1)]!;
   if (layout === 'everywhere' || layout === 'whole') {
     const held = layout === 'whole' ? [...code] : [code[0]!];
     for (let c = 0; c < cells; c++) held.forEach((ch, k) => add(c, slot(k, ch)));
@@ -142,7 +155,7 @@ export function syntheticVisualTokens(vectors: ReadoutVectors, code: string, lay
     const c = rng.int(0, cells - 1);
     if (at.includes(c)) continue;
     const n = rng.int(1, 4);
-    for (let i = 0; i < n; i++) add(c, vectors.slots[rng.int(0, MAX_CODE_LENGTH - 1)]![rng.int(0, CODE_ALPHABET.length - 1)]!);
+    for (let i = 0; i < n; i++) add(c, anyVector());
   }
   return { grid, at };
 }
