@@ -155,6 +155,8 @@ test('egret lab readout refuses bad options with one line, before any training',
   assertInputError(await egret('lab', 'readout', '--steps', '1.5'), /--steps must be an integer from 1 to/);
   assertInputError(await egret('lab', 'readout', '--position=-1'), /--position must be a number from 0 to 100, got '-1'/);
   assertInputError(await egret('lab', 'readout', '--position-layer', '5'), /--position-layer must be an integer from -3 to 2, got '5'/);
+  assertInputError(await egret('lab', 'readout', '--decoder-layers', '4', '--aid-layer', '4'), /--aid-layer must be an integer from -4 to 3, got '4'/);
+  assertInputError(await egret('lab', 'readout', '--decoder-layers', '0'), /--decoder-layers must be an integer from 1 to 32, got '0'/);
   assertInputError(await egret('lab', 'readout', '--blocks', '--previous'), /--blocks and --previous do not go together/);
   assertInputError(await egret('lab', 'readout', '--vector-std', '0'), /--vector-std must be a number above 0 and at most 100, got '0'/);
   assertInputError(await egret('lab', 'readout', '--out', `${ROOT}/package.json`), /package\.json exists; give a new file/);

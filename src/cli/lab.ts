@@ -45,14 +45,14 @@ export const LAB_TOKENIZER_HELP: CommandHelp = {
   },
 };
 
-const READOUT_USAGE = 'usage: egret lab readout [--steps N] [--lr X] [--layout code|one|everywhere|whole] [--attention W] [--aid-layer L] [--first-until N] [--vector-std X] [--blocks] [--previous] [--sink] [--position W] [--position-layer L] [--give-place] [--seed S] [--threads N] [--out FILE]';
+const READOUT_USAGE = 'usage: egret lab readout [--steps N] [--lr X] [--layout code|one|everywhere|whole] [--attention W] [--aid-layer L] [--first-until N] [--vector-std X] [--blocks] [--previous] [--sink] [--position W] [--position-layer L] [--give-place] [--decoder-layers N] [--seed S] [--threads N] [--out FILE]';
 
 export const LAB_READOUT_HELP: CommandHelp = {
   usage: READOUT_USAGE,
   summary: "Trains the MRA plan's LLaMA alone, fresh, on synthetic visual tokens whose cells hold known characters, with the plan's aids unless told otherwise, and logs its answer loss every 25 steps: does the decoder learn to read out the token its aided head looks at? (docs/LAB.md, Status)",
   options: {
     steps: { type: 'string' }, lr: { type: 'string' }, layout: { type: 'string' }, attention: { type: 'string' }, 'aid-layer': { type: 'string' },
-    'first-until': { type: 'string' }, 'vector-std': { type: 'string' }, blocks: { type: 'boolean' }, previous: { type: 'boolean' }, sink: { type: 'boolean' }, position: { type: 'string' }, 'position-layer': { type: 'string' }, 'give-place': { type: 'boolean' },
+    'first-until': { type: 'string' }, 'vector-std': { type: 'string' }, blocks: { type: 'boolean' }, previous: { type: 'boolean' }, sink: { type: 'boolean' }, position: { type: 'string' }, 'position-layer': { type: 'string' }, 'give-place': { type: 'boolean' }, 'decoder-layers': { type: 'string' },
     seed: { type: 'string' }, threads: { type: 'string' }, out: { type: 'string' },
   },
   describe: {
@@ -68,6 +68,7 @@ export const LAB_READOUT_HELP: CommandHelp = {
     sink: "at a code character's row, the aided heads other than its own are told to look at <s> (default: the MRA plan's)",
     position: "the position aid's weight: a linear head on a decoder layer's rows told each code character's place, 0 for none (default: the MRA plan's)",
     'give-place': "hand each row that predicts a code character its place (a fixed vector added to its input): what a model does not have, to measure what working the place out costs",
+    'decoder-layers': "the LLaMA's layers (default: the MRA plan's, 3)",
     'position-layer': "the decoder layer the position aid reads; negative counts from the last (default: the MRA plan's, or 0)",
     seed: 'seed of the weights, the vectors and the samples (default 0)',
     out: 'a JSON file for the loss curve (not an existing one)',
@@ -183,7 +184,7 @@ function numberOption(value: string | undefined, name: string, fallback: number,
 async function readoutCommand(args: string[]): Promise<void> {
   type Values = {
     steps?: string; lr?: string; layout?: string; attention?: string; 'aid-layer'?: string; 'first-until'?: string; 'vector-std'?: string; blocks?: boolean; previous?: boolean; sink?: boolean;
-    position?: string; 'position-layer'?: string; 'give-place'?: boolean; seed?: string; threads?: string; out?: string;
+    position?: string; 'position-layer'?: string; 'give-place'?: boolean; 'decoder-layers'?: string; seed?: string; threads?: string; out?: string;
   };
   const { values } = parseCommandLine(args, LAB_READOUT_HELP) as { values: Values };
   const layouts: readonly ReadoutLayout[] = ['code', 'one', 'everywhere', 'whole'];
@@ -191,8 +192,10 @@ async function readoutCommand(args: string[]): Promise<void> {
   if (!layouts.includes(layout)) throw new InputError(`--layout must be ${layouts.join(', ')}, not '${values.layout}'`);
   if (values.out !== undefined && existsSync(values.out)) throw new InputError(`${values.out} exists; give a new file (nothing is overwritten)`);
   if (values.blocks && values.previous) throw new InputError('--blocks and --previous do not go together: blocks are places, and --previous keys by the character before');
-  const { shape, train } = FULL_PLAN.mra;
-  const layers = shape.llm.layers;
+  const { train } = FULL_PLAN.mra;
+  const plan = FULL_PLAN.mra.shape;
+  const layers = integer(values['decoder-layers'], 'decoder-layers', 1, 32, plan.llm.layers);
+  const shape = { ...plan, llm: { ...plan.llm, layers } };
   const layerOf = (name: 'aid-layer' | 'position-layer', fallback: number) =>
     numberOption(values[name], name, fallback, (x) => Number.isInteger(x) && x >= -layers && x < layers, `an integer from ${-layers} to ${layers - 1}`);
   const attention = numberOption(values.attention, 'attention', train.attention ?? 0, (x) => x >= 0 && x <= 100, 'a number from 0 to 100');
@@ -219,7 +222,7 @@ async function readoutCommand(args: string[]): Promise<void> {
     const position = r.position === undefined ? '' : ` position ${r.position.toFixed(3)}`;
     process.stderr.write(`step ${r.step}/${opts.steps}: answer ${r.answer.toFixed(3)}${aid}${position} (${r.seconds.toFixed(0)} s)\n`);
   });
-  if (values.out !== undefined) await writeFileAtomically(values.out, `${JSON.stringify({ command: ['egret', 'lab', 'readout', ...args].join(' '), settings: { ...opts, shape: undefined }, reports }, null, 2)}\n`);
+  if (values.out !== undefined) await writeFileAtomically(values.out, `${JSON.stringify({ command: ['egret', 'lab', 'readout', ...args].join(' '), settings: { ...opts, shape: undefined, decoderLayers: layers }, reports }, null, 2)}\n`);
 }
 
 const SUBCOMMANDS: Record<string, (args: string[]) => Promise<void>> = { generate: generateCommand, tokenizer: tokenizerCommand, readout: readoutCommand };
