@@ -2,7 +2,7 @@
 // decoder trained on them learns a character that lies in every cell.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { placeRows, readoutVectors, runReadoutProbe, syntheticVisualTokens, type ReadoutProbeReport } from '../src/lab/readout-probe.js';
+import { placeRows, placeStrength, readoutVectors, runReadoutProbe, syntheticVisualTokens, type ReadoutProbeReport } from '../src/lab/readout-probe.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -132,6 +132,8 @@ test('givePlace rows: place k\'s vector at the row that predicts the code\'s k-t
     const cells = 16;
     const seq = answerFeeds(examples, cells, false).targets!.dims[1]!;
     const rows = placeRows(examples, cells, seq, vectors.places).data as Float32Array;
+    const half = placeRows(examples, cells, seq, vectors.places, 0.5).data as Float32Array;
+    half.forEach((x, i) => assert.ok(Math.abs(x - 0.5 * rows[i]!) < 1e-7, `element ${i}`));
     examples.forEach((e, b) => {
       const place = new Map(answerRows(e, e.before.length + cells, false).code.map(({ k, row }) => [row, k]));
       assert.equal(place.size, [...(b === 0 ? 'A7K2' : 'QX90BZ')].length);
@@ -146,6 +148,11 @@ test('givePlace rows: place k\'s vector at the row that predicts the code\'s k-t
   }
 });
 
+test('a place handed until step N: in full for N/2 steps, then fading linearly to nothing at N', () => {
+  assert.deepEqual([0, 49, 50, 75, 99, 100, 500].map((s) => placeStrength(s, 100)), [1, 1, 1, 0.5, 0.02, 0, 0]);
+  assert.equal(placeStrength(10_000, undefined), 1);
+});
+
 test('egret lab readout refuses bad options with one line, before any training', async () => {
   assertInputError(await egret('lab', 'readout', '--layout', 'grid'), /--layout must be code, one, everywhere, whole, not 'grid'/);
   assertInputError(await egret('lab', 'readout', '--aid-layer', '3'), /--aid-layer must be an integer from -3 to 2, got '3'/);
@@ -156,6 +163,8 @@ test('egret lab readout refuses bad options with one line, before any training',
   assertInputError(await egret('lab', 'readout', '--position=-1'), /--position must be a number from 0 to 100, got '-1'/);
   assertInputError(await egret('lab', 'readout', '--position-layer', '5'), /--position-layer must be an integer from -3 to 2, got '5'/);
   assertInputError(await egret('lab', 'readout', '--decoder-layers', '4', '--aid-layer', '4'), /--aid-layer must be an integer from -4 to 3, got '4'/);
+  assertInputError(await egret('lab', 'readout', '--give-place', '--give-place-until', '10'), /--give-place and --give-place-until do not go together/);
+  assertInputError(await egret('lab', 'readout', '--give-place-until', '1'), /--give-place-until must be an integer from 2 to/);
   assertInputError(await egret('lab', 'readout', '--decoder-layers', '0'), /--decoder-layers must be an integer from 1 to 32, got '0'/);
   assertInputError(await egret('lab', 'readout', '--blocks', '--previous'), /--blocks and --previous do not go together/);
   assertInputError(await egret('lab', 'readout', '--vector-std', '0'), /--vector-std must be a number above 0 and at most 100, got '0'/);

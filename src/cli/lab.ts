@@ -45,14 +45,14 @@ export const LAB_TOKENIZER_HELP: CommandHelp = {
   },
 };
 
-const READOUT_USAGE = 'usage: egret lab readout [--steps N] [--lr X] [--layout code|one|everywhere|whole] [--attention W] [--aid-layer L] [--first-until N] [--vector-std X] [--blocks] [--previous] [--sink] [--position W] [--position-layer L] [--give-place] [--decoder-layers N] [--seed S] [--threads N] [--out FILE]';
+const READOUT_USAGE = 'usage: egret lab readout [--steps N] [--lr X] [--layout code|one|everywhere|whole] [--attention W] [--aid-layer L] [--first-until N] [--vector-std X] [--blocks] [--previous] [--sink] [--position W] [--position-layer L] [--give-place | --give-place-until N] [--decoder-layers N] [--seed S] [--threads N] [--out FILE]';
 
 export const LAB_READOUT_HELP: CommandHelp = {
   usage: READOUT_USAGE,
   summary: "Trains the MRA plan's LLaMA alone, fresh, on synthetic visual tokens whose cells hold known characters, with the plan's aids unless told otherwise, and logs its answer loss every 25 steps: does the decoder learn to read out the token its aided head looks at? (docs/LAB.md, Status)",
   options: {
     steps: { type: 'string' }, lr: { type: 'string' }, layout: { type: 'string' }, attention: { type: 'string' }, 'aid-layer': { type: 'string' },
-    'first-until': { type: 'string' }, 'vector-std': { type: 'string' }, blocks: { type: 'boolean' }, previous: { type: 'boolean' }, sink: { type: 'boolean' }, position: { type: 'string' }, 'position-layer': { type: 'string' }, 'give-place': { type: 'boolean' }, 'decoder-layers': { type: 'string' },
+    'first-until': { type: 'string' }, 'vector-std': { type: 'string' }, blocks: { type: 'boolean' }, previous: { type: 'boolean' }, sink: { type: 'boolean' }, position: { type: 'string' }, 'position-layer': { type: 'string' }, 'give-place': { type: 'boolean' }, 'give-place-until': { type: 'string' }, 'decoder-layers': { type: 'string' },
     seed: { type: 'string' }, threads: { type: 'string' }, out: { type: 'string' },
   },
   describe: {
@@ -68,6 +68,7 @@ export const LAB_READOUT_HELP: CommandHelp = {
     sink: "at a code character's row, the aided heads other than its own are told to look at <s> (default: the MRA plan's)",
     position: "the position aid's weight: a linear head on a decoder layer's rows told each code character's place, 0 for none (default: the MRA plan's)",
     'give-place': "hand each row that predicts a code character its place (a fixed vector added to its input): what a model does not have, to measure what working the place out costs",
+    'give-place-until': "hand the place only until step N: in full for its first half, fading linearly to nothing over the second",
     'decoder-layers': "the LLaMA's layers (default: the MRA plan's, 3)",
     'position-layer': "the decoder layer the position aid reads; negative counts from the last (default: the MRA plan's, or 0)",
     seed: 'seed of the weights, the vectors and the samples (default 0)',
@@ -184,13 +185,14 @@ function numberOption(value: string | undefined, name: string, fallback: number,
 async function readoutCommand(args: string[]): Promise<void> {
   type Values = {
     steps?: string; lr?: string; layout?: string; attention?: string; 'aid-layer'?: string; 'first-until'?: string; 'vector-std'?: string; blocks?: boolean; previous?: boolean; sink?: boolean;
-    position?: string; 'position-layer'?: string; 'give-place'?: boolean; 'decoder-layers'?: string; seed?: string; threads?: string; out?: string;
+    position?: string; 'position-layer'?: string; 'give-place'?: boolean; 'give-place-until'?: string; 'decoder-layers'?: string; seed?: string; threads?: string; out?: string;
   };
   const { values } = parseCommandLine(args, LAB_READOUT_HELP) as { values: Values };
   const layouts: readonly ReadoutLayout[] = ['code', 'one', 'everywhere', 'whole'];
   const layout = (values.layout ?? 'code') as ReadoutLayout;
   if (!layouts.includes(layout)) throw new InputError(`--layout must be ${layouts.join(', ')}, not '${values.layout}'`);
   if (values.out !== undefined && existsSync(values.out)) throw new InputError(`${values.out} exists; give a new file (nothing is overwritten)`);
+  if (values['give-place'] && values['give-place-until'] !== undefined) throw new InputError('--give-place and --give-place-until do not go together: one hands the place throughout, the other until a step');
   if (values.blocks && values.previous) throw new InputError('--blocks and --previous do not go together: blocks are places, and --previous keys by the character before');
   const { train } = FULL_PLAN.mra;
   const plan = FULL_PLAN.mra.shape;
@@ -213,6 +215,7 @@ async function readoutCommand(args: string[]): Promise<void> {
     positionAid: numberOption(values.position, 'position', train.positionAid ?? 0, (x) => x >= 0 && x <= 100, 'a number from 0 to 100'),
     positionLayer: layerOf('position-layer', train.positionLayer ?? 0),
     givePlace: values['give-place'] ?? false,
+    givePlaceUntil: values['give-place-until'] === undefined ? undefined : integer(values['give-place-until'], 'give-place-until', 2, 1_000_000, 0),
     firstUntil: integer(values['first-until'], 'first-until', 0, 1_000_000, train.firstCharacterSteps ?? 0),
     seed: seedOf(values.seed),
     threads: values.threads === undefined ? undefined : integer(values.threads, 'threads', 1, 1024, 1),

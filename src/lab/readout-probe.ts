@@ -60,6 +60,12 @@ export interface ReadoutProbeOptions {
    * the row's input. Not something a model has: it measures how much of the read-out is working out the place.
    */
   givePlace?: boolean;
+  /**
+   * Hand the place only until this step, at full strength for the first half of those steps and fading linearly to
+   * nothing over the second: a crutch while the read-out is learnt, gone before the end, so that the decoder must
+   * work the place out itself (with the position aid, say) by the time it is scored without it.
+   */
+  givePlaceUntil?: number;
   /** Steps that score only the code's first character; all of them after. */
   firstUntil: number;
   seed: number;
@@ -161,13 +167,20 @@ export function syntheticVisualTokens(vectors: ReadoutVectors, code: string, lay
 }
 
 /** [batch, seq, width]: each example's place vector k at the row that predicts its code's k-th character, zero elsewhere. */
-export function placeRows(examples: readonly Example[], cells: number, seq: number, places: readonly Float32Array[]): ort.Tensor {
+export function placeRows(examples: readonly Example[], cells: number, seq: number, places: readonly Float32Array[], strength = 1): ort.Tensor {
   const width = places[0]!.length;
   const rows = new Float32Array(examples.length * seq * width);
   examples.forEach((e, b) => {
-    for (const { k, row } of answerRows(e, e.before.length + cells, false).code) rows.set(places[k]!, (b * seq + row) * width);
+    for (const { k, row } of answerRows(e, e.before.length + cells, false).code) rows.set(places[k]!.map((x) => x * strength), (b * seq + row) * width);
   });
   return new ort.Tensor('float32', rows, [examples.length, seq, width]);
+}
+
+/** How strongly the place is handed at `step` (givePlace, givePlaceUntil): 1, fading to 0 over the second half of `until`. */
+export function placeStrength(step: number, until: number | undefined): number {
+  if (until === undefined) return 1;
+  const half = until / 2;
+  return step < half ? 1 : Math.max(0, (until - step) / half);
 }
 
 /** Trains the probe; `onReport` every `every` steps with the means since the last report. */
@@ -181,7 +194,7 @@ export async function runReadoutProbe(opts: ReadoutProbeOptions, onReport: (repo
   const source = freshTensors(specs, opts.seed);
   const forward = buildVisualTrainingForward('readout-probe', 1, source, llm, identityLayout, (pixels) =>
     op.add(pixels.graph.input('visual_in', 'float32', ['batch', opts.cells, width]), op.mul(op.reduceSum(pixels, [0, 1, 2, 3], false), 0)),
-    opts.givePlace ? 'places_in' : undefined);
+    opts.givePlace || opts.givePlaceUntil !== undefined ? 'places_in' : undefined);
   const g = forward.graph;
   const answer = crossEntropy(forward.logits, g.input('targets', 'int64', ['batch', 'seq']), IGNORE);
   g.output(answer, 'answer_loss');
@@ -220,7 +233,9 @@ export async function runReadoutProbe(opts: ReadoutProbeOptions, onReport: (repo
       const feeds = answerFeeds(samples.map((s) => s.example), opts.cells, step < opts.firstUntil, aid, position > 0);
       const r = await trainer.run({
         ...feeds,
-        ...(opts.givePlace ? { places_in: placeRows(samples.map((s) => s.example), opts.cells, feeds['targets']!.dims[1]!, vectors.places) } : {}),
+        ...(opts.givePlace || opts.givePlaceUntil !== undefined
+          ? { places_in: placeRows(samples.map((s) => s.example), opts.cells, feeds['targets']!.dims[1]!, vectors.places, opts.givePlace ? 1 : placeStrength(step, opts.givePlaceUntil)) }
+          : {}),
         pixel_values: new ort.Tensor('float32', new Float32Array(B * 3), [B, 3, 1, 1]),
         visual_in: new ort.Tensor('float32', visual, [B, opts.cells, width]),
       }, warmupCosine(opts.lr, step, opts.steps, 20));
