@@ -118,6 +118,12 @@ test('the probe trains the decoder: a first character that lies in every cell is
   // givePlace: the place vectors go into the decoder's input (a run of it trains; placeRows is checked below).
   const given = await runReadoutProbe({ ...base, steps: 2, layout: 'code', attention: 1, firstUntil: 0, givePlace: true }, () => undefined, 2);
   assert.ok(given.length === 1 && Number.isFinite(given[0]!.answer), JSON.stringify(given));
+  // The place aid: the layer's rows against the place vectors. Handed the place (in the row's input, so in the
+  // residual), a fresh decoder's rows are nearer to it than without.
+  const placeAid = { ...base, steps: 1, layout: 'code' as const, attention: 0, firstUntil: 0, placeAid: 1, positionLayer: 0 };
+  const [withPlace] = await runReadoutProbe({ ...placeAid, givePlace: true }, () => undefined, 1);
+  const [without] = await runReadoutProbe(placeAid, () => undefined, 1);
+  assert.ok(withPlace!.place! > 0 && withPlace!.place! < without!.place!, `place losses ${withPlace!.place} with the place, ${without!.place} without`);
   const placed = await runReadoutProbe({ ...base, steps: 2, layout: 'code', attention: 1, aidLayer: 0, sink: true, positionAid: 1, positionLayer: 0, firstUntil: 0 }, () => undefined, 2);
   // A fresh position head guesses among the code's 6 places: its loss starts near ln 6.
   for (const r of placed) assert.ok(r.position !== undefined && Math.abs(r.position - Math.log(6)) < 0.5 && r.attention! > 0, JSON.stringify(r));

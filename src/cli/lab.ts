@@ -45,14 +45,14 @@ export const LAB_TOKENIZER_HELP: CommandHelp = {
   },
 };
 
-const READOUT_USAGE = 'usage: egret lab readout [--steps N] [--lr X] [--layout code|one|everywhere|whole] [--attention W] [--aid-layer L] [--first-until N] [--vector-std X] [--blocks] [--previous] [--sink] [--position W] [--position-layer L] [--give-place | --give-place-until N] [--decoder-layers N] [--seed S] [--threads N] [--out FILE]';
+const READOUT_USAGE = 'usage: egret lab readout [--steps N] [--lr X] [--layout code|one|everywhere|whole] [--attention W] [--aid-layer L] [--first-until N] [--vector-std X] [--blocks] [--previous] [--sink] [--position W] [--position-layer L] [--give-place | --give-place-until N] [--place-aid W] [--decoder-layers N] [--seed S] [--threads N] [--out FILE]';
 
 export const LAB_READOUT_HELP: CommandHelp = {
   usage: READOUT_USAGE,
   summary: "Trains the MRA plan's LLaMA alone, fresh, on synthetic visual tokens whose cells hold known characters, with the plan's aids unless told otherwise, and logs its answer loss every 25 steps: does the decoder learn to read out the token its aided head looks at? (docs/LAB.md, Status)",
   options: {
     steps: { type: 'string' }, lr: { type: 'string' }, layout: { type: 'string' }, attention: { type: 'string' }, 'aid-layer': { type: 'string' },
-    'first-until': { type: 'string' }, 'vector-std': { type: 'string' }, blocks: { type: 'boolean' }, previous: { type: 'boolean' }, sink: { type: 'boolean' }, position: { type: 'string' }, 'position-layer': { type: 'string' }, 'give-place': { type: 'boolean' }, 'give-place-until': { type: 'string' }, 'decoder-layers': { type: 'string' },
+    'first-until': { type: 'string' }, 'vector-std': { type: 'string' }, blocks: { type: 'boolean' }, previous: { type: 'boolean' }, sink: { type: 'boolean' }, position: { type: 'string' }, 'position-layer': { type: 'string' }, 'give-place': { type: 'boolean' }, 'give-place-until': { type: 'string' }, 'place-aid': { type: 'string' }, 'decoder-layers': { type: 'string' },
     seed: { type: 'string' }, threads: { type: 'string' }, out: { type: 'string' },
   },
   describe: {
@@ -69,6 +69,7 @@ export const LAB_READOUT_HELP: CommandHelp = {
     position: "the position aid's weight: a linear head on a decoder layer's rows told each code character's place, 0 for none (default: the MRA plan's)",
     'give-place': "hand each row that predicts a code character its place (a fixed vector added to its input): what a model does not have, to measure what working the place out costs",
     'give-place-until': "hand the place only until step N: in full for its first half, fading linearly to nothing over the second",
+    'place-aid': "the place aid's weight, 0 for none: the position layer's rows told to hold the vector --give-place hands them (squared error), so that the decoder writes the crutch itself",
     'decoder-layers': "the LLaMA's layers (default: the MRA plan's, 3)",
     'position-layer': "the decoder layer the position aid reads; negative counts from the last (default: the MRA plan's, or 0)",
     seed: 'seed of the weights, the vectors and the samples (default 0)',
@@ -185,7 +186,7 @@ function numberOption(value: string | undefined, name: string, fallback: number,
 async function readoutCommand(args: string[]): Promise<void> {
   type Values = {
     steps?: string; lr?: string; layout?: string; attention?: string; 'aid-layer'?: string; 'first-until'?: string; 'vector-std'?: string; blocks?: boolean; previous?: boolean; sink?: boolean;
-    position?: string; 'position-layer'?: string; 'give-place'?: boolean; 'give-place-until'?: string; 'decoder-layers'?: string; seed?: string; threads?: string; out?: string;
+    position?: string; 'position-layer'?: string; 'give-place'?: boolean; 'give-place-until'?: string; 'place-aid'?: string; 'decoder-layers'?: string; seed?: string; threads?: string; out?: string;
   };
   const { values } = parseCommandLine(args, LAB_READOUT_HELP) as { values: Values };
   const layouts: readonly ReadoutLayout[] = ['code', 'one', 'everywhere', 'whole'];
@@ -215,6 +216,7 @@ async function readoutCommand(args: string[]): Promise<void> {
     positionAid: numberOption(values.position, 'position', train.positionAid ?? 0, (x) => x >= 0 && x <= 100, 'a number from 0 to 100'),
     positionLayer: layerOf('position-layer', train.positionLayer ?? 0),
     givePlace: values['give-place'] ?? false,
+    placeAid: numberOption(values['place-aid'], 'place-aid', 0, (x) => x >= 0 && x <= 10_000, 'a number from 0 to 10000'),
     givePlaceUntil: values['give-place-until'] === undefined ? undefined : integer(values['give-place-until'], 'give-place-until', 2, 1_000_000, 0),
     firstUntil: integer(values['first-until'], 'first-until', 0, 1_000_000, train.firstCharacterSteps ?? 0),
     seed: seedOf(values.seed),
@@ -223,7 +225,8 @@ async function readoutCommand(args: string[]): Promise<void> {
   const reports = await runReadoutProbe(opts, (r) => {
     const aid = r.attention === undefined ? '' : ` attention ${r.attention.toFixed(3)}`;
     const position = r.position === undefined ? '' : ` position ${r.position.toFixed(3)}`;
-    process.stderr.write(`step ${r.step}/${opts.steps}: answer ${r.answer.toFixed(3)}${aid}${position} (${r.seconds.toFixed(0)} s)\n`);
+    const place = r.place === undefined ? '' : ` place ${r.place.toExponential(2)}`;
+    process.stderr.write(`step ${r.step}/${opts.steps}: answer ${r.answer.toFixed(3)}${aid}${position}${place} (${r.seconds.toFixed(0)} s)\n`);
   });
   if (values.out !== undefined) await writeFileAtomically(values.out, `${JSON.stringify({ command: ['egret', 'lab', 'readout', ...args].join(' '), settings: { ...opts, shape: undefined, decoderLayers: layers }, reports }, null, 2)}\n`);
 }

@@ -66,6 +66,12 @@ export interface ReadoutProbeOptions {
    * work the place out itself (with the position aid, say) by the time it is scored without it.
    */
   givePlaceUntil?: number;
+  /**
+   * Weight of the place aid (0 or absent: off): the squared distance of decoder layer `positionLayer`'s output, at
+   * each row that predicts a code character, from the place vector that givePlace hands that row. It teaches the
+   * decoder to write the crutch into its own rows, so that what learnt to read it keeps it once it fades.
+   */
+  placeAid?: number;
   /** Steps that score only the code's first character; all of them after. */
   firstUntil: number;
   seed: number;
@@ -78,6 +84,7 @@ export interface ReadoutProbeReport {
   answer: number;
   attention?: number;
   position?: number;
+  place?: number;
   seconds: number;
 }
 
@@ -176,6 +183,15 @@ export function placeRows(examples: readonly Example[], cells: number, seq: numb
   return new ort.Tensor('float32', rows, [examples.length, seq, width]);
 }
 
+/** [batch, seq, 1]: 1 at the rows that predict a code character, 0 elsewhere (the place aid's rows). */
+function codeRowMask(examples: readonly Example[], cells: number, seq: number): ort.Tensor {
+  const mask = new Float32Array(examples.length * seq);
+  examples.forEach((e, b) => {
+    for (const { row } of answerRows(e, e.before.length + cells, false).code) mask[b * seq + row] = 1;
+  });
+  return new ort.Tensor('float32', mask, [examples.length, seq, 1]);
+}
+
 /** How strongly the place is handed at `step` (givePlace, givePlaceUntil): 1, fading to 0 over the second half of `until`. */
 export function placeStrength(step: number, until: number | undefined): number {
   if (until === undefined) return 1;
@@ -209,8 +225,18 @@ export async function runReadoutProbe(opts: ReadoutProbeOptions, onReport: (repo
     g.output(aid, 'position_loss');
     loss = op.add(loss, op.mul(aid, position));
   }
+  const placeAid = opts.placeAid ?? 0;
+  if (placeAid > 0) {
+    const rows = forward.hidden.at(opts.positionLayer ?? 0);
+    if (!rows) throw new Error(`positionLayer ${opts.positionLayer}: the decoder has ${forward.hidden.length} layers`);
+    const mask = g.input('place_rows', 'float32', ['batch', 'seq', 1]);
+    const miss = op.mul(op.sub(rows, g.input('place_targets', 'float32', ['batch', 'seq', width])), mask);
+    const aid = op.div(op.reduceSum(op.mul(miss, miss), [0, 1, 2], false), op.mul(op.reduceSum(mask, [0, 1, 2], false), width));
+    g.output(aid, 'place_loss');
+    loss = op.add(loss, op.mul(aid, placeAid));
+  }
   const training = buildTrainingGraph(g, loss, { trainable: (name) => name.split('+').every((part) => specs.has(part)), ...LAB_OPTIMIZATION });
-  const trainer = await Trainer.create(training, { threads: opts.threads, metrics: ['answer_loss', ...(opts.attention > 0 ? ['attention_loss'] : []), ...(position > 0 ? ['position_loss'] : [])] });
+  const trainer = await Trainer.create(training, { threads: opts.threads, metrics: ['answer_loss', ...(opts.attention > 0 ? ['attention_loss'] : []), ...(position > 0 ? ['position_loss'] : []), ...(placeAid > 0 ? ['place_loss'] : [])] });
   const dir = await mkdtemp(join(tmpdir(), 'egret-readout-'));
   try {
     await writeFile(join(dir, 'tokenizer.model'), labTokenizerModel(0, 2000, opts.shape.vocab));
@@ -219,7 +245,7 @@ export async function runReadoutProbe(opts: ReadoutProbeOptions, onReport: (repo
     const rng = new Rng(opts.seed + 1);
     const reports: ReadoutProbeReport[] = [];
     const began = performance.now();
-    let sums = { answer: 0, attention: 0, position: 0, n: 0 };
+    let sums = { answer: 0, attention: 0, position: 0, place: 0, n: 0 };
     for (let step = 0; step < opts.steps; step++) {
       const samples = Array.from({ length: opts.batch }, (_, b) => {
         const index = step * opts.batch + b;
@@ -236,21 +262,23 @@ export async function runReadoutProbe(opts: ReadoutProbeOptions, onReport: (repo
         ...(opts.givePlace || opts.givePlaceUntil !== undefined
           ? { places_in: placeRows(samples.map((s) => s.example), opts.cells, feeds['targets']!.dims[1]!, vectors.places, opts.givePlace ? 1 : placeStrength(step, opts.givePlaceUntil)) }
           : {}),
+        ...(placeAid > 0 ? { place_targets: placeRows(samples.map((s) => s.example), opts.cells, feeds['targets']!.dims[1]!, vectors.places), place_rows: codeRowMask(samples.map((s) => s.example), opts.cells, feeds['targets']!.dims[1]!) } : {}),
         pixel_values: new ort.Tensor('float32', new Float32Array(B * 3), [B, 3, 1, 1]),
         visual_in: new ort.Tensor('float32', visual, [B, opts.cells, width]),
       }, warmupCosine(opts.lr, step, opts.steps, 20));
-      sums = { answer: sums.answer + r.metrics['answer_loss']!, attention: sums.attention + (r.metrics['attention_loss'] ?? 0), position: sums.position + (r.metrics['position_loss'] ?? 0), n: sums.n + 1 };
+      sums = { answer: sums.answer + r.metrics['answer_loss']!, attention: sums.attention + (r.metrics['attention_loss'] ?? 0), position: sums.position + (r.metrics['position_loss'] ?? 0), place: sums.place + (r.metrics['place_loss'] ?? 0), n: sums.n + 1 };
       if ((step + 1) % every === 0 || step + 1 === opts.steps) {
         const report: ReadoutProbeReport = {
           step: step + 1,
           answer: sums.answer / sums.n,
           ...(opts.attention > 0 ? { attention: sums.attention / sums.n } : {}),
           ...(position > 0 ? { position: sums.position / sums.n } : {}),
+          ...(placeAid > 0 ? { place: sums.place / sums.n } : {}),
           seconds: (performance.now() - began) / 1000,
         };
         reports.push(report);
         onReport(report);
-        sums = { answer: 0, attention: 0, position: 0, n: 0 };
+        sums = { answer: 0, attention: 0, position: 0, place: 0, n: 0 };
       }
     }
     return reports;
