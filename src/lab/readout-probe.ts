@@ -27,7 +27,7 @@ import { labLlavaHrConfig, labLlavaHrTensors, type LabLlavaHrShape } from './mod
 import { Rng } from './random.js';
 import { CODE_ALPHABET, MAX_CODE_LENGTH, smallPrintText } from './smallprint.js';
 import { IGNORE } from './reading.js';
-import { answerFeeds, answerRows, attentionAidLoss, type Example, LAB_OPTIMIZATION, positionAidLoss, positionHeadSpecs, smallPrintExample } from './train-visual.js';
+import { answerFeeds, answerRows, attentionAidLoss, type Example, LAB_OPTIMIZATION, placeAidLoss, positionAidLoss, positionHeadSpecs, smallPrintExample } from './train-visual.js';
 
 /**
  * Where a code's characters lie: `code`, over one or two neighbouring cells, as in the task's 32-px cells (four or
@@ -208,9 +208,11 @@ export async function runReadoutProbe(opts: ReadoutProbeOptions, onReport: (repo
   if (position > 0) for (const [name, spec] of positionHeadSpecs(width)) specs.set(name, spec);
   // The pixels input is kept (1 × 1, added at zero): the graph has the inputs of the lab's own forward.
   const source = freshTensors(specs, opts.seed);
+  // How strongly the place is handed at a step, when it is.
+  const crutch = opts.givePlace ? () => 1 : opts.givePlaceUntil === undefined ? undefined : (step: number) => placeStrength(step, opts.givePlaceUntil);
   const forward = buildVisualTrainingForward('readout-probe', 1, source, llm, identityLayout, (pixels) =>
     op.add(pixels.graph.input('visual_in', 'float32', ['batch', opts.cells, width]), op.mul(op.reduceSum(pixels, [0, 1, 2, 3], false), 0)),
-    opts.givePlace || opts.givePlaceUntil !== undefined ? 'places_in' : undefined);
+    crutch ? 'places_in' : undefined);
   const g = forward.graph;
   const answer = crossEntropy(forward.logits, g.input('targets', 'int64', ['batch', 'seq']), IGNORE);
   g.output(answer, 'answer_loss');
@@ -227,11 +229,7 @@ export async function runReadoutProbe(opts: ReadoutProbeOptions, onReport: (repo
   }
   const placeAid = opts.placeAid ?? 0;
   if (placeAid > 0) {
-    const rows = forward.hidden.at(opts.positionLayer ?? 0);
-    if (!rows) throw new Error(`positionLayer ${opts.positionLayer}: the decoder has ${forward.hidden.length} layers`);
-    const mask = g.input('place_rows', 'float32', ['batch', 'seq', 1]);
-    const miss = op.mul(op.sub(rows, g.input('place_targets', 'float32', ['batch', 'seq', width])), mask);
-    const aid = op.div(op.reduceSum(op.mul(miss, miss), [0, 1, 2], false), op.mul(op.reduceSum(mask, [0, 1, 2], false), width));
+    const aid = placeAidLoss(forward.hidden, opts.positionLayer ?? 0);
     g.output(aid, 'place_loss');
     loss = op.add(loss, op.mul(aid, placeAid));
   }
@@ -256,13 +254,13 @@ export async function runReadoutProbe(opts: ReadoutProbeOptions, onReport: (repo
       const visual = new Float32Array(B * opts.cells * width);
       samples.forEach((s, b) => visual.set(s.grid, b * opts.cells * width));
       const aid = opts.attention > 0 ? { heads, cell: (b: number, k: number) => samples[b]!.at[k]!, sink: opts.sink } : undefined;
-      const feeds = answerFeeds(samples.map((s) => s.example), opts.cells, step < opts.firstUntil, aid, position > 0);
+      const examples = samples.map((s) => s.example);
+      const feeds = answerFeeds(examples, opts.cells, step < opts.firstUntil, aid, position > 0);
+      const seq = feeds['targets']!.dims[1]!;
       const r = await trainer.run({
         ...feeds,
-        ...(opts.givePlace || opts.givePlaceUntil !== undefined
-          ? { places_in: placeRows(samples.map((s) => s.example), opts.cells, feeds['targets']!.dims[1]!, vectors.places, opts.givePlace ? 1 : placeStrength(step, opts.givePlaceUntil)) }
-          : {}),
-        ...(placeAid > 0 ? { place_targets: placeRows(samples.map((s) => s.example), opts.cells, feeds['targets']!.dims[1]!, vectors.places), place_rows: codeRowMask(samples.map((s) => s.example), opts.cells, feeds['targets']!.dims[1]!) } : {}),
+        ...(crutch ? { places_in: placeRows(examples, opts.cells, seq, vectors.places, crutch(step)) } : {}),
+        ...(placeAid > 0 ? { place_targets: placeRows(examples, opts.cells, seq, vectors.places), place_rows: codeRowMask(examples, opts.cells, seq) } : {}),
         pixel_values: new ort.Tensor('float32', new Float32Array(B * 3), [B, 3, 1, 1]),
         visual_in: new ort.Tensor('float32', visual, [B, opts.cells, width]),
       }, warmupCosine(opts.lr, step, opts.steps, 20));

@@ -240,6 +240,21 @@ export function positionAidLoss(g: Graph, source: TensorSource, hidden: readonly
   return crossEntropy(logits, g.input('position_targets', 'int64', ['batch', 'seq']), IGNORE);
 }
 
+/**
+ * The place aid's loss: the mean squared distance of decoder `layer`'s output rows, at the rows the graph's input
+ * place_rows [batch, seq, 1] marks (1; 0 elsewhere), from place_targets [batch, seq, hidden] — the place vectors a
+ * crutch hands those rows, which the decoder is to write into them itself (`egret lab readout --place-aid`).
+ */
+export function placeAidLoss(hidden: readonly Value[], layer: number): Value {
+  const rows = hidden.at(layer);
+  if (!rows) throw new Error(`positionLayer ${layer}: the decoder has ${hidden.length} layers`);
+  const g = rows.graph;
+  const width = rows.shape.at(-1) as number;
+  const mask = g.input('place_rows', 'float32', ['batch', 'seq', 1]);
+  const miss = op.mul(op.sub(rows, g.input('place_targets', 'float32', ['batch', 'seq', width])), mask);
+  return op.div(op.reduceSum(op.mul(miss, miss), [0, 1, 2], false), op.mul(op.reduceSum(mask, [0, 1, 2], false), width));
+}
+
 /** The lab's AdamW and clipping, for the visual models and `egret lab readout`. */
 export const LAB_OPTIMIZATION = { optimizer: { betas: [0.9, 0.98] as [number, number], weightDecay: 0.05 }, clipGradNorm: 1 };
 
