@@ -2,13 +2,13 @@
 // decoder trained on them learns a character that lies in every cell.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { placeRows, placeStrength, readoutVectors, runReadoutProbe, syntheticVisualTokens, type ReadoutProbeReport } from '../src/lab/readout-probe.js';
+import { readoutVectors, runReadoutProbe, syntheticVisualTokens, type ReadoutProbeReport } from '../src/lab/readout-probe.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { labTokenizerModel } from '../src/lab/datasets.js';
 import { Rng } from '../src/lab/random.js';
-import { answerFeeds, answerRows, smallPrintExample } from '../src/lab/train-visual.js';
+import { answerFeeds, answerRows, placeRows, placeStrength, smallPrintExample } from '../src/lab/train-visual.js';
 import { loadTokenizer } from '../src/text/load.js';
 import { CODE_ALPHABET } from '../src/lab/smallprint.js';
 import { FULL_PLAN } from '../src/lab/plans.js';

@@ -332,15 +332,25 @@ test('freezeConvnext: the whole model trains around the ConvNeXt that stage 0 ma
     const attention: number[] = [];
     await trainLabModel(frozen, model, tokenizerModel, { ...settings, freezeConvnext: true, onStep: (r) => attention.push(r.attention!) });
     // The aid on the first layer with the sink, the first step scoring the first character alone, the position aid on
-    // layer 0 (a fresh head guesses among 6 places, and is not saved); a layer the decoder lacks is refused.
+    // layer 0 (a fresh head guesses among 6 places, and is not saved), the place crutch and the place aid (layer 0's
+    // rows against the crutch's vectors: a positive mean square); a layer the decoder lacks is refused.
     const early: number[] = [];
     const places: number[] = [];
+    const crutch: number[] = [];
     await trainLabModel(join(root, 'early'), model, tokenizerModel, {
-      ...settings, attentionLayer: 0, attentionSink: true, firstCharacterSteps: 1, positionAid: 1, positionLayer: 0,
-      onStep: (r) => (early.push(r.attention!), places.push(r.position!)),
+      ...settings, attentionLayer: 0, attentionSink: true, firstCharacterSteps: 1, positionAid: 1, positionLayer: 0, placeCrutchUntil: 2, placeAid: 1,
+      onStep: (r) => (early.push(r.attention!), places.push(r.position!), crutch.push(r.place!)),
     });
     assert.ok(early.length === 2 && early.every((x) => Number.isFinite(x) && x > Math.log(50)), `attention losses ${early}`);
     assert.ok(places.length === 2 && places.every((x) => Math.abs(x - Math.log(6)) < 0.5), `position losses ${places}`);
+    assert.ok(crutch.length === 2 && crutch.every((x) => Number.isFinite(x) && x > 0 && x < 1), `place losses ${crutch}`);
+    // The crutch reaches the decoder's input: handed the place at step 1, the rows are nearer to it than without.
+    const bare: number[] = [];
+    await trainLabModel(join(root, 'bare'), model, tokenizerModel, {
+      ...settings, attentionLayer: 0, attentionSink: true, firstCharacterSteps: 1, positionAid: 1, positionLayer: 0, placeAid: 1,
+      onStep: (r) => bare.push(r.place!),
+    });
+    assert.ok(crutch[0]! < bare[0]!, `place loss ${crutch[0]} with the crutch, ${bare[0]} without`);
     const saved = await openCheckpoint(join(root, 'early', 'pytorch_model.bin'));
     assert.deepEqual(saved.list().map((t) => t.name).sort(), [...model.specs.keys()].sort());
     await saved.close();

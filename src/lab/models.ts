@@ -233,7 +233,8 @@ export interface LabVisualModel {
   visualTokens: number;
   /** The image as the family's loader prepares it, float32 [3, size, size]. */
   preprocess(image: RGBImage): Float32Array;
-  forward(source: TensorSource): VisualTrainingForward;
+  /** The training forward; with `addedRows`, that graph input [batch, seq, hidden] is added to the decoder's input rows. */
+  forward(source: TensorSource, addedRows?: string): VisualTrainingForward;
   /** The high-resolution ConvNeXt of an MRA model: its config and the prefix of its tensors. */
   convnext?: { config: ConvNextConfig; prefix: string };
   /**
@@ -250,7 +251,7 @@ export function labLlavaHrModel(shape: LabLlavaHrShape): LabVisualModel {
   return {
     family: 'llava-hr', configJson, specs, llm: config.llm, size: config.inputImageSize, visualTokens: visualTokenCount(config),
     preprocess: (image) => preprocessLlavaHr(image, config.inputImageSize).pixelValues,
-    forward: (source) => buildLlavaHrTrainingForward(config, source),
+    forward: (source, addedRows) => buildLlavaHrTrainingForward(config, source, addedRows),
     convnext: { config: config.convnext, prefix: CONVNEXT_PREFIX },
     adapterProjections: [...specs.keys()].filter((n) => /\.align_stages_latent\.\d+\.(slow|fast)_proj\.weight$/.test(n)),
   };
@@ -263,6 +264,6 @@ export function labLlavaModel(shape: LabShape): LabVisualModel {
   return {
     family: 'llava', configJson, specs: labLlavaTensors(shape), llm: config.text, size, visualTokens: Math.floor(size / config.vision.patchSize) ** 2,
     preprocess: (image) => preprocessLlavaPad(image, size).pixelValues,
-    forward: (source) => buildLlavaTrainingForward(config, source),
+    forward: (source, addedRows) => buildLlavaTrainingForward(config, source, addedRows),
   };
 }

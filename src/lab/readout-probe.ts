@@ -27,7 +27,7 @@ import { labLlavaHrConfig, labLlavaHrTensors, type LabLlavaHrShape } from './mod
 import { Rng } from './random.js';
 import { CODE_ALPHABET, MAX_CODE_LENGTH, smallPrintText } from './smallprint.js';
 import { IGNORE } from './reading.js';
-import { answerFeeds, answerRows, attentionAidLoss, type Example, LAB_OPTIMIZATION, placeAidLoss, positionAidLoss, positionHeadSpecs, smallPrintExample } from './train-visual.js';
+import { answerFeeds, attentionAidLoss, codeRowMask, LAB_OPTIMIZATION, placeAidLoss, placeRows, placeStrength, positionAidLoss, positionHeadSpecs, smallPrintExample } from './train-visual.js';
 
 /**
  * Where a code's characters lie: `code`, over one or two neighbouring cells, as in the task's 32-px cells (four or
@@ -171,32 +171,6 @@ export function syntheticVisualTokens(vectors: ReadoutVectors, code: string, lay
     for (let i = 0; i < n; i++) add(c, anyVector());
   }
   return { grid, at };
-}
-
-/** [batch, seq, width]: each example's place vector k at the row that predicts its code's k-th character, zero elsewhere. */
-export function placeRows(examples: readonly Example[], cells: number, seq: number, places: readonly Float32Array[], strength = 1): ort.Tensor {
-  const width = places[0]!.length;
-  const rows = new Float32Array(examples.length * seq * width);
-  examples.forEach((e, b) => {
-    for (const { k, row } of answerRows(e, e.before.length + cells, false).code) rows.set(places[k]!.map((x) => x * strength), (b * seq + row) * width);
-  });
-  return new ort.Tensor('float32', rows, [examples.length, seq, width]);
-}
-
-/** [batch, seq, 1]: 1 at the rows that predict a code character, 0 elsewhere (the place aid's rows). */
-function codeRowMask(examples: readonly Example[], cells: number, seq: number): ort.Tensor {
-  const mask = new Float32Array(examples.length * seq);
-  examples.forEach((e, b) => {
-    for (const { row } of answerRows(e, e.before.length + cells, false).code) mask[b * seq + row] = 1;
-  });
-  return new ort.Tensor('float32', mask, [examples.length, seq, 1]);
-}
-
-/** How strongly the place is handed at `step` (givePlace, givePlaceUntil): 1, fading to 0 over the second half of `until`. */
-export function placeStrength(step: number, until: number | undefined): number {
-  if (until === undefined) return 1;
-  const half = until / 2;
-  return step < half ? 1 : Math.max(0, (until - step) / half);
 }
 
 /** Trains the probe; `onReport` every `every` steps with the means since the last report. */

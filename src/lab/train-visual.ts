@@ -34,6 +34,7 @@ import { smallPrintMessage } from './datasets.js';
 import type { LabVisualModel } from './models.js';
 import { pretrainConvnext, type ConvnextPretrainSettings, type ReadingCeiling } from './pretrain-convnext.js';
 import { characterCells, IGNORE, READING_SLOTS, readingHeadLoss, readingHeadSpecs, readingTargets } from './reading.js';
+import { Rng } from './random.js';
 import { MAX_CODE_LENGTH, renderSmallPrint } from './smallprint.js';
 import type { TensorSpec } from '../train/scratch.js';
 
@@ -89,6 +90,15 @@ export interface LabTrainOptions {
   positionAid?: number;
   positionLayer?: number;
   /**
+   * Hand each row that predicts a code character its place until this step (placeVectors added to its input, in
+   * full for the first half of the steps, fading to nothing over the second): a crutch for learning the read-out,
+   * gone before the end, so the saved model is a plain LLaMA (`egret lab readout --give-place-until`; docs/LAB.md,
+   * twelfth session).
+   */
+  placeCrutchUntil?: number;
+  /** Weight of the place aid (placeAidLoss on layer `positionLayer`, absent: 0): the rows told to hold the crutch's vectors. */
+  placeAid?: number;
+  /**
    * Leave the ConvNeXt as stage 0 made it while the whole model trains (MRA models with stage 0 only). Trained on,
    * its last stage lost what stage 0 taught it: a fresh stage-0 head on the ConvNeXt after 800 whole-model steps
    * read 25.5 % of the characters in place after 200 steps, where stage 0 ended at 79 % (docs/LAB.md), while the
@@ -119,9 +129,9 @@ export interface LabTrainOptions {
   onPretrainStep?: (report: { step: number; steps: number; loss: number; accuracy: number; glyphs: number; lr: number; seconds: number }) => void;
   /**
    * `loss` is the answer's; `reading` the reading head's on the characters (reading.ts), `attention` the
-   * attention aid's and `position` the position aid's, when they are on.
+   * attention aid's, `position` the position aid's and `place` the place aid's, when they are on.
    */
-  onStep?: (report: { step: number; loss: number; reading?: number; attention?: number; position?: number; lr: number; seconds: number }) => void;
+  onStep?: (report: { step: number; loss: number; reading?: number; attention?: number; position?: number; place?: number; lr: number; seconds: number }) => void;
   log?: (message: string) => void;
 }
 
@@ -255,6 +265,38 @@ export function placeAidLoss(hidden: readonly Value[], layer: number): Value {
   return op.div(op.reduceSum(op.mul(miss, miss), [0, 1, 2], false), op.mul(op.reduceSum(mask, [0, 1, 2], false), width));
 }
 
+/** [batch, seq, width]: each example's place vector k at the row that predicts its code's k-th character, zero elsewhere. */
+export function placeRows(examples: readonly Example[], cells: number, seq: number, places: readonly Float32Array[], strength = 1): ort.Tensor {
+  const width = places[0]!.length;
+  const rows = new Float32Array(examples.length * seq * width);
+  examples.forEach((e, b) => {
+    for (const { k, row } of answerRows(e, e.before.length + cells, false).code) rows.set(places[k]!.map((x) => x * strength), (b * seq + row) * width);
+  });
+  return new ort.Tensor('float32', rows, [examples.length, seq, width]);
+}
+
+/** [batch, seq, 1]: 1 at the rows that predict a code character, 0 elsewhere (the place aid's rows). */
+export function codeRowMask(examples: readonly Example[], cells: number, seq: number): ort.Tensor {
+  const mask = new Float32Array(examples.length * seq);
+  examples.forEach((e, b) => {
+    for (const { row } of answerRows(e, e.before.length + cells, false).code) mask[b * seq + row] = 1;
+  });
+  return new ort.Tensor('float32', mask, [examples.length, seq, 1]);
+}
+
+/** How strongly the place is handed at `step` (a crutch handed until `until`, or throughout when it is undefined): 1, fading to 0 over the second half of `until`. */
+export function placeStrength(step: number, until: number | undefined): number {
+  if (until === undefined) return 1;
+  const half = until / 2;
+  return step < half ? 1 : Math.max(0, (until - step) / half);
+}
+
+/** The fixed place vectors a crutch hands (placeRows): one for each place in a code, std 0.05, from `seed`. */
+export function placeVectors(width: number, seed: number): Float32Array[] {
+  const rng = new Rng(seed);
+  return Array.from({ length: MAX_CODE_LENGTH }, () => Float32Array.from({ length: width }, () => rng.normal() * 0.05));
+}
+
 /** The lab's AdamW and clipping, for the visual models and `egret lab readout`. */
 export const LAB_OPTIMIZATION = { optimizer: { betas: [0.9, 0.98] as [number, number], weightDecay: 0.05 }, clipGradNorm: 1 };
 
@@ -267,6 +309,9 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   const attention = opts.attention ?? 0;
   const aidHeads = opts.attentionHeads ?? 1;
   const position = opts.positionAid ?? 0;
+  const placeAid = opts.placeAid ?? 0;
+  const crutch = opts.placeCrutchUntil;
+  const places = crutch !== undefined || placeAid ? placeVectors(model.llm.hidden, opts.seed) : undefined;
   const frozen = opts.freezeConvnext ? model.convnext?.prefix : undefined;
   if (opts.freezeConvnext && (!frozen || !opts.pretrain)) throw new Error('freezeConvnext needs an MRA model with stage 0');
   if (opts.identityAdapters && !model.adapterProjections) throw new Error('identityAdapters needs an MRA model');
@@ -288,12 +333,12 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
     }));
     if (ceiling) log(describeCeiling(ceiling));
   }
-  const forward = model.forward(source);
+  const forward = model.forward(source, crutch !== undefined ? 'places_in' : undefined);
   const g = forward.graph;
   const targets = g.input('targets', 'int64', ['batch', 'seq']);
   let loss = crossEntropy(forward.logits, targets, IGNORE);
   const metrics: string[] = [];
-  if (reading || attention || position) {
+  if (reading || attention || position || placeAid) {
     g.output(loss, 'answer_loss');
     metrics.push('answer_loss');
   }
@@ -314,6 +359,12 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
     g.output(positionLoss, 'position_loss');
     metrics.push('position_loss');
     loss = op.add(loss, op.mul(positionLoss, position));
+  }
+  if (placeAid) {
+    const placeLoss = placeAidLoss(forward.hidden, opts.positionLayer ?? 0);
+    g.output(placeLoss, 'place_loss');
+    metrics.push('place_loss');
+    loss = op.add(loss, op.mul(placeLoss, placeAid));
   }
   const training = buildTrainingGraph(g, loss, {
     trainable: (name) => name.split('+').every((part) => specs.has(part) && !(frozen && part.startsWith(`${frozen}.`))),
@@ -355,14 +406,18 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
     const B = examples.length;
     const firstOnly = step < (opts.firstCharacterSteps ?? 0);
     const lr = warmupCosine(opts.lr, step, opts.steps, opts.warmup);
+    const feeds = answerFeeds(examples, visual, firstOnly, attention ? { heads: aidHeads, cell: (b, k) => codeCells[b]![k]!, sink: opts.attentionSink } : undefined, position > 0);
+    const seq = feeds['targets']!.dims[1]!;
     const result = await trainer.run({
-      ...answerFeeds(examples, visual, firstOnly, attention ? { heads: aidHeads, cell: (b, k) => codeCells[b]![k]!, sink: opts.attentionSink } : undefined, position > 0),
+      ...feeds,
+      ...(places && crutch !== undefined ? { places_in: placeRows(examples, visual, seq, places, placeStrength(step, crutch)) } : {}),
+      ...(places && placeAid ? { place_targets: placeRows(examples, visual, seq, places), place_rows: codeRowMask(examples, visual, seq) } : {}),
       pixel_values: new ort.Tensor('float32', pixels, [B, 3, S, S]),
       ...(reading ? { reading_targets: new ort.Tensor('int64', cells, [B, visual, READING_SLOTS]) } : {}),
     }, lr);
     const seconds = (performance.now() - started) / 1000;
     const m = result.metrics;
-    opts.onStep?.({ step: step + 1, loss: m['answer_loss'] ?? result.loss, reading: m['reading_loss'], attention: m['attention_loss'], position: m['position_loss'], lr, seconds });
+    opts.onStep?.({ step: step + 1, loss: m['answer_loss'] ?? result.loss, reading: m['reading_loss'], attention: m['attention_loss'], position: m['position_loss'], place: m['place_loss'], lr, seconds });
     if ((opts.saveEvery && (step + 1) % opts.saveEvery === 0) || step + 1 === opts.steps) {
       await saveModel(dir, trainer, g, source, model.specs);
       await run?.save();

@@ -102,9 +102,9 @@ export function llavaVisualTokens(config: LlavaConfig, source: TensorSource, pix
 }
 
 /** The training forward (visual-training.ts) of a llava-hf model: its tower, projector and decoder in one graph. */
-export function buildLlavaTrainingForward(config: LlavaConfig, source: TensorSource): VisualTrainingForward {
+export function buildLlavaTrainingForward(config: LlavaConfig, source: TensorSource, addedRows?: string): VisualTrainingForward {
   return buildVisualTrainingForward('llava-train', config.vision.imageSize, source, config.text, prefixedLayout('language_model.'),
-    (pixels) => llavaVisualTokens(config, source, pixels));
+    (pixels) => llavaVisualTokens(config, source, pixels), addedRows);
 }
 
 /** Loads a llava-hf LLaVA-1.5 directory whose config.json (already read) is `cfg`. */
