@@ -27,7 +27,7 @@ import { labLlavaHrConfig, labLlavaHrTensors, type LabLlavaHrShape } from './mod
 import { Rng } from './random.js';
 import { CODE_ALPHABET, MAX_CODE_LENGTH, smallPrintText } from './smallprint.js';
 import { IGNORE } from './reading.js';
-import { answerFeeds, attentionAidLoss, codeRowMask, LAB_OPTIMIZATION, placeAidLoss, placeRows, placeStrength, positionAidLoss, positionHeadSpecs, smallPrintExample } from './train-visual.js';
+import { answerFeeds, attentionAidLoss, codeRowMask, LAB_OPTIMIZATION, placeAidLoss, placeRows, placeStrength, placeVectors, positionAidLoss, positionHeadSpecs, smallPrintExample } from './train-visual.js';
 
 /**
  * Where a code's characters lie: `code`, over one or two neighbouring cells, as in the task's 32-px cells (four or
@@ -56,7 +56,7 @@ export interface ReadoutProbeOptions {
   positionAid?: number;
   positionLayer?: number;
   /**
-   * Hand each row that predicts a code character its place k: a fixed random vector for k (std VECTOR_STD) added to
+   * Hand each row that predicts a code character its place k: a fixed random vector for k (placeVectors) added to
    * the row's input. Not something a model has: it measures how much of the read-out is working out the place.
    */
   givePlace?: boolean;
@@ -136,7 +136,7 @@ export function readoutVectors(width: number, seed: number, settings: VectorSett
     slots: Array.from({ length: MAX_CODE_LENGTH }, (_, k) => Array.from({ length: CODE_ALPHABET.length }, () => slotVector(k))),
     marker: vector(),
     blank: vector(),
-    places: Array.from({ length: MAX_CODE_LENGTH }, () => Float32Array.from({ length: width }, () => rng.normal() * VECTOR_STD)),
+    places: placeVectors(width, rng),
     ...(settings.previous ? { follows: Array.from({ length: CODE_ALPHABET.length + 1 }, () => Array.from({ length: CODE_ALPHABET.length }, vector)) } : {}),
   };
 }
@@ -183,7 +183,7 @@ export async function runReadoutProbe(opts: ReadoutProbeOptions, onReport: (repo
   // The pixels input is kept (1 × 1, added at zero): the graph has the inputs of the lab's own forward.
   const source = freshTensors(specs, opts.seed);
   // How strongly the place is handed at a step, when it is.
-  const crutch = opts.givePlace ? () => 1 : opts.givePlaceUntil === undefined ? undefined : (step: number) => placeStrength(step, opts.givePlaceUntil);
+  const crutch = opts.givePlace || opts.givePlaceUntil !== undefined;
   const forward = buildVisualTrainingForward('readout-probe', 1, source, llm, identityLayout, (pixels) =>
     op.add(pixels.graph.input('visual_in', 'float32', ['batch', opts.cells, width]), op.mul(op.reduceSum(pixels, [0, 1, 2, 3], false), 0)),
     crutch ? 'places_in' : undefined);
@@ -233,7 +233,7 @@ export async function runReadoutProbe(opts: ReadoutProbeOptions, onReport: (repo
       const seq = feeds['targets']!.dims[1]!;
       const r = await trainer.run({
         ...feeds,
-        ...(crutch ? { places_in: placeRows(examples, opts.cells, seq, vectors.places, crutch(step)) } : {}),
+        ...(crutch ? { places_in: placeRows(examples, opts.cells, seq, vectors.places, placeStrength(step, opts.givePlaceUntil)) } : {}),
         ...(placeAid > 0 ? { place_targets: placeRows(examples, opts.cells, seq, vectors.places), place_rows: codeRowMask(examples, opts.cells, seq) } : {}),
         pixel_values: new ort.Tensor('float32', new Float32Array(B * 3), [B, 3, 1, 1]),
         visual_in: new ort.Tensor('float32', visual, [B, opts.cells, width]),

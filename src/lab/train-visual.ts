@@ -220,13 +220,19 @@ export function answerFeeds(examples: readonly Example[], visual: number, firstO
   };
 }
 
+/** Decoder layer `layer`'s value (negative: from the last); `option` names the setting in the error when there is none. */
+function ofLayer(values: readonly Value[], layer: number, option: string): Value {
+  const value = values.at(layer);
+  if (!value) throw new Error(`${option} ${layer}: the decoder has ${values.length} layers`);
+  return value;
+}
+
 /**
  * The attention aid's loss: the cross-entropy of the first `heads` heads' attention logits of decoder `layer`
  * (negative: from the last) against the graph's input attention_targets [batch, heads, seq].
  */
 export function attentionAidLoss(attention: readonly Value[], layer: number, heads: number): Value {
-  const aided = attention.at(layer);
-  if (!aided) throw new Error(`attentionLayer ${layer}: the decoder has ${attention.length} layers`);
+  const aided = ofLayer(attention, layer, 'attentionLayer');
   return headsAttentionCrossEntropy(aided, heads, aided.graph.input('attention_targets', 'int64', ['batch', heads, 'seq']), IGNORE);
 }
 
@@ -244,8 +250,7 @@ export function positionHeadSpecs(width: number): Map<string, TensorSpec> {
  * `egret lab readout` with k given at those rows read far faster than without (docs/LAB.md, twelfth session).
  */
 export function positionAidLoss(g: Graph, source: TensorSource, hidden: readonly Value[], layer: number): Value {
-  const rows = hidden.at(layer);
-  if (!rows) throw new Error(`positionLayer ${layer}: the decoder has ${hidden.length} layers`);
+  const rows = ofLayer(hidden, layer, 'positionLayer');
   const logits = linear(new WeightScope(g, source, '', identityLayout).at(POSITION_HEAD), 'weight', rows, 'fp32');
   return crossEntropy(logits, g.input('position_targets', 'int64', ['batch', 'seq']), IGNORE);
 }
@@ -256,8 +261,7 @@ export function positionAidLoss(g: Graph, source: TensorSource, hidden: readonly
  * crutch hands those rows, which the decoder is to write into them itself (`egret lab readout --place-aid`).
  */
 export function placeAidLoss(hidden: readonly Value[], layer: number): Value {
-  const rows = hidden.at(layer);
-  if (!rows) throw new Error(`positionLayer ${layer}: the decoder has ${hidden.length} layers`);
+  const rows = ofLayer(hidden, layer, 'positionLayer');
   const g = rows.graph;
   const width = rows.shape.at(-1) as number;
   const mask = g.input('place_rows', 'float32', ['batch', 'seq', 1]);
@@ -291,9 +295,8 @@ export function placeStrength(step: number, until: number | undefined): number {
   return step < half ? 1 : Math.max(0, (until - step) / half);
 }
 
-/** The fixed place vectors a crutch hands (placeRows): one for each place in a code, std 0.05, from `seed`. */
-export function placeVectors(width: number, seed: number): Float32Array[] {
-  const rng = new Rng(seed);
+/** The fixed place vectors a crutch hands (placeRows): one for each place in a code, std 0.05, drawn from `rng`. */
+export function placeVectors(width: number, rng: Rng): Float32Array[] {
   return Array.from({ length: MAX_CODE_LENGTH }, () => Float32Array.from({ length: width }, () => rng.normal() * 0.05));
 }
 
@@ -311,7 +314,7 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   const position = opts.positionAid ?? 0;
   const placeAid = opts.placeAid ?? 0;
   const crutch = opts.placeCrutchUntil;
-  const places = crutch !== undefined || placeAid ? placeVectors(model.llm.hidden, opts.seed) : undefined;
+  const places = crutch !== undefined || placeAid ? placeVectors(model.llm.hidden, new Rng(opts.seed)) : undefined;
   const frozen = opts.freezeConvnext ? model.convnext?.prefix : undefined;
   if (opts.freezeConvnext && (!frozen || !opts.pretrain)) throw new Error('freezeConvnext needs an MRA model with stage 0');
   if (opts.identityAdapters && !model.adapterProjections) throw new Error('identityAdapters needs an MRA model');
