@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { labTokenizerModel } from '../src/lab/datasets.js';
 import { labLlavaHrModel, labLlavaModel, type LabVisualModel } from '../src/lab/models.js';
-import { answerFeeds, answerRows, smallPrintExample, trainLabModel } from '../src/lab/train-visual.js';
-import { cellTargets, glyphTargets, IGNORE, NO_CHARACTER, READING_HEAD, READING_SLOTS, readInPlace, readingHeadLoss, readingTargets } from '../src/lab/reading.js';
+import { answerFeeds, answerRows, smallPrintExample, trainLabModel, visualScaleLoss } from '../src/lab/train-visual.js';
+import { blockedReadingHeadSpecs, cellTargets, glyphTargets, IGNORE, NO_CHARACTER, READING_HEAD, READING_SLOTS, readInPlace, readingHeadLogits, readingHeadLoss, readingHeadSpecs, readingTargets } from '../src/lab/reading.js';
 import { Graph } from '../src/graph/ir.js';
 import { MemorySource } from '../src/io/memory-source.js';
 import { pretrainConvnext, readingCeiling } from '../src/lab/pretrain-convnext.js';
@@ -156,6 +156,19 @@ test('stage 0: the ConvNeXt alone trains on crops; only its tensors change, and 
     if (name.startsWith(model.convnext!.prefix)) { if (/conv_dw\.weight|stem\.0\.weight/.test(name)) assert.ok(!same, `${name} did not train`); } else assert.ok(same, `${name} changed`);
   }
   await assert.rejects(pretrainConvnext(model, fresh, { seed: 5, steps: 1, sheets: 1, codes: 20, crops: 1, crop: 48, lr: 1e-3, warmup: 1, ease: 0, easeSteps: 1 }), /crop 48 must be a multiple of 32 up to 128/);
+
+  // keepReadingHead: the whole model's reading head (the decoder's width, here the ConvNeXt's last) comes back as
+  // stage 0 trained it, the ConvNeXt as without it; a head of another shape, or none, is refused.
+  const settings = { seed: 5, steps: 2, sheets: 1, codes: 20, crops: 2, crop: 64, lr: 1e-3, warmup: 1, ease: 1, easeSteps: 2, threads: 1 };
+  const withHead = freshTensors(new Map([...model.specs, ...readingHeadSpecs(TINY.llm.width)]), 5);
+  const { source: kept } = await pretrainConvnext(model, withHead, { ...settings, keepReadingHead: true });
+  const { source: dropped } = await pretrainConvnext(model, withHead, settings);
+  const head = `${READING_HEAD}.weight`;
+  assert.ok(maxAbsDiff(await kept.readFloat32(head), await withHead.readFloat32(head)) > 0, 'the head is stage 0\'s');
+  assert.equal(maxAbsDiff(await dropped.readFloat32(head), await withHead.readFloat32(head)), 0, 'without it, the head stays fresh');
+  for (const name of model.specs.keys()) assert.equal(maxAbsDiff(await kept.readFloat32(name), await dropped.readFloat32(name)), 0, name);
+  await assert.rejects(pretrainConvnext(model, freshTensors(new Map([...model.specs, ...blockedReadingHeadSpecs(TINY.llm.width)]), 5), { ...settings, keepReadingHead: true }), /does not fit the whole model's/);
+  await assert.rejects(pretrainConvnext(model, fresh, { ...settings, keepReadingHead: true }), /keepReadingHead: the whole model has no reading head/);
 });
 
 test('stage 0\'s reading check: a head that names sample 0\'s code in every cell reads it whole, and of the others what they share with it', async () => {
@@ -218,6 +231,41 @@ test('the reading head: character and blank cross-entropies apart, and the share
   assert.ok(Math.abs(scalarOf('characters') - ((logZ - 4) * 2 + logZ) / 3) < 1e-5);
   assert.ok(Math.abs(scalarOf('blanks') - ((logZ - 4) + logZ) / 2) < 1e-5);
   assert.ok(Math.abs(scalarOf('accuracy') - 2 / 3) < 1e-6);
+});
+
+test('the blocked reading head: slot k\'s logits are block k of the cell times its own weights, plus its bias', async () => {
+  const classes = NO_CHARACTER + 1;
+  const width = 2 * READING_SLOTS + 1; // blocks of 2; the last dimension belongs to no block
+  const specs = blockedReadingHeadSpecs(width);
+  assert.deepEqual(specs.get(`${READING_HEAD}.weight`)!.shape, [READING_SLOTS, 2, classes]);
+  const source = freshTensors(specs, 5);
+  const [weight, bias] = [await source.readFloat32(`${READING_HEAD}.weight`), Float32Array.from({ length: READING_SLOTS * classes }, (_, i) => i / 100)];
+  const g = new Graph('blocked-head');
+  const head = new MemorySource({ [`${READING_HEAD}.weight`]: { shape: [READING_SLOTS, 2, classes], data: weight }, [`${READING_HEAD}.bias`]: { shape: [READING_SLOTS, classes], data: bias } });
+  g.output(readingHeadLogits(g, head, g.input('cells', 'float32', [1, 2, width])), 'logits');
+  const session = await Session.fromGraph(g, { threads: 1 });
+  const cells = Float32Array.from({ length: 2 * width }, (_, i) => Math.sin(i + 1));
+  const out = (await session.run({ cells: new ort.Tensor('float32', cells, [1, 2, width]) }))['logits']!;
+  await session.dispose();
+  assert.deepEqual(out.dims, [1, 2, READING_SLOTS, classes]);
+  const logits = out.data as Float32Array;
+  let worst = 0;
+  for (let c = 0; c < 2; c++) for (let k = 0; k < READING_SLOTS; k++) for (let j = 0; j < classes; j++) {
+    let expected = bias[k * classes + j]!;
+    for (let d = 0; d < 2; d++) expected += cells[c * width + 2 * k + d]! * weight[(k * 2 + d) * classes + j]!;
+    worst = Math.max(worst, Math.abs(logits[(c * READING_SLOTS + k) * classes + j]! - expected));
+  }
+  assert.ok(worst < 1e-6, `max |Δ| ${worst}`);
+});
+
+test('the visual tokens\' scale aid: the mean over tokens of (mean square / rms² − 1)²', async () => {
+  const g = new Graph('scale-aid');
+  g.output(visualScaleLoss(g.input('visual', 'float32', [1, 2, 2]), 0.5), 'loss');
+  const session = await Session.fromGraph(g, { threads: 1 });
+  const out = await session.run({ visual: new ort.Tensor('float32', new Float32Array([0.5, 0.5, 1, 0]), [1, 2, 2]) });
+  await session.dispose();
+  // Token 0's mean square is 0.25 (on target), token 1's 0.5 (twice it): (0 + 1) / 2.
+  assert.ok(Math.abs((out['loss']!.data as Float32Array)[0]! - 0.5) < 1e-6);
 });
 
 test('the answer\'s code characters are one token each, found where the attention aid expects them', async () => {
@@ -334,13 +382,20 @@ test('freezeConvnext: the whole model trains around the ConvNeXt that stage 0 ma
     // The aid on the first layer with the sink, the first step scoring the first character alone, the position aid on
     // layer 0 (a fresh head guesses among 6 places, and is not saved), the place crutch and the place aid (layer 0's
     // rows against the crutch's vectors: a positive mean square); a layer the decoder lacks is refused.
+    // With them, the blocked reading head (a fresh one starts near ln 37) and the scale aid (a fresh projector's
+    // tokens are far below an rms of 0.5: near 1).
     const early: number[] = [];
     const places: number[] = [];
     const crutch: number[] = [];
+    const blocked: number[] = [];
+    const scale: number[] = [];
     await trainLabModel(join(root, 'early'), model, tokenizerModel, {
       ...settings, attentionLayer: 0, attentionSink: true, firstCharacterSteps: 1, positionAid: 1, positionLayer: 0, placeCrutchUntil: 2, placeAid: 1,
-      onStep: (r) => (early.push(r.attention!), places.push(r.position!), crutch.push(r.place!)),
+      readingBlocks: true, visualRms: 0.5,
+      onStep: (r) => (early.push(r.attention!), places.push(r.position!), crutch.push(r.place!), blocked.push(r.reading!), scale.push(r.scale!)),
     });
+    assert.ok(blocked.length === 2 && blocked.every((x) => Math.abs(x - Math.log(37)) < 0.5), `blocked reading losses ${blocked}`);
+    assert.ok(scale.length === 2 && scale.every((x) => x > 0.5 && x <= 1), `scale losses ${scale}`);
     assert.ok(early.length === 2 && early.every((x) => Number.isFinite(x) && x > Math.log(50)), `attention losses ${early}`);
     assert.ok(places.length === 2 && places.every((x) => Math.abs(x - Math.log(6)) < 0.5), `position losses ${places}`);
     assert.ok(crutch.length === 2 && crutch.every((x) => Number.isFinite(x) && x > 0 && x < 1), `place losses ${crutch}`);
@@ -378,6 +433,7 @@ test('freezeConvnext: the whole model trains around the ConvNeXt that stage 0 ma
     }
     await Promise.all([a.close(), b.close(), c.close()]);
     await assert.rejects(trainLabModel(join(root, 'plain'), labLlavaModel(TINY), tokenizerModel, { ...settings, pretrain: undefined, freezeConvnext: true }), /needs an MRA model with stage 0/);
+    await assert.rejects(trainLabModel(join(root, 'plain'), model, tokenizerModel, { ...settings, readingBlocks: true, readingFromStageZero: true }), /readingFromStageZero needs stage 0 and an unblocked reading head/);
   } finally {
     await rm(root, { recursive: true, force: true });
   }

@@ -69,6 +69,11 @@ export interface ConvnextPretrainOptions extends ConvnextPretrainSettings {
   saveEvery?: number;
   /** At the end, how well the trained ConvNeXt and its reading head read whole task images (readingCeiling). */
   check?: { seed: number; count: number };
+  /**
+   * Return stage 0's reading head too, in place of `source`'s own (which must have its shape): the whole model's
+   * reading head on the visual tokens then starts from it.
+   */
+  keepReadingHead?: boolean;
 }
 
 /**
@@ -200,7 +205,15 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
   const trained = checkpointTensors(g, new Map(trainer.tensors.map((t) => [t.name, Float32Array.from(trainer.param(t.name) as Float32Array)])), (n) => both.info(n).shape);
   await trainer.dispose();
   const all: Record<string, { shape: readonly number[]; data: Float32Array }> = {};
-  for (const t of source.list()) all[t.name] = { shape: t.shape, data: trained.get(t.name) ?? await source.readFloat32(t.name) };
+  // The ConvNeXt's, and stage 0's reading head when asked: the whole model's own head (on the visual tokens) has its
+  // name, not its input.
+  const kept = new Set([...names, ...(opts.keepReadingHead ? [`${READING_HEAD}.weight`, `${READING_HEAD}.bias`] : [])]);
+  for (const t of source.list()) {
+    const data = kept.has(t.name) ? trained.get(t.name) : undefined;
+    if (data && data.length !== t.shape.reduce((a, b) => a * b, 1)) throw new Error(`stage 0's ${t.name} [${both.info(t.name).shape.join('×')}] does not fit the whole model's [${t.shape.join('×')}]`);
+    all[t.name] = { shape: t.shape, data: data ?? await source.readFloat32(t.name) };
+  }
+  if (opts.keepReadingHead && !source.list().some((t) => t.name === `${READING_HEAD}.weight`)) throw new Error('keepReadingHead: the whole model has no reading head');
   const seconds = run?.seconds() ?? (performance.now() - began) / 1000;
   if (!opts.check) return { source: new MemorySource(all), seconds };
   const reader = new MemorySource(Object.fromEntries([...names, `${READING_HEAD}.weight`, `${READING_HEAD}.bias`].map((n) => [n, { shape: both.info(n).shape, data: trained.get(n)! }])));

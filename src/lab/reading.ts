@@ -57,9 +57,31 @@ export function readingHeadLoss(g: Graph, source: TensorSource, cells: Value, na
   };
 }
 
-/** The reading head's logits [B, cells, READING_SLOTS, classes] on `cells` [B, cells, width] (its weights in `source` under `name`). */
+/**
+ * The blocked reading head's tensors: slot k reads only the k-th block of width / READING_SLOTS dimensions of a
+ * cell, so that what a cell holds of the code's k-th character is written there, apart from its other places — a
+ * linear map then reads one place of a cell alone, which the read-out probe needed (`egret lab readout --blocks`;
+ * docs/LAB.md, twelfth session).
+ */
+export function blockedReadingHeadSpecs(width: number, name = READING_HEAD): Map<string, TensorSpec> {
+  return new Map([
+    [`${name}.weight`, { shape: [READING_SLOTS, Math.floor(width / READING_SLOTS), CLASSES], init: { normal: 0.02 } }],
+    [`${name}.bias`, { shape: [READING_SLOTS, CLASSES], init: { constant: 0 } }],
+  ]);
+}
+
+/**
+ * The reading head's logits [B, cells, READING_SLOTS, classes] on `cells` [B, cells, width] (its weights in `source`
+ * under `name`): a linear layer (readingHeadSpecs), or one a slot on its block (blockedReadingHeadSpecs, a weight of rank 3).
+ */
 export function readingHeadLogits(g: Graph, source: TensorSource, cells: Value, name = READING_HEAD): Value {
   const head = new WeightScope(g, source, '', identityLayout).at(name);
+  const shape = head.shape('weight');
+  if (shape.length === 3) {
+    const block = shape[1]!;
+    const blocks = op.reshape(op.slice(cells, [2], [0], [READING_SLOTS * block]), [0, 0, READING_SLOTS, 1, block]);
+    return op.add(op.reshape(op.matmul(blocks, head.weight('weight')), [0, 0, READING_SLOTS, CLASSES]), head.weight('bias'));
+  }
   return op.reshape(linear(head, 'weight', cells, 'fp32', 'bias'), [0, 0, READING_SLOTS, CLASSES]);
 }
 

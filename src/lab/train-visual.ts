@@ -33,7 +33,7 @@ import { resumeTraining } from '../train/trainer-state.js';
 import { smallPrintMessage } from './datasets.js';
 import type { LabVisualModel } from './models.js';
 import { pretrainConvnext, type ConvnextPretrainSettings, type ReadingCeiling } from './pretrain-convnext.js';
-import { characterCells, IGNORE, READING_SLOTS, readingHeadLoss, readingHeadSpecs, readingTargets } from './reading.js';
+import { blockedReadingHeadSpecs, characterCells, IGNORE, READING_SLOTS, readingHeadLoss, readingHeadSpecs, readingTargets } from './reading.js';
 import { Rng } from './random.js';
 import { MAX_CODE_LENGTH, renderSmallPrint } from './smallprint.js';
 import type { TensorSpec } from '../train/scratch.js';
@@ -58,6 +58,24 @@ export interface LabTrainOptions {
    * teaches the vision tower to see characters long before the answer's few tokens alone would.
    */
   reading?: number;
+  /**
+   * The reading head reads slot k from the k-th block of the visual token alone (blockedReadingHeadSpecs), so that
+   * each place of a cell's characters lies in its own dimensions.
+   */
+  readingBlocks?: boolean;
+  /**
+   * The reading head starts as stage 0's (same width: the ConvNeXt's last stage and the decoder's; not blocked).
+   * Fresh, the whole model's head sat at chance (3.6) for 250 steps; from stage 0's it fell to 2.9 by step 150
+   * (docs/LAB.md, thirteenth session), though the projector between them starts random.
+   */
+  readingFromStageZero?: boolean;
+  /**
+   * Tell every visual token to keep this root mean square (visualScaleLoss, weight 1; absent: no such aid). A fresh
+   * projector's tokens are ≈ 0.05; read past decoder layer 0 they drown in what layer 0 adds to the residual, and
+   * in `egret lab readout` a head at layer 1 learnt to read tokens of 0.5 and not tokens of 0.05 (docs/LAB.md,
+   * twelfth session).
+   */
+  visualRms?: number;
   /**
    * Weight of the attention aid (0 or absent: none): the last decoder layer's first head is told, at each row that
    * predicts a code character, to look at the visual token where that character lies (cross-entropy of its
@@ -129,9 +147,10 @@ export interface LabTrainOptions {
   onPretrainStep?: (report: { step: number; steps: number; loss: number; accuracy: number; glyphs: number; lr: number; seconds: number }) => void;
   /**
    * `loss` is the answer's; `reading` the reading head's on the characters (reading.ts), `attention` the
-   * attention aid's, `position` the position aid's and `place` the place aid's, when they are on.
+   * attention aid's, `position` the position aid's, `place` the place aid's and `scale` the visual tokens' scale
+   * aid's, when they are on.
    */
-  onStep?: (report: { step: number; loss: number; reading?: number; attention?: number; position?: number; place?: number; lr: number; seconds: number }) => void;
+  onStep?: (report: { step: number; loss: number; reading?: number; attention?: number; position?: number; place?: number; scale?: number; lr: number; seconds: number }) => void;
   log?: (message: string) => void;
 }
 
@@ -288,6 +307,15 @@ export function codeRowMask(examples: readonly Example[], cells: number, seq: nu
   return new ort.Tensor('float32', mask, [examples.length, seq, 1]);
 }
 
+/**
+ * The visual tokens' scale aid: the mean over tokens of (their mean square / `rms`² − 1)², for `visual` [B, cells,
+ * width] — relative, so that it weighs the same at any target.
+ */
+export function visualScaleLoss(visual: Value, rms: number): Value {
+  const gap = op.sub(op.div(op.reduceMean(op.mul(visual, visual), [2], false), rms * rms), 1);
+  return op.reduceMean(op.mul(gap, gap), [0, 1], false);
+}
+
 /** How strongly the place is handed at `step` (a crutch handed until `until`, or throughout when it is undefined): 1, fading to 0 over the second half of `until`. */
 export function placeStrength(step: number, until: number | undefined): number {
   if (until === undefined) return 1;
@@ -318,7 +346,9 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   const frozen = opts.freezeConvnext ? model.convnext?.prefix : undefined;
   if (opts.freezeConvnext && (!frozen || !opts.pretrain)) throw new Error('freezeConvnext needs an MRA model with stage 0');
   if (opts.identityAdapters && !model.adapterProjections) throw new Error('identityAdapters needs an MRA model');
-  const specs = new Map([...model.specs, ...(reading ? readingHeadSpecs(model.llm.hidden) : []), ...(position ? positionHeadSpecs(model.llm.hidden) : [])]);
+  if (opts.readingFromStageZero && (!opts.pretrain || !reading || opts.readingBlocks)) throw new Error('readingFromStageZero needs stage 0 and an unblocked reading head');
+  const readingSpecs = opts.readingBlocks ? blockedReadingHeadSpecs : readingHeadSpecs;
+  const specs = new Map([...model.specs, ...(reading ? readingSpecs(model.llm.hidden) : []), ...(position ? positionHeadSpecs(model.llm.hidden) : [])]);
   let source: TensorSource = freshTensors(specs, opts.seed);
   if (opts.identityAdapters) source = await zeroed(source, model.adapterProjections ?? []);
   if (opts.initFrom) source = await withWeightsOf(source, opts.initFrom, model.specs);
@@ -330,7 +360,7 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   if (opts.pretrain && !wholeSaved) {
     let ceiling: ReadingCeiling | undefined;
     ({ source, seconds: secondsBefore, ceiling } = await pretrainConvnext(model, source, {
-      ...opts.pretrain, seed: opts.seed, threads: opts.threads, log, check: opts.stageZeroCheck,
+      ...opts.pretrain, seed: opts.seed, threads: opts.threads, log, check: opts.stageZeroCheck, keepReadingHead: opts.readingFromStageZero,
       onStep: (r) => opts.onPretrainStep?.({ ...r, steps: opts.pretrain!.steps }),
       ...(opts.stateDir ? { statePath: join(opts.stateDir, 'stage0.safetensors'), saveEvery: opts.saveEvery } : {}),
     }));
@@ -341,7 +371,7 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   const targets = g.input('targets', 'int64', ['batch', 'seq']);
   let loss = crossEntropy(forward.logits, targets, IGNORE);
   const metrics: string[] = [];
-  if (reading || attention || position || placeAid) {
+  if (reading || attention || position || placeAid || opts.visualRms) {
     g.output(loss, 'answer_loss');
     metrics.push('answer_loss');
   }
@@ -368,6 +398,12 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
     g.output(placeLoss, 'place_loss');
     metrics.push('place_loss');
     loss = op.add(loss, op.mul(placeLoss, placeAid));
+  }
+  if (opts.visualRms) {
+    const scaleLoss = visualScaleLoss(forward.visual, opts.visualRms);
+    g.output(scaleLoss, 'scale_loss');
+    metrics.push('scale_loss');
+    loss = op.add(loss, scaleLoss);
   }
   const training = buildTrainingGraph(g, loss, {
     trainable: (name) => name.split('+').every((part) => specs.has(part) && !(frozen && part.startsWith(`${frozen}.`))),
@@ -420,7 +456,7 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
     }, lr);
     const seconds = (performance.now() - started) / 1000;
     const m = result.metrics;
-    opts.onStep?.({ step: step + 1, loss: m['answer_loss'] ?? result.loss, reading: m['reading_loss'], attention: m['attention_loss'], position: m['position_loss'], place: m['place_loss'], lr, seconds });
+    opts.onStep?.({ step: step + 1, loss: m['answer_loss'] ?? result.loss, reading: m['reading_loss'], attention: m['attention_loss'], position: m['position_loss'], place: m['place_loss'], scale: m['scale_loss'], lr, seconds });
     if ((opts.saveEvery && (step + 1) % opts.saveEvery === 0) || step + 1 === opts.steps) {
       await saveModel(dir, trainer, g, source, model.specs);
       await run?.save();
