@@ -18,7 +18,7 @@ import { runMmaLab } from '../lab/mma.js';
 import { FULL_PLAN, QUICK_PLAN } from '../lab/plans.js';
 import { labChecks, writeLabReport } from '../lab/report.js';
 import { SHIPPED_MODELS_DIR } from '../lab/shipped.js';
-import { runReadoutProbe, VECTOR_STD, type ReadoutLayout, type ReadoutProbeOptions } from '../lab/readout-probe.js';
+import { READOUT_DEFAULTS, runReadoutProbe, VECTOR_STD, type ReadoutLayout, type ReadoutProbeOptions } from '../lab/readout-probe.js';
 
 const GENERATE_USAGE = 'usage: egret lab generate --out DIR [--task smallprint|scienceqa] [--seed S] [--count N]';
 const TOKENIZER_USAGE = 'usage: egret lab tokenizer --out FILE [--seed S] [--count N] [--vocab-size N]';
@@ -49,7 +49,7 @@ const READOUT_USAGE = 'usage: egret lab readout [--steps N] [--lr X] [--layout c
 
 export const LAB_READOUT_HELP: CommandHelp = {
   usage: READOUT_USAGE,
-  summary: "Trains the MRA plan's LLaMA alone, fresh, on synthetic visual tokens whose cells hold known characters, with the plan's aids unless told otherwise, and logs its answer loss every 25 steps: does the decoder learn to read out the token its aided head looks at? (docs/LAB.md, Status)",
+  summary: "Trains the MRA plan's LLaMA alone, fresh, on synthetic visual tokens whose cells hold known characters, with the aids of the eleventh session's MRA plan unless told otherwise (READOUT_DEFAULTS), and logs its answer loss every 25 steps: does the decoder learn to read out the token its aided head looks at? (docs/LAB.md, Status)",
   options: {
     steps: { type: 'string' }, lr: { type: 'string' }, layout: { type: 'string' }, attention: { type: 'string' }, 'aid-layer': { type: 'string' },
     'first-until': { type: 'string' }, 'vector-std': { type: 'string' }, blocks: { type: 'boolean' }, previous: { type: 'boolean' }, sink: { type: 'boolean' }, position: { type: 'string' }, 'position-layer': { type: 'string' }, 'give-place': { type: 'boolean' }, 'give-place-until': { type: 'string' }, 'place-aid': { type: 'string' }, 'decoder-layers': { type: 'string' },
@@ -57,21 +57,21 @@ export const LAB_READOUT_HELP: CommandHelp = {
   },
   describe: {
     steps: 'training steps of batch 4 (default 600)',
-    lr: 'peak learning rate, warm-up 20 steps then cosine (default: the MRA plan\'s, 0.001)',
+    lr: 'peak learning rate, warm-up 20 steps then cosine (default 0.001)',
     layout: "code: the code over one or two cells, as the task's 32-px cells (default); one: a cell a character; everywhere: the first character in every cell; whole: the whole code in every cell",
-    attention: "the attention aid's weight, 0 for none (default: the MRA plan's, 1)",
-    'aid-layer': "the decoder layer whose heads the aid points; negative counts from the last, written --aid-layer=-2 (default: the MRA plan's, 0)",
-    'first-until': "steps that score only the code's first character (default: the MRA plan's, 300)",
+    attention: "the attention aid's weight, 0 for none (default 1)",
+    'aid-layer': "the decoder layer whose heads the aid points; negative counts from the last, written --aid-layer=-2 (default 0)",
+    'first-until': "steps that score only the code's first character (default 300)",
     'vector-std': 'standard deviation of the synthetic vectors (default 0.05, about a fresh projector\'s output)',
     blocks: 'each place in the code gets its own block of the width, so that a linear map reads one place of a cell alone',
     previous: "key each character's vector by the character before it (the start for the first) instead of its place: the row's input token says what to ask for",
-    sink: "at a code character's row, the aided heads other than its own are told to look at <s> (default: the MRA plan's)",
-    position: "the position aid's weight: a linear head on a decoder layer's rows told each code character's place, 0 for none (default: the MRA plan's)",
+    sink: "at a code character's row, the aided heads other than its own are told to look at <s>",
+    position: "the position aid's weight: a linear head on a decoder layer's rows told each code character's place, 0 for none (default 0)",
     'give-place': "hand each row that predicts a code character its place (a fixed vector added to its input): what a model does not have, to measure what working the place out costs",
     'give-place-until': "hand the place only until step N: in full for its first half, fading linearly to nothing over the second",
     'place-aid': "the place aid's weight, 0 for none: the position layer's rows told to hold the vector --give-place hands them (squared error), so that the decoder writes the crutch itself",
     'decoder-layers': "the LLaMA's layers (default: the MRA plan's, 3)",
-    'position-layer': "the decoder layer the position aid reads; negative counts from the last (default: the MRA plan's, or 0)",
+    'position-layer': "the decoder layer the position aid reads; negative counts from the last (default 0)",
     seed: 'seed of the weights, the vectors and the samples (default 0)',
     out: 'a JSON file for the loss curve (not an existing one)',
   },
@@ -195,30 +195,29 @@ async function readoutCommand(args: string[]): Promise<void> {
   if (values.out !== undefined && existsSync(values.out)) throw new InputError(`${values.out} exists; give a new file (nothing is overwritten)`);
   if (values['give-place'] && values['give-place-until'] !== undefined) throw new InputError('--give-place and --give-place-until do not go together: one hands the place throughout, the other until a step');
   if (values.blocks && values.previous) throw new InputError('--blocks and --previous do not go together: blocks are places, and --previous keys by the character before');
-  const { train } = FULL_PLAN.mra;
   const plan = FULL_PLAN.mra.shape;
   const layers = integer(values['decoder-layers'], 'decoder-layers', 1, 32, plan.llm.layers);
   const shape = { ...plan, llm: { ...plan.llm, layers } };
   const layerOf = (name: 'aid-layer' | 'position-layer', fallback: number) =>
     numberOption(values[name], name, fallback, (x) => Number.isInteger(x) && x >= -layers && x < layers, `an integer from ${-layers} to ${layers - 1}`);
-  const attention = numberOption(values.attention, 'attention', train.attention ?? 0, (x) => x >= 0 && x <= 100, 'a number from 0 to 100');
+  const attention = numberOption(values.attention, 'attention', READOUT_DEFAULTS.attention, (x) => x >= 0 && x <= 100, 'a number from 0 to 100');
   const opts: ReadoutProbeOptions = {
     shape,
     cells: (shape.vit.imageSize / shape.vit.patch) ** 2,
     vectors: { std: numberOption(values['vector-std'], 'vector-std', VECTOR_STD, (x) => x > 0 && x <= 100, 'a number above 0 and at most 100'), blocks: values.blocks ?? false, previous: values.previous ?? false },
     steps: integer(values.steps, 'steps', 1, 1_000_000, 600),
-    lr: numberOption(values.lr, 'lr', train.lr, (x) => x > 0 && x <= 1, 'a number above 0 and at most 1'),
+    lr: numberOption(values.lr, 'lr', READOUT_DEFAULTS.lr, (x) => x > 0 && x <= 1, 'a number above 0 and at most 1'),
     batch: 4,
     layout,
     attention,
-    aidLayer: layerOf('aid-layer', train.attentionLayer ?? -1),
-    sink: values.sink ?? train.attentionSink ?? false,
-    positionAid: numberOption(values.position, 'position', train.positionAid ?? 0, (x) => x >= 0 && x <= 100, 'a number from 0 to 100'),
-    positionLayer: layerOf('position-layer', train.positionLayer ?? 0),
+    aidLayer: layerOf('aid-layer', READOUT_DEFAULTS.aidLayer),
+    sink: values.sink ?? false,
+    positionAid: numberOption(values.position, 'position', 0, (x) => x >= 0 && x <= 100, 'a number from 0 to 100'),
+    positionLayer: layerOf('position-layer', 0),
     givePlace: values['give-place'] ?? false,
     placeAid: numberOption(values['place-aid'], 'place-aid', 0, (x) => x >= 0 && x <= 10_000, 'a number from 0 to 10000'),
     givePlaceUntil: values['give-place-until'] === undefined ? undefined : integer(values['give-place-until'], 'give-place-until', 2, 1_000_000, 0),
-    firstUntil: integer(values['first-until'], 'first-until', 0, 1_000_000, train.firstCharacterSteps ?? 0),
+    firstUntil: integer(values['first-until'], 'first-until', 0, 1_000_000, READOUT_DEFAULTS.firstUntil),
     seed: seedOf(values.seed),
     threads: values.threads === undefined ? undefined : integer(values.threads, 'threads', 1, 1024, 1),
   };

@@ -88,6 +88,13 @@ export interface ReadoutProbeReport {
   seconds: number;
 }
 
+/**
+ * The probe's aids by default: the eleventh session's MRA plan (the attention aid at layer 0, the first character
+ * alone for 300 steps, lr 1e-3), fixed so that the commands in docs/LAB.md mean what they meant when they ran; the
+ * plan itself has since taken the twelfth session's recipe, which the probe gives with its options.
+ */
+export const READOUT_DEFAULTS = { lr: 1e-3, attention: 1, aidLayer: 0, firstUntil: 300 };
+
 /** Standard deviation of the synthetic vectors by default, about a fresh projector's output. */
 export const VECTOR_STD = 0.05;
 const DISTRACTORS = 30;
