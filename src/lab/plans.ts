@@ -33,15 +33,20 @@ export const FULL_PLAN: MraLabPlan = {
   // as many characters at 1024 px as at 768 (8–13 px caps instead of 6–10), and twice the first stage's width of
   // 16 helped (docs/LAB.md, "Status").
   // The whole model trains around stage 0's ConvNeXt (trained on, it lost what stage 0 taught it: docs/LAB.md,
-  // ninth session), its MR-Adapters start as the identity (LLaVA-HR's init), and the attention aid gives each of
-  // the first layer's 4 heads its own places in the code, while the first 300 steps score the code's first
-  // character alone: with the aid on the last layer and every character asked from the start, the decoder's answer
-  // sat at the character prior, and in `egret lab readout` these two were what left it (docs/LAB.md, eleventh
-  // session). The low-resolution model keeps the last-layer aid: it cannot read print under 3 px with any aid, and
-  // takes 1.8 hours to train again.
+  // ninth session) and its MR-Adapters start as the identity (LLaVA-HR's init). The decoder's read-out is
+  // `egret lab readout`'s recipe (docs/LAB.md, twelfth session): what it is slow to learn is each answer row's place
+  // in the code, so the place is handed to those rows as a crutch that fades out by step 800, while the place aid
+  // tells layer 0's rows to hold it themselves; the attention aid gives each of layer 1's 4 heads its own places in
+  // the code (layer 1, so that its queries can use the place); the visual tokens are kept at an rms of 0.5 (read
+  // past layer 0, a fresh projector's 0.05 drowns) and the reading head starts as stage 0's (fresh, it sat at chance
+  // for 250 steps; thirteenth session). The low-resolution model keeps the last-layer aid: it cannot read print under 3 px with any aid, and takes
+  // 1.8 hours to train again.
   mra: {
     shape: { vit: VIT, llm: LLM, vocab: TOKENIZER.vocab, imageSize: 1024, convnext: { depths: [1, 1, 1, 1], dims: [32, 64, 128, 128] } },
-    train: { ...TRAIN, freezeConvnext: true, identityAdapters: true, attentionHeads: LLM.heads, attentionLayer: 0, firstCharacterSteps: 300, pretrain: PRETRAIN },
+    train: {
+      ...TRAIN, freezeConvnext: true, identityAdapters: true, attentionHeads: LLM.heads, attentionLayer: 1,
+      placeCrutchUntil: 800, placeAid: 300, positionLayer: 0, readingFromStageZero: true, visualRms: 0.5, pretrain: PRETRAIN,
+    },
   },
   lowres: { shape: { vit: VIT, llm: LLM, vocab: TOKENIZER.vocab }, train: TRAIN },
   // The same ViT at MRA's 1024 px with 16-px patches: 64 × 64 = 4096 visual tokens (7-px patches would be 21 316).
