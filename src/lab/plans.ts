@@ -39,8 +39,8 @@ export const FULL_PLAN: MraLabPlan = {
   // tells layer 0's rows to hold it themselves; the attention aid gives each of layer 1's 4 heads its own places in
   // the code (layer 1, so that its queries can use the place); the visual tokens are kept at an rms of 0.5 (read
   // past layer 0, a fresh projector's 0.05 drowns) and the reading head starts as stage 0's (fresh, it sat at chance
-  // for 250 steps; thirteenth session). The low-resolution model keeps the last-layer aid: it cannot read print under 3 px with any aid, and takes
-  // 1.8 hours to train again.
+  // for 250 steps; thirteenth session). The low-resolution model keeps the last-layer aid: it cannot read print
+  // under 3 px with any aid, and takes 1.8 hours to train again.
   mra: {
     shape: { vit: VIT, llm: LLM, vocab: TOKENIZER.vocab, imageSize: 1024, convnext: { depths: [1, 1, 1, 1], dims: [32, 64, 128, 128] } },
     train: {

@@ -115,6 +115,13 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
   if (opts.crop % stride !== 0 || opts.crop > model.size) throw new Error(`stage 0: crop ${opts.crop} must be a multiple of ${stride} up to ${model.size}`);
   const glyphStride = convnext.patchSize * 2;
   const head = freshTensors(new Map([...readingHeadSpecs(convnext.dims.at(-1)!), ...readingHeadSpecs(convnext.dims[1]!, GLYPH_HEAD)]), opts.seed);
+  if (opts.keepReadingHead) {
+    // Checked before hours of training, not after.
+    const name = `${READING_HEAD}.weight`;
+    if (!source.list().some((t) => t.name === name)) throw new Error('keepReadingHead: the whole model has no reading head');
+    const [mine, theirs] = [head.info(name).shape, source.info(name).shape];
+    if (mine.join() !== theirs.join()) throw new Error(`stage 0's ${name} [${mine.join('×')}] does not fit the whole model's [${theirs.join('×')}]`);
+  }
   const both = new MemorySource(Object.fromEntries(await Promise.all([
     ...names.map(async (n) => [n, { shape: source.info(n).shape, data: Float32Array.from(await source.readFloat32(n)) }] as const),
     ...head.list().map(async (t) => [t.name, { shape: t.shape, data: await head.readFloat32(t.name) }] as const),
@@ -208,12 +215,7 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
   // The ConvNeXt's, and stage 0's reading head when asked: the whole model's own head (on the visual tokens) has its
   // name, not its input.
   const kept = new Set([...names, ...(opts.keepReadingHead ? [`${READING_HEAD}.weight`, `${READING_HEAD}.bias`] : [])]);
-  for (const t of source.list()) {
-    const data = kept.has(t.name) ? trained.get(t.name) : undefined;
-    if (data && data.length !== t.shape.reduce((a, b) => a * b, 1)) throw new Error(`stage 0's ${t.name} [${both.info(t.name).shape.join('×')}] does not fit the whole model's [${t.shape.join('×')}]`);
-    all[t.name] = { shape: t.shape, data: data ?? await source.readFloat32(t.name) };
-  }
-  if (opts.keepReadingHead && !source.list().some((t) => t.name === `${READING_HEAD}.weight`)) throw new Error('keepReadingHead: the whole model has no reading head');
+  for (const t of source.list()) all[t.name] = { shape: t.shape, data: (kept.has(t.name) ? trained.get(t.name) : undefined) ?? await source.readFloat32(t.name) };
   const seconds = run?.seconds() ?? (performance.now() - began) / 1000;
   if (!opts.check) return { source: new MemorySource(all), seconds };
   const reader = new MemorySource(Object.fromEntries([...names, `${READING_HEAD}.weight`, `${READING_HEAD}.bias`].map((n) => [n, { shape: both.info(n).shape, data: trained.get(n)! }])));
