@@ -115,9 +115,10 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
   if (opts.crop % stride !== 0 || opts.crop > model.size) throw new Error(`stage 0: crop ${opts.crop} must be a multiple of ${stride} up to ${model.size}`);
   const glyphStride = convnext.patchSize * 2;
   const head = freshTensors(new Map([...readingHeadSpecs(convnext.dims.at(-1)!), ...readingHeadSpecs(convnext.dims[1]!, GLYPH_HEAD)]), opts.seed);
+  const readingHead = [`${READING_HEAD}.weight`, `${READING_HEAD}.bias`];
   if (opts.keepReadingHead) {
     // Checked before hours of training, not after.
-    const name = `${READING_HEAD}.weight`;
+    const name = readingHead[0]!;
     if (!source.list().some((t) => t.name === name)) throw new Error('keepReadingHead: the whole model has no reading head');
     const [mine, theirs] = [head.info(name).shape, source.info(name).shape];
     if (mine.join() !== theirs.join()) throw new Error(`stage 0's ${name} [${mine.join('×')}] does not fit the whole model's [${theirs.join('×')}]`);
@@ -214,11 +215,11 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
   const all: Record<string, { shape: readonly number[]; data: Float32Array }> = {};
   // The ConvNeXt's, and stage 0's reading head when asked: the whole model's own head (on the visual tokens) has its
   // name, not its input.
-  const kept = new Set([...names, ...(opts.keepReadingHead ? [`${READING_HEAD}.weight`, `${READING_HEAD}.bias`] : [])]);
+  const kept = new Set([...names, ...(opts.keepReadingHead ? readingHead : [])]);
   for (const t of source.list()) all[t.name] = { shape: t.shape, data: (kept.has(t.name) ? trained.get(t.name) : undefined) ?? await source.readFloat32(t.name) };
   const seconds = run?.seconds() ?? (performance.now() - began) / 1000;
   if (!opts.check) return { source: new MemorySource(all), seconds };
-  const reader = new MemorySource(Object.fromEntries([...names, `${READING_HEAD}.weight`, `${READING_HEAD}.bias`].map((n) => [n, { shape: both.info(n).shape, data: trained.get(n)! }])));
+  const reader = new MemorySource(Object.fromEntries([...names, ...readingHead].map((n) => [n, { shape: both.info(n).shape, data: trained.get(n)! }])));
   return { source: new MemorySource(all), seconds, ceiling: await readingCeiling(model, reader, opts.check, opts.threads) };
 }
 
