@@ -10,7 +10,12 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { labTokenizerModel } from '../src/lab/datasets.js';
 import { labLlavaHrModel, labLlavaModel, type LabVisualModel } from '../src/lab/models.js';
-import { answerFeeds, answerRows, smallPrintExample, trainLabModel, visualScaleLoss } from '../src/lab/train-visual.js';
+import { answerFeeds, answerRows, smallPrintExample, trainLabModel } from '../src/lab/train-visual.js';
+import { pretrainTokenPath, unblockReadingHead, visualScaleLoss } from '../src/lab/pretrain-tokens.js';
+import { identityLayout, WeightScope } from '../src/graph/weights.js';
+import { buildMultipathVision, llavaHrConfig, projectVisual } from '../src/models/llava-hr.js';
+import { mapToTokens } from '../src/models/llava-hr/mr-adapter.js';
+import { linear } from '../src/models/linear.js';
 import { blockedReadingHeadSpecs, cellTargets, glyphTargets, IGNORE, NO_CHARACTER, READING_HEAD, READING_SLOTS, readInPlace, readingHeadLogits, readingHeadLoss, readingHeadSpecs, readingTargets } from '../src/lab/reading.js';
 import { Graph } from '../src/graph/ir.js';
 import { MemorySource } from '../src/io/memory-source.js';
@@ -114,6 +119,12 @@ test('reading targets: slot k of the cell of the padded square where the code\'s
   assert.deepEqual(slots(1), new Array(READING_SLOTS).fill(-100));
   const told = [...Array(100).keys()].filter((cell) => slots(cell).every((c) => c === none));
   assert.deepEqual(told, [...Array(100).keys()].filter((cell) => cell % 16 === 0 && (cell < 32 || cell > 35)));
+  // With a blank stride of 1 every cell without a character says it, and the code's cells are as before.
+  const all = readingTargets({ code: 'A1Z9', width: 200, height: 100, box: { x: 40, y: 20, width: 80, height: 10 } }, 10, 1);
+  for (let cell = 0; cell < 100; cell++) {
+    const mine = [...all.subarray(cell * READING_SLOTS, (cell + 1) * READING_SLOTS)];
+    assert.deepEqual(mine, cell >= 32 && cell <= 35 ? slots(cell) : new Array(READING_SLOTS).fill(none), `cell ${cell}`);
+  }
 });
 
 test('glyph targets: each small cell names the characters whose centres lie in it, left to right, whatever their code', () => {
@@ -266,6 +277,82 @@ test('the visual tokens\' scale aid: the mean over tokens of (mean square / rms�
   await session.dispose();
   // Token 0's mean square is 0.25 (on target), token 1's 0.5 (twice it): (0 + 1) / 2.
   assert.ok(Math.abs((out['loss']!.data as Float32Array)[0]! - 0.5) < 1e-6);
+});
+
+test('unblockReadingHead: the full head it makes gives the blocked head\'s logits', async () => {
+  const classes = NO_CHARACTER + 1;
+  const width = 3 * READING_SLOTS + 2; // blocks of 3; the last two dimensions belong to no block
+  const blocked = freshTensors(blockedReadingHeadSpecs(width), 7);
+  const [weight, bias] = [await blocked.readFloat32(`${READING_HEAD}.weight`), Float32Array.from({ length: READING_SLOTS * classes }, (_, i) => Math.cos(i))];
+  const full = unblockReadingHead(weight, bias, width);
+  const g = new Graph('unblocked-head');
+  const cells = g.input('cells', 'float32', [1, 2, width]);
+  const heads = new MemorySource({
+    'blocked.weight': { shape: [READING_SLOTS, 3, classes], data: weight }, 'blocked.bias': { shape: [READING_SLOTS, classes], data: bias },
+    'full.weight': { shape: [READING_SLOTS * classes, width], data: full.weight }, 'full.bias': { shape: [READING_SLOTS * classes], data: full.bias },
+  });
+  g.output(readingHeadLogits(g, heads, cells, 'blocked'), 'blocked');
+  g.output(readingHeadLogits(g, heads, cells, 'full'), 'full');
+  const session = await Session.fromGraph(g, { threads: 1 });
+  const out = await session.run({ cells: new ort.Tensor('float32', Float32Array.from({ length: 2 * width }, (_, i) => Math.sin(i + 1)), [1, 2, width]) });
+  await session.dispose();
+  const d = maxAbsDiff(out['blocked']!.data as Float32Array, out['full']!.data as Float32Array);
+  assert.ok(d < 1e-6, `max |Δ| ${d}`);
+});
+
+test('stage 1: the token path learns alone on the ConvNeXt\'s maps; the whole model\'s visual tokens are then that path\'s, the ViT\'s share at zero', async () => {
+  const model = labLlavaHrModel({ ...TINY, imageSize: 128, convnext: { depths: [1, 1, 1, 1], dims: [8, 16, 24, 32] } });
+  const fresh = freshTensors(new Map([...model.specs, ...readingHeadSpecs(TINY.llm.width)]), 5);
+  const reading: number[] = [];
+  const scale: number[] = [];
+  // One sheet, many steps at a high rate: the head learns its characters.
+  const settings = { seed: 5, rms: 0.5, sheets: 1, codes: 10, blanks: 4, check: 2, steps: 30, batch: 2, lr: 1e-2, warmup: 1, threads: 1 };
+  const logs: string[] = [];
+  const { source } = await pretrainTokenPath(model, fresh, { ...settings, log: (m) => logs.push(m), onStep: (r) => (reading.push(r.reading), scale.push(r.scale)) });
+  // Two held-out images checked after training.
+  const share = logs.map((m) => /reads ([\d.]+) % of the characters of 2 held-out images/.exec(m)).find(Boolean);
+  assert.ok(share && Number(share[1]) >= 0 && Number(share[1]) <= 100, logs.join('\n'));
+  assert.equal(reading.length, 30);
+  assert.ok(reading.at(-1)! < reading[0]! - 1, `reading losses ${reading[0]} → ${reading.at(-1)}`);
+  assert.ok(scale.at(-1)! < scale[0]!, `scale losses ${scale[0]} → ${scale.at(-1)}`);
+  const trained = /^model\.(vision_tower\.align_stages\.0\.slow_proj|mm_projector)\.|^lab_reading_head\./;
+  for (const name of fresh.list().map((t) => t.name)) {
+    const [mine, theirs] = [await source.readFloat32(name), await fresh.readFloat32(name)];
+    if (/align_stages\.0\.fast_proj\./.test(name)) assert.ok(mine.every((x) => x === 0), `${name} is not zero`);
+    else if (trained.test(name)) assert.ok(maxAbsDiff(mine, theirs) > 0, `${name} did not train`);
+    else assert.equal(maxAbsDiff(mine, theirs), 0, `${name} changed`);
+  }
+  // The full head handed on is blocked: slot k reads only block k of the token.
+  const block = Math.floor(TINY.llm.width / READING_SLOTS);
+  const head = await source.readFloat32(`${READING_HEAD}.weight`);
+  for (let row = 0; row < head.length / TINY.llm.width; row++) {
+    const k = Math.floor(row / (NO_CHARACTER + 1));
+    for (let j = 0; j < TINY.llm.width; j++) if (j < k * block || j >= (k + 1) * block) assert.equal(head[row * TINY.llm.width + j], 0, `row ${row}, dimension ${j}`);
+  }
+  // The model's own vision graph on an image gives the tokens of stage 1's path (slow_proj, projector) on its ConvNeXt map.
+  const run = async (g: Graph, feeds: Record<string, ort.Tensor>) => {
+    const session = await Session.fromGraph(g, { threads: 1 });
+    try {
+      return await session.run(feeds);
+    } finally {
+      await session.dispose();
+    }
+  };
+  const g = new Graph('whole-vision');
+  const whole = buildMultipathVision(new WeightScope(g, source, '', identityLayout), llavaHrConfig(model.configJson, 'the tiny lab LLaVA-HR'), g.input('pixel_values', 'float32', [1, 3, 128, 128]));
+  g.output(whole.visualTokens, 'tokens');
+  g.output(mapToTokens(whole.convnextStages.at(-1)!), 'map');
+  const out = await run(g, { pixel_values: new ort.Tensor('float32', model.preprocess(await loadImage(IMAGE)), [1, 3, 128, 128]) });
+  const p = new Graph('token-path');
+  const scope = new WeightScope(p, source, '', identityLayout);
+  const fused = linear(scope.at('model.vision_tower.align_stages.0'), 'slow_proj.weight', p.input('map', 'float32', out['map']!.dims), 'fp32', 'slow_proj.bias');
+  p.output(projectVisual(scope.at('model.mm_projector'), fused), 'tokens');
+  const path = await run(p, { map: out['map']! });
+  const d = maxAbsDiff(out['tokens']!.data as Float32Array, path['tokens']!.data as Float32Array);
+  assert.ok(d < 1e-5, `max |Δ| ${d}`);
+  // The whole model's head must be a full one on the decoder's width.
+  await assert.rejects(pretrainTokenPath(model, freshTensors(model.specs, 5), settings), /stage 1 hands the whole model a full reading head \[222×32\]; it has none/);
+  await assert.rejects(pretrainTokenPath(model, freshTensors(new Map([...model.specs, ...blockedReadingHeadSpecs(TINY.llm.width)]), 5), settings), /it has \[6×5×37\]/);
 });
 
 test('the answer\'s code characters are one token each, found where the attention aid expects them', async () => {
@@ -434,6 +521,17 @@ test('freezeConvnext: the whole model trains around the ConvNeXt that stage 0 ma
     await Promise.all([a.close(), b.close(), c.close()]);
     await assert.rejects(trainLabModel(join(root, 'plain'), labLlavaModel(TINY), tokenizerModel, { ...settings, pretrain: undefined, freezeConvnext: true }), /needs an MRA model with stage 0/);
     await assert.rejects(trainLabModel(join(root, 'plain'), model, tokenizerModel, { ...settings, readingBlocks: true, readingFromStageZero: true }), /readingFromStageZero needs stage 0 and an unblocked reading head/);
+
+    // tokenPath: stage 1 runs between stage 0 and the whole model, which reports its own steps after stage 1's.
+    const stages: string[] = [];
+    const tokenPath = { sheets: 1, codes: 10, blanks: 4, check: 0, steps: 2, batch: 1, lr: 1e-3, warmup: 1 };
+    await trainLabModel(join(root, 'stage1'), model, tokenizerModel, {
+      ...settings, visualRms: 0.5, tokenPath,
+      onPretrainStep: (r) => stages.push(`0:${r.step}/${r.steps}`), onTokenPathStep: (r) => stages.push(`1:${r.step}/${r.steps}`), onStep: (r) => stages.push(`w:${r.step}`),
+    });
+    assert.deepEqual(stages, ['0:1/2', '0:2/2', '1:1/2', '1:2/2', 'w:1', 'w:2']);
+    await assert.rejects(trainLabModel(join(root, 'plain'), model, tokenizerModel, { ...settings, tokenPath }), /tokenPath needs stage 0, an unblocked reading head .* and visualRms/);
+    await assert.rejects(trainLabModel(join(root, 'plain'), model, tokenizerModel, { ...settings, visualRms: 0.5, readingFromStageZero: true, tokenPath }), /tokenPath needs/);
   } finally {
     await rm(root, { recursive: true, force: true });
   }

@@ -24,9 +24,10 @@ import { buildTrainingGraph } from '../train/training-graph.js';
 import { Trainer } from '../train/trainer.js';
 import { resumeTraining } from '../train/trainer-state.js';
 import type { LabVisualModel } from './models.js';
+import { LAB_OPTIMIZATION } from './optimization.js';
 import { sampleRng } from './random.js';
 import { Session } from '../runtime/session.js';
-import { cellTargets, characterCells, characterCentres, glyphTargets, READING_HEAD, READING_SLOTS, readInPlace, readingHeadLogits, readingHeadLoss, readingHeadSpecs } from './reading.js';
+import { type CharacterCentre, cellTargets, characterCells, characterCentres, glyphTargets, READING_HEAD, READING_SLOTS, readInPlace, readingHeadLogits, readingHeadLoss, readingHeadSpecs } from './reading.js';
 import { renderCodeSheet, renderSmallPrint } from './smallprint.js';
 
 export interface ConvnextPretrainSettings {
@@ -91,12 +92,24 @@ export interface ReadingCeiling {
 }
 
 /** Pixels of the input per cell of the ConvNeXt's last stage: the stem's patch, then 2× per later stage. */
-function lastStageStride(config: ConvNextConfig): number {
+export function lastStageStride(config: ConvNextConfig): number {
   return config.patchSize * 2 ** (config.dims.length - 1);
 }
 
-/** One blank cell in this many within a crop says 'no character'. */
-const BLANK_STRIDE = 4;
+/**
+ * Code sheet `index` of `seed` at the MRA `model`'s input size, its codes a last-stage cell apart: the image as the
+ * model's ConvNeXt sees it and the character centres of each code in its pixels.
+ */
+export async function codeSheetInput(model: LabVisualModel, seed: number, index: number, ease: number, codes: number): Promise<{ image: Float32Array; codes: CharacterCentre[][] }> {
+  const side = model.size;
+  const sheet = await renderCodeSheet(seed, index, side, lastStageStride(model.convnext!.config), ease, codes);
+  const centres = sheet.codes.map((c) => characterCentres({ ...c, width: side, height: side }, side));
+  if (!centres.length) throw new Error(`code sheet ${sheet.index} at ${side} px has no code`);
+  return { image: model.preprocess(await decodeImage(sheet.png)), codes: centres };
+}
+
+/** One blank cell in this many within a crop (or a sheet) says 'no character'. */
+const SHEET_BLANK_STRIDE = 4;
 /** The same for the glyph head's cells, sixteen times as many. */
 const GLYPH_BLANK_STRIDE = 16;
 const GLYPH_HEAD = 'lab_glyph_head';
@@ -139,8 +152,7 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
   const loss = [reading.blanks, glyphs.characters, glyphs.blanks].reduce((sum, term) => op.add(sum, term), reading.characters);
   const training = buildTrainingGraph(g, loss, {
     trainable: (name) => name.split('+').every((part) => both.has(part)),
-    optimizer: { betas: [0.9, 0.98], weightDecay: 0.05 },
-    clipGradNorm: 1,
+    ...LAB_OPTIMIZATION,
   });
   log(`stage 0: the ConvNeXt alone on ${S}-px crops, ${opts.steps} steps of ${opts.crops} crops from ${opts.sheets} code sheets`);
   const trainer = await Trainer.create(training, { threads: opts.threads, metrics: ['characters', 'accuracy', 'glyphs'] });
@@ -153,12 +165,7 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
   const glyphCount = (S / glyphStride) ** 2;
 
   const easeAt = (step: number) => opts.ease * Math.max(0, 1 - step / Math.max(1, opts.easeSteps));
-  const render = async (index: number, ease: number) => {
-    const sheet = await renderCodeSheet(opts.seed, index, side, stride, ease, opts.codes);
-    const codes = sheet.codes.map((c) => characterCentres({ ...c, width: side, height: side }, side));
-    if (!codes.length) throw new Error(`stage 0: code sheet ${sheet.index} at ${side} px has no code`);
-    return { image: model.preprocess(await decodeImage(sheet.png)), codes };
-  };
+  const render = (index: number, ease: number) => codeSheetInput(model, opts.seed, index, ease, opts.codes);
   // The pool as step `start` finds it: slot i last took the sheet rendered during the latest earlier step t with
   // t ≡ i (mod sheets), else its first sheet.
   const sheets = await Promise.all(Array.from({ length: opts.sheets }, (_, i) => {
@@ -187,7 +194,7 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
           crops.set(image.subarray(from, from + S), ((k * 3 + ch) * S + y) * S);
         }
       }
-      targets.set(Array.from(cellTargets(codes, x0, y0, S, stride, BLANK_STRIDE), BigInt), k * count * READING_SLOTS);
+      targets.set(Array.from(cellTargets(codes, x0, y0, S, stride, SHEET_BLANK_STRIDE), BigInt), k * count * READING_SLOTS);
       glyphs.set(Array.from(glyphTargets(codes, x0, y0, S, glyphStride, GLYPH_BLANK_STRIDE), BigInt), k * glyphCount * READING_SLOTS);
     }
     return { crops, targets, glyphs };

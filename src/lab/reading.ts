@@ -160,12 +160,15 @@ export function glyphTargets(codes: readonly (readonly CharacterCentre[])[], x0:
   return targets;
 }
 
-/** One cell in this many without a character is a 'no character' target on the whole grid, so that the characters weigh. */
-const GRID_BLANK_STRIDE = 16;
+/** One cell in this many without a character is a 'no character' target on the whole grid, unless told otherwise. */
+export const GRID_BLANK_STRIDE = 16;
 
-/** Targets [cell, slot] for each cell of a `grid` × `grid` visual-token grid over the padded square (cellTargets' rule). */
-export function readingTargets(sample: Pick<SmallPrintSample, 'code' | 'box' | 'width' | 'height'>, grid: number): Int32Array {
-  return cellTargets([characterCentres(sample, grid)], 0, 0, grid, 1, GRID_BLANK_STRIDE);
+/**
+ * Targets [cell, slot] for each cell of a `grid` × `grid` visual-token grid over the padded square (cellTargets' rule,
+ * one cell without a character in `blankStride` told 'no character').
+ */
+export function readingTargets(sample: Pick<SmallPrintSample, 'code' | 'box' | 'width' | 'height'>, grid: number, blankStride = GRID_BLANK_STRIDE): Int32Array {
+  return cellTargets([characterCentres(sample, grid)], 0, 0, grid, 1, blankStride);
 }
 
 /** The cell of a `grid` × `grid` visual-token grid over the padded square that holds each code character's centre (-1: none). */

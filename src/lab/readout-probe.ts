@@ -27,7 +27,8 @@ import { labLlavaHrConfig, labLlavaHrTensors, type LabLlavaHrShape } from './mod
 import { Rng } from './random.js';
 import { CODE_ALPHABET, MAX_CODE_LENGTH, smallPrintText } from './smallprint.js';
 import { IGNORE } from './reading.js';
-import { answerFeeds, attentionAidLoss, codeRowMask, LAB_OPTIMIZATION, placeAidLoss, placeRows, placeStrength, placeVectors, positionAidLoss, positionHeadSpecs, smallPrintExample } from './train-visual.js';
+import { answerFeeds, attentionAidLoss, codeRowMask, placeAidLoss, placeRows, placeStrength, placeVectors, positionAidLoss, positionHeadSpecs, smallPrintExample } from './train-visual.js';
+import { LAB_OPTIMIZATION } from './optimization.js';
 
 /**
  * Where a code's characters lie: `code`, over one or two neighbouring cells, as in the task's 32-px cells (four or

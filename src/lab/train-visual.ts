@@ -33,6 +33,8 @@ import { resumeTraining } from '../train/trainer-state.js';
 import { smallPrintMessage } from './datasets.js';
 import type { LabVisualModel } from './models.js';
 import { pretrainConvnext, type ConvnextPretrainSettings, type ReadingCeiling } from './pretrain-convnext.js';
+import { pretrainTokenPath, type TokenPathPretrainSettings, visualScaleLoss } from './pretrain-tokens.js';
+import { LAB_OPTIMIZATION } from './optimization.js';
 import { blockedReadingHeadSpecs, characterCells, IGNORE, READING_SLOTS, readingHeadLoss, readingHeadSpecs, readingTargets } from './reading.js';
 import { Rng } from './random.js';
 import { MAX_CODE_LENGTH, renderSmallPrint } from './smallprint.js';
@@ -63,6 +65,13 @@ export interface LabTrainOptions {
    * each place of a cell's characters lies in its own dimensions.
    */
   readingBlocks?: boolean;
+  /**
+   * One cell in this many without a code character is told 'no character' in every slot (absent: GRID_BLANK_STRIDE,
+   * 16: cells of the grid's columns 0 and 16 only). At 1 every cell is: a token then says in each block whether the
+   * code's character of that place lies there, as `egret lab readout`'s marker said where the code was — what an
+   * aided head's keys can find the cell by (fourteenth session).
+   */
+  readingBlanks?: number;
   /**
    * The reading head starts as stage 0's (same width: the ConvNeXt's last stage and the decoder's; not blocked).
    * Fresh, the whole model's head sat at chance (3.6) for 250 steps; from stage 0's it fell to 2.9 by step 150
@@ -135,6 +144,13 @@ export interface LabTrainOptions {
   initFrom?: string;
   /** Stage 0 (MRA models only): pretrain the ConvNeXt alone on crops first (pretrain-convnext.ts). */
   pretrain?: ConvnextPretrainSettings;
+  /**
+   * Stage 1 (MRA models with stage 0, a reading head and `visualRms`): after stage 0, the path from the ConvNeXt to
+   * the visual tokens learns alone to carry what stage 0 reads, with the ViT's share of the final fusion at zero
+   * (pretrain-tokens.ts), so that the decoder trains on readable tokens from its first step; the whole model's
+   * reading head starts as stage 1's.
+   */
+  tokenPath?: TokenPathPretrainSettings;
   /** After stage 0, log how well it reads these whole task images (readingCeiling): what the whole model can reach. */
   stageZeroCheck?: { seed: number; count: number };
   /** Save the model every this many steps (and at the end). */
@@ -145,6 +161,8 @@ export interface LabTrainOptions {
    */
   stateDir?: string;
   onPretrainStep?: (report: { step: number; steps: number; loss: number; accuracy: number; glyphs: number; lr: number; seconds: number }) => void;
+  /** Stage 1's steps: `reading` its head's loss on the characters, `accuracy` the share it reads right. */
+  onTokenPathStep?: (report: { step: number; steps: number; reading: number; accuracy: number; scale: number; lr: number; seconds: number }) => void;
   /**
    * `loss` is the answer's; `reading` the reading head's on the characters (reading.ts), `attention` the
    * attention aid's, `position` the position aid's, `place` the place aid's and `scale` the visual tokens' scale
@@ -307,15 +325,6 @@ export function codeRowMask(examples: readonly Example[], cells: number, seq: nu
   return new ort.Tensor('float32', mask, [examples.length, seq, 1]);
 }
 
-/**
- * The visual tokens' scale aid: the mean over tokens of (their mean square / `rms`² − 1)², for `visual` [B, cells,
- * width] — relative, so that it weighs the same at any target.
- */
-export function visualScaleLoss(visual: Value, rms: number): Value {
-  const gap = op.sub(op.div(op.reduceMean(op.mul(visual, visual), [2], false), rms * rms), 1);
-  return op.reduceMean(op.mul(gap, gap), [0, 1], false);
-}
-
 /** How strongly the place is handed at `step` (a crutch handed until `until`, or throughout when it is undefined): 1, fading to 0 over the second half of `until`. */
 export function placeStrength(step: number, until: number | undefined): number {
   if (until === undefined) return 1;
@@ -327,9 +336,6 @@ export function placeStrength(step: number, until: number | undefined): number {
 export function placeVectors(width: number, rng: Rng): Float32Array[] {
   return Array.from({ length: MAX_CODE_LENGTH }, () => Float32Array.from({ length: width }, () => rng.normal() * 0.05));
 }
-
-/** The lab's AdamW and clipping, for the visual models and `egret lab readout`. */
-export const LAB_OPTIMIZATION = { optimizer: { betas: [0.9, 0.98] as [number, number], weightDecay: 0.05 }, clipGradNorm: 1 };
 
 /** Trains and saves the model in `dir`; returns the seconds it trained (over all runs when resumed). */
 export async function trainLabModel(dir: string, model: LabVisualModel, tokenizerModel: Uint8Array, opts: LabTrainOptions): Promise<{ seconds: number }> {
@@ -347,6 +353,9 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   if (opts.freezeConvnext && (!frozen || !opts.pretrain)) throw new Error('freezeConvnext needs an MRA model with stage 0');
   if (opts.identityAdapters && !model.adapterProjections) throw new Error('identityAdapters needs an MRA model');
   if (opts.readingFromStageZero && (!opts.pretrain || !reading || opts.readingBlocks)) throw new Error('readingFromStageZero needs stage 0 and an unblocked reading head');
+  if (opts.tokenPath && (!opts.pretrain || !reading || opts.readingBlocks || opts.readingFromStageZero || !opts.visualRms)) {
+    throw new Error('tokenPath needs stage 0, an unblocked reading head that does not start as stage 0\'s, and visualRms');
+  }
   const readingSpecs = opts.readingBlocks ? blockedReadingHeadSpecs : readingHeadSpecs;
   const specs = new Map([...model.specs, ...(reading ? readingSpecs(model.llm.hidden) : []), ...(position ? positionHeadSpecs(model.llm.hidden) : [])]);
   let source: TensorSource = freshTensors(specs, opts.seed);
@@ -365,6 +374,14 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
       ...(opts.stateDir ? { statePath: join(opts.stateDir, 'stage0.safetensors'), saveEvery: opts.saveEvery } : {}),
     }));
     if (ceiling) log(describeCeiling(ceiling));
+    if (opts.tokenPath) {
+      const stage1 = await pretrainTokenPath(model, source, {
+        ...opts.tokenPath, seed: opts.seed, rms: opts.visualRms!, threads: opts.threads, log,
+        onStep: (r) => opts.onTokenPathStep?.({ ...r, steps: opts.tokenPath!.steps }),
+      });
+      source = stage1.source;
+      secondsBefore += stage1.seconds;
+    }
   }
   const forward = model.forward(source, crutch !== undefined ? 'places_in' : undefined);
   const g = forward.graph;
@@ -431,7 +448,7 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
     for (const [b, s] of samples.entries()) {
       pixels.set(model.preprocess(await decodeImage(s.png)), b * 3 * S * S);
       examples.push(smallPrintExample(tokenizer, s.question, s.code, s.index % 2 === 0));
-      cells.set(Array.from(readingTargets(s, grid), BigInt), b * visual * READING_SLOTS);
+      cells.set(Array.from(readingTargets(s, grid, opts.readingBlanks), BigInt), b * visual * READING_SLOTS);
       codeCells.push(characterCells(s, grid));
     }
     return { pixels, examples, cells, codeCells };

@@ -164,9 +164,13 @@ export function buildMultipathVision(scope: WeightScope, config: LlavaHrConfig, 
   // The last layer's raw output: no post_layernorm, and mm_vision_select_layer is ignored.
   const vitFinal = clipEncoder(vit, y, 3 * group, 4 * group);
   const fused = mraFusion(tower.at('align_stages').at(0), vitFinal, high, grid);
-  const projector = scope.at('model.mm_projector');
-  const visualTokens = linear(projector, '2.weight', op.gelu(linear(projector, '0.weight', fused, 'fp32', '0.bias')), 'fp32', '2.bias');
+  const visualTokens = projectVisual(scope.at('model.mm_projector'), fused);
   return { vitInput, vitPositionTable, vitEmbeddings, convnextStages: convnext, afterAdapters, gatesTanh, vitFinal, fused, visualTokens };
+}
+
+/** LLaVA's mlp2x_gelu projector (`model.mm_projector.{0,2}` in `projector`): fused tokens → the decoder's width. */
+export function projectVisual(projector: WeightScope, fused: Value): Value {
+  return linear(projector, '2.weight', op.gelu(linear(projector, '0.weight', fused, 'fp32', '0.bias')), 'fp32', '2.bias');
 }
 
 /**

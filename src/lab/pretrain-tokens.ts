@@ -1,0 +1,242 @@
+/**
+ * Stage 1 of the lab's MRA model: the path from stage 0's frozen ConvNeXt to the visual tokens learns to carry what
+ * stage 0 reads, before the decoder trains on them. With the ViT's share of the final fusion at zero, a visual token
+ * is a per-cell MLP of the ConvNeXt's last map (slow_proj, then the mlp2x_gelu projector), so this stage trains on
+ * that map computed once for a set of stage 0's code sheets: thousands of steps in minutes, where the whole model
+ * takes two seconds a step; task images it never trains on check it. A blocked reading head (reading.ts) tells the tokens to hold the code's k-th character in their k-th
+ * block — the layout on which `egret lab readout`'s decoder learnt the read-out (docs/LAB.md, twelfth session) —
+ * and the scale aid keeps them at the size that decoder read. Through the fused path trained with the whole model,
+ * the tokens were readable only after ≈ 1000 steps, when the decoder's crutch had gone (thirteenth session).
+ */
+import { Graph, type Value } from '../graph/ir.js';
+import * as op from '../graph/ops/index.js';
+import { identityLayout, WeightScope } from '../graph/weights.js';
+import type { TensorSource } from '../io/checkpoint.js';
+import { MemorySource } from '../io/memory-source.js';
+import { convnextStages } from '../models/convnext.js';
+import { projectVisual } from '../models/llava-hr.js';
+import { mapToTokens } from '../models/llava-hr/mr-adapter.js';
+import { linear } from '../models/linear.js';
+import { ort, Session } from '../runtime/session.js';
+import { checkpointTensors, freshTensors } from '../train/scratch.js';
+import { warmupCosine } from '../train/schedule.js';
+import { buildTrainingGraph } from '../train/training-graph.js';
+import { Trainer } from '../train/trainer.js';
+import { decodeImage } from '../vision/decode.js';
+import type { LabVisualModel } from './models.js';
+import { LAB_OPTIMIZATION } from './optimization.js';
+import { sampleRng } from './random.js';
+import { codeSheetInput } from './pretrain-convnext.js';
+import { blockedReadingHeadSpecs, cellTargets, NO_CHARACTER, READING_HEAD, READING_SLOTS, readingHeadLoss, readingHeadSpecs, readingTargets } from './reading.js';
+import { renderSmallPrint } from './smallprint.js';
+
+export interface TokenPathPretrainSettings {
+  /**
+   * Code sheets (stage 0's, never eased) whose ConvNeXt maps the stage trains on: a sheet holds some 600 characters
+   * where a task image holds five, and on 400 task images the path learnt them by heart (96 % of their characters,
+   * 40 % of held-out images').
+   */
+  sheets: number;
+  /** Codes asked of each sheet (renderCodeSheet). */
+  codes: number;
+  /** One cell without a character in this many is told 'no character' (cellTargets; stage 0's crops: SHEET_BLANK_STRIDE). */
+  blanks: number;
+  /** Task images, held out: the share of their characters the trained path's head reads in place is logged. */
+  check: number;
+  steps: number;
+  /** Sheets a step. */
+  batch: number;
+  lr: number;
+  warmup: number;
+}
+
+export interface TokenPathPretrainOptions extends TokenPathPretrainSettings {
+  seed: number;
+  /** The visual tokens' root mean square (visualScaleLoss, weight 1). */
+  rms: number;
+  threads?: number;
+  log?: (message: string) => void;
+  /** `reading` is the head's cross-entropy on the characters, `accuracy` the share it reads right. */
+  onStep?: (report: { step: number; reading: number; accuracy: number; scale: number; lr: number; seconds: number }) => void;
+}
+
+/** Stage 1's sheets and check images are samples of the training seed from this index on, apart from stage 0's and the whole model's. */
+export const TOKEN_PATH_FIRST_SAMPLE = 10_000_000;
+
+const FUSION = 'model.vision_tower.align_stages.0';
+const PROJECTOR = 'model.mm_projector';
+
+/**
+ * The visual tokens' scale aid: the mean over tokens of (their mean square / `rms`² − 1)², for `visual` [B, cells,
+ * width] — relative, so that it weighs the same at any target.
+ */
+export function visualScaleLoss(visual: Value, rms: number): Value {
+  const gap = op.sub(op.div(op.reduceMean(op.mul(visual, visual), [2], false), rms * rms), 1);
+  return op.reduceMean(op.mul(gap, gap), [0, 1], false);
+}
+
+/**
+ * A blocked reading head's weight [slots, block, classes] and bias [slots, classes] as the full head's [slots ·
+ * classes, width] and [slots · classes]: zero outside each slot's block, so that both give the same logits.
+ */
+export function unblockReadingHead(weight: Float32Array, bias: Float32Array, width: number): { weight: Float32Array; bias: Float32Array } {
+  const classes = bias.length / READING_SLOTS;
+  const block = weight.length / (READING_SLOTS * classes);
+  const full = new Float32Array(READING_SLOTS * classes * width);
+  for (let k = 0; k < READING_SLOTS; k++) {
+    for (let j = 0; j < block; j++) {
+      for (let c = 0; c < classes; c++) full[(k * classes + c) * width + k * block + j] = weight[(k * block + j) * classes + c]!;
+    }
+  }
+  return { weight: full, bias: Float32Array.from(bias) };
+}
+
+/**
+ * Trains stage 1 on the MRA `model` whose tensors `source` holds (stage 0's ConvNeXt in them); returns a source with
+ * the same tensors, where the final fusion's slow_proj, the projector and the reading head (as a full head, for the
+ * whole model's training) are stage 1's and the fusion's fast_proj is zero, and the seconds it took.
+ */
+export async function pretrainTokenPath(model: LabVisualModel, source: TensorSource, opts: TokenPathPretrainOptions): Promise<{ source: MemorySource; seconds: number }> {
+  const log = opts.log ?? (() => undefined);
+  if (!model.convnext) throw new Error(`stage 1 trains an MRA model's token path; a ${model.family} model has none`);
+  // Checked before the stage, not after it.
+  const fullHead = readingHeadSpecs(model.llm.hidden).get(`${READING_HEAD}.weight`)!.shape;
+  const theirs = source.has(`${READING_HEAD}.weight`) ? source.info(`${READING_HEAD}.weight`).shape : [];
+  if (theirs.join() !== fullHead.join()) throw new Error(`stage 1 hands the whole model a full reading head [${fullHead.join('×')}]; it has ${theirs.length ? `[${theirs.join('×')}]` : 'none'}`);
+  const began = performance.now();
+  const cells = model.visualTokens;
+  const width = model.convnext.config.dims.at(-1)!;
+  const grid = Math.round(Math.sqrt(cells));
+  const stride = model.size / grid;
+  const sheets = await convnextMaps(model, source, opts.sheets, cells * width, opts, async (i) => {
+    const sheet = await codeSheetInput(model, opts.seed, TOKEN_PATH_FIRST_SAMPLE + i, 0, opts.codes);
+    return { image: sheet.image, targets: cellTargets(sheet.codes, 0, 0, model.size, stride, opts.blanks) };
+  });
+  const check = await convnextMaps(model, source, opts.check, cells * width, opts, async (i) => {
+    const sample = await renderSmallPrint(opts.seed, TOKEN_PATH_FIRST_SAMPLE + i);
+    return { image: model.preprocess(await decodeImage(sample.png)), targets: readingTargets(sample, grid) };
+  });
+  const trainedNames = [...model.specs.keys()].filter((n) => n.startsWith(`${FUSION}.slow_proj.`) || n.startsWith(`${PROJECTOR}.`));
+  const head = freshTensors(blockedReadingHeadSpecs(model.llm.hidden), opts.seed);
+  const tensors = new MemorySource(Object.fromEntries(await Promise.all([
+    ...trainedNames.map(async (n) => [n, { shape: source.info(n).shape, data: Float32Array.from(await source.readFloat32(n)) }] as const),
+    ...head.list().map(async (t) => [t.name, { shape: t.shape, data: await head.readFloat32(t.name) }] as const),
+  ])));
+
+  const { g, reading, scale } = tokenPathGraph(tensors, cells, width, opts.rms);
+  g.output(reading.characters, 'reading');
+  g.output(reading.accuracy, 'accuracy');
+  g.output(scale, 'scale');
+  const loss = op.add(op.add(reading.characters, reading.blanks), scale);
+  const training = buildTrainingGraph(g, loss, { trainable: (name) => name.split('+').every((part) => tensors.has(part)), ...LAB_OPTIMIZATION });
+  const trainer = await Trainer.create(training, { threads: opts.threads, metrics: ['reading', 'accuracy', 'scale'] });
+  log(`stage 1: the token path on ${opts.sheets} code sheets' ConvNeXt maps, ${opts.steps} steps of ${opts.batch}`);
+  const B = opts.batch;
+  const perMap = cells * width;
+  const perTargets = cells * READING_SLOTS;
+  try {
+    for (let step = 0; step < opts.steps; step++) {
+      const started = performance.now();
+      const rng = sampleRng(opts.seed, 'stage1-batches', step);
+      const batchMaps = new Float32Array(B * perMap);
+      const batchTargets = new BigInt64Array(B * perTargets);
+      for (let b = 0; b < B; b++) {
+        const i = Math.floor(rng.float() * opts.sheets);
+        batchMaps.set(sheets.maps.subarray(i * perMap, (i + 1) * perMap), b * perMap);
+        batchTargets.set(sheets.targets.subarray(i * perTargets, (i + 1) * perTargets), b * perTargets);
+      }
+      const lr = warmupCosine(opts.lr, step, opts.steps, opts.warmup);
+      const result = await trainer.run({
+        high: new ort.Tensor('float32', batchMaps, [B, cells, width]),
+        reading_targets: new ort.Tensor('int64', batchTargets, [B, cells, READING_SLOTS]),
+      }, lr);
+      const m = result.metrics;
+      opts.onStep?.({ step: step + 1, reading: m['reading']!, accuracy: m['accuracy']!, scale: m['scale']!, lr, seconds: (performance.now() - started) / 1000 });
+    }
+    const trained = checkpointTensors(g, new Map(trainer.tensors.map((t) => [t.name, Float32Array.from(trainer.param(t.name) as Float32Array)])), (n) => tensors.info(n).shape);
+    if (opts.check) {
+      const share = await heldOutShare(new MemorySource(Object.fromEntries([...trained].map(([n, data]) => [n, { shape: tensors.info(n).shape, data }]))),
+        check.maps, check.targets, { cells, width, rms: opts.rms, threads: opts.threads });
+      log(`stage 1: its head reads ${(100 * share).toFixed(1)} % of the characters of ${opts.check} held-out images in place`);
+    }
+    const all: Record<string, { shape: readonly number[]; data: Float32Array }> = {};
+    for (const t of source.list()) all[t.name] = { shape: t.shape, data: trained.get(t.name) ?? await source.readFloat32(t.name) };
+    for (const n of [`${FUSION}.fast_proj.weight`, `${FUSION}.fast_proj.bias`]) all[n] = { shape: source.info(n).shape, data: new Float32Array(all[n]!.data.length) };
+    const full = unblockReadingHead(trained.get(`${READING_HEAD}.weight`)!, trained.get(`${READING_HEAD}.bias`)!, model.llm.hidden);
+    all[`${READING_HEAD}.weight`] = { shape: source.info(`${READING_HEAD}.weight`).shape, data: full.weight };
+    all[`${READING_HEAD}.bias`] = { shape: source.info(`${READING_HEAD}.bias`).shape, data: full.bias };
+    return { source: new MemorySource(all), seconds: (performance.now() - began) / 1000 };
+  } finally {
+    await trainer.dispose();
+  }
+}
+
+/**
+ * Stage 1's graph on the input `high` [B, cells, width] (the ConvNeXt's map as tokens) with the weights in `tensors`:
+ * the final fusion with its fast_proj at zero (mraFusion: slow_proj of the map, already on the ViT's grid), the
+ * projector, the blocked reading head's losses on the input `reading_targets`, and the scale aid.
+ */
+function tokenPathGraph(tensors: TensorSource, cells: number, width: number, rms: number): { g: Graph; reading: ReturnType<typeof readingHeadLoss>; scale: Value } {
+  const g = new Graph('token-path');
+  const high = g.input('high', 'float32', ['batch', cells, width]);
+  const scope = new WeightScope(g, tensors, '', identityLayout);
+  const visual = projectVisual(scope.at(PROJECTOR), linear(scope.at(FUSION), 'slow_proj.weight', high, 'fp32', 'slow_proj.bias'));
+  return { g, reading: readingHeadLoss(g, tensors, visual), scale: visualScaleLoss(visual, rms) };
+}
+
+/** The share of the character targets in `targets` [images, cells, slots] that the path in `tensors` reads right on `maps`. */
+async function heldOutShare(tensors: TensorSource, maps: Float32Array, targets: BigInt64Array, o: { cells: number; width: number; rms: number; threads?: number }): Promise<number> {
+  const { g, reading } = tokenPathGraph(tensors, o.cells, o.width, o.rms);
+  g.output(reading.accuracy, 'accuracy');
+  const session = await Session.fromGraph(g, { threads: o.threads });
+  const [perMap, perTargets] = [o.cells * o.width, o.cells * READING_SLOTS];
+  let [right, all] = [0, 0];
+  try {
+    for (let i = 0; i < maps.length / perMap; i++) {
+      const mine = targets.subarray(i * perTargets, (i + 1) * perTargets);
+      const characters = mine.reduce((n, t) => n + (t >= 0n && t < BigInt(NO_CHARACTER) ? 1 : 0), 0);
+      if (!characters) continue;
+      const out = await session.run({
+        high: new ort.Tensor('float32', maps.slice(i * perMap, (i + 1) * perMap), [1, o.cells, o.width]),
+        reading_targets: new ort.Tensor('int64', mine.slice(), [1, o.cells, READING_SLOTS]),
+      });
+      [right, all] = [right + (out['accuracy']!.data as Float32Array)[0]! * characters, all + characters];
+    }
+  } finally {
+    await session.dispose();
+  }
+  return right / all;
+}
+
+/**
+ * The ConvNeXt's last map as tokens [count, cells, width] for the inputs `input(i)` gives, with their reading
+ * targets [count, cells, READING_SLOTS] (the lab's plans give the map the ViT's 32 × 32 grid; checked).
+ */
+async function convnextMaps(model: LabVisualModel, source: TensorSource, count: number, perMap: number, opts: TokenPathPretrainOptions,
+  input: (i: number) => Promise<{ image: Float32Array; targets: Int32Array }>): Promise<{ maps: Float32Array; targets: BigInt64Array }> {
+  const { config, prefix } = model.convnext!;
+  const S = model.size;
+  const cells = model.visualTokens;
+  const g = new Graph('convnext-maps');
+  const last = convnextStages(new WeightScope(g, source, '', identityLayout).at(prefix), config, g.input('pixel_values', 'float32', [1, 3, S, S])).at(-1)!;
+  if ((last.shape[2] as number) ** 2 !== cells) throw new Error(`stage 1: the ConvNeXt's ${String(last.shape[2])}² map is not the ViT's ${cells} cells`);
+  g.output(mapToTokens(last), 'map');
+  const session = await Session.fromGraph(g, { threads: opts.threads });
+  const maps = new Float32Array(count * perMap);
+  const targets = new BigInt64Array(count * cells * READING_SLOTS);
+  try {
+    let next = count > 0 ? input(0) : undefined;
+    for (let i = 0; i < count; i++) {
+      const { image, targets: mine } = await next!;
+      // The next input renders while this one runs.
+      if (i + 1 < count) next = input(i + 1);
+      const out = await session.run({ pixel_values: new ort.Tensor('float32', image, [1, 3, S, S]) });
+      maps.set(out['map']!.data as Float32Array, i * perMap);
+      targets.set(Array.from(mine, BigInt), i * cells * READING_SLOTS);
+      if ((i + 1) % 50 === 0 || i + 1 === count) opts.log?.(`stage 1: ConvNeXt maps of ${i + 1}/${count} ${count === opts.sheets ? 'code sheets' : 'check images'}`);
+    }
+  } finally {
+    await session.dispose();
+  }
+  return { maps, targets };
+}
