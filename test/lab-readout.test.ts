@@ -2,7 +2,8 @@
 // decoder trained on them learns a character that lies in every cell.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readoutVectors, runReadoutProbe, syntheticVisualTokens, type ReadoutProbeReport } from '../src/lab/readout-probe.js';
+import { runReadoutProbe, syntheticVisualTokens, type ReadoutProbeReport } from '../src/lab/readout-probe.js';
+import { readoutVectors } from '../src/lab/readout-vectors.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -115,6 +116,13 @@ test('the probe trains the decoder: a first character that lies in every cell is
   const aided = await runReadoutProbe({ ...base, steps: 3, layout: 'code', attention: 1, firstUntil: 0 }, () => undefined, 2);
   assert.deepEqual(aided.map((r) => r.step), [2, 3]);
   for (const r of aided) assert.ok(Number.isFinite(r.answer) && r.attention !== undefined && r.attention > 0, JSON.stringify(r));
+  // noise: fresh noise on every token changes what the decoder sees; 0 is no noise.
+  const clean = { ...base, steps: 2, layout: 'code' as const, attention: 1, firstUntil: 0 };
+  const [plain] = await runReadoutProbe(clean, () => undefined, 2);
+  const [silent] = await runReadoutProbe({ ...clean, noise: 0 }, () => undefined, 2);
+  const [noisy] = await runReadoutProbe({ ...clean, noise: 1 }, () => undefined, 2);
+  assert.equal(silent!.answer, plain!.answer);
+  assert.ok(Number.isFinite(noisy!.answer) && noisy!.answer !== plain!.answer, `answer ${noisy!.answer} with noise, ${plain!.answer} without`);
   // givePlace: the place vectors go into the decoder's input (a run of it trains; placeRows is checked below).
   const given = await runReadoutProbe({ ...base, steps: 2, layout: 'code', attention: 1, firstUntil: 0, givePlace: true }, () => undefined, 2);
   assert.ok(given.length === 1 && Number.isFinite(given[0]!.answer), JSON.stringify(given));

@@ -350,6 +350,10 @@ test('stage 1: the token path learns alone on the ConvNeXt\'s maps; the whole mo
   const path = await run(p, { map: out['map']! });
   const d = maxAbsDiff(out['tokens']!.data as Float32Array, path['tokens']!.data as Float32Array);
   assert.ok(d < 1e-5, `max |Δ| ${d}`);
+  // With vectors, the tokens are told to be the read-out probe's synthetic ones for the cells' targets: the error falls.
+  const errors: number[] = [];
+  await pretrainTokenPath(model, fresh, { ...settings, check: 0, vectors: 0.5, onStep: (r) => errors.push(r.vectors!) });
+  assert.ok(errors.length === 30 && errors.every(Number.isFinite) && errors.at(-1)! < errors[0]! / 2, `vector errors ${errors[0]} → ${errors.at(-1)}`);
   // The whole model's head must be a full one on the decoder's width.
   await assert.rejects(pretrainTokenPath(model, freshTensors(model.specs, 5), settings), /stage 1 hands the whole model a full reading head \[222×32\]; it has none/);
   await assert.rejects(pretrainTokenPath(model, freshTensors(new Map([...model.specs, ...blockedReadingHeadSpecs(TINY.llm.width)]), 5), settings), /it has \[6×5×37\]/);
@@ -530,6 +534,20 @@ test('freezeConvnext: the whole model trains around the ConvNeXt that stage 0 ma
       onPretrainStep: (r) => stages.push(`0:${r.step}/${r.steps}`), onTokenPathStep: (r) => stages.push(`1:${r.step}/${r.steps}`), onStep: (r) => stages.push(`w:${r.step}`),
     });
     assert.deepEqual(stages, ['0:1/2', '0:2/2', '1:1/2', '1:2/2', 'w:1', 'w:2']);
+    // freezeVision: the whole model leaves every tensor before the decoder as stages 0 and 1 made it (a run at rate 0
+    // shows them), and trains the decoder.
+    await trainLabModel(join(root, 'vision-frozen'), model, tokenizerModel, { ...settings, visualRms: 0.5, tokenPath, freezeVision: true });
+    await trainLabModel(join(root, 'vision-still'), model, tokenizerModel, { ...settings, visualRms: 0.5, tokenPath, lr: 0 });
+    const [moved, kept] = await Promise.all(['vision-frozen', 'vision-still'].map((d) => openCheckpoint(join(root, d, 'pytorch_model.bin'))));
+    let decoderTrained = false;
+    for (const name of model.specs.keys()) {
+      const d = maxAbsDiff(await moved!.readFloat32(name), await kept!.readFloat32(name));
+      if (model.visionPrefixes.some((prefix) => name.startsWith(prefix))) assert.equal(d, 0, name);
+      else decoderTrained ||= d > 0;
+    }
+    assert.ok(decoderTrained, 'the decoder trains');
+    await Promise.all([moved!.close(), kept!.close()]);
+    await assert.rejects(trainLabModel(join(root, 'plain'), model, tokenizerModel, { ...settings, freezeVision: true }), /freezeVision needs stage 1/);
     await assert.rejects(trainLabModel(join(root, 'plain'), model, tokenizerModel, { ...settings, tokenPath }), /tokenPath needs stage 0, an unblocked reading head .* and visualRms/);
     await assert.rejects(trainLabModel(join(root, 'plain'), model, tokenizerModel, { ...settings, visualRms: 0.5, readingFromStageZero: true, tokenPath }), /tokenPath needs/);
   } finally {

@@ -18,7 +18,8 @@ import { runMmaLab } from '../lab/mma.js';
 import { FULL_PLAN, QUICK_PLAN } from '../lab/plans.js';
 import { labChecks, writeLabReport } from '../lab/report.js';
 import { SHIPPED_MODELS_DIR } from '../lab/shipped.js';
-import { READOUT_DEFAULTS, runReadoutProbe, VECTOR_STD, type ReadoutLayout, type ReadoutProbeOptions } from '../lab/readout-probe.js';
+import { READOUT_DEFAULTS, runReadoutProbe, type ReadoutLayout, type ReadoutProbeOptions } from '../lab/readout-probe.js';
+import { VECTOR_STD } from '../lab/readout-vectors.js';
 
 const GENERATE_USAGE = 'usage: egret lab generate --out DIR [--task smallprint|scienceqa] [--seed S] [--count N]';
 const TOKENIZER_USAGE = 'usage: egret lab tokenizer --out FILE [--seed S] [--count N] [--vocab-size N]';
@@ -45,14 +46,14 @@ export const LAB_TOKENIZER_HELP: CommandHelp = {
   },
 };
 
-const READOUT_USAGE = 'usage: egret lab readout [--steps N] [--lr X] [--layout code|one|everywhere|whole] [--attention W] [--aid-layer L] [--first-until N] [--vector-std X] [--blocks] [--previous] [--sink] [--position W] [--position-layer L] [--give-place | --give-place-until N] [--place-aid W] [--decoder-layers N] [--seed S] [--threads N] [--out FILE]';
+const READOUT_USAGE = 'usage: egret lab readout [--steps N] [--lr X] [--layout code|one|everywhere|whole] [--attention W] [--aid-layer L] [--first-until N] [--vector-std X] [--noise X] [--blocks] [--previous] [--sink] [--position W] [--position-layer L] [--give-place | --give-place-until N] [--place-aid W] [--decoder-layers N] [--seed S] [--threads N] [--out FILE]';
 
 export const LAB_READOUT_HELP: CommandHelp = {
   usage: READOUT_USAGE,
   summary: "Trains the MRA plan's LLaMA alone, fresh, on synthetic visual tokens whose cells hold known characters, with the aids of the eleventh session's MRA plan unless told otherwise (READOUT_DEFAULTS), and logs its answer loss every 25 steps: does the decoder learn to read out the token its aided head looks at? (docs/LAB.md, Status)",
   options: {
     steps: { type: 'string' }, lr: { type: 'string' }, layout: { type: 'string' }, attention: { type: 'string' }, 'aid-layer': { type: 'string' },
-    'first-until': { type: 'string' }, 'vector-std': { type: 'string' }, blocks: { type: 'boolean' }, previous: { type: 'boolean' }, sink: { type: 'boolean' }, position: { type: 'string' }, 'position-layer': { type: 'string' }, 'give-place': { type: 'boolean' }, 'give-place-until': { type: 'string' }, 'place-aid': { type: 'string' }, 'decoder-layers': { type: 'string' },
+    'first-until': { type: 'string' }, 'vector-std': { type: 'string' }, noise: { type: 'string' }, blocks: { type: 'boolean' }, previous: { type: 'boolean' }, sink: { type: 'boolean' }, position: { type: 'string' }, 'position-layer': { type: 'string' }, 'give-place': { type: 'boolean' }, 'give-place-until': { type: 'string' }, 'place-aid': { type: 'string' }, 'decoder-layers': { type: 'string' },
     seed: { type: 'string' }, threads: { type: 'string' }, out: { type: 'string' },
   },
   describe: {
@@ -63,6 +64,7 @@ export const LAB_READOUT_HELP: CommandHelp = {
     'aid-layer': "the decoder layer whose heads the aid points; negative counts from the last, written --aid-layer=-2 (default 0)",
     'first-until': "steps that score only the code's first character (default 300)",
     'vector-std': 'standard deviation of the synthetic vectors (default 0.05, about a fresh projector\'s output)',
+    noise: 'standard deviation of fresh noise added to every token of every sample (default 0: clean tokens)',
     blocks: 'each place in the code gets its own block of the width, so that a linear map reads one place of a cell alone',
     previous: "key each character's vector by the character before it (the start for the first) instead of its place: the row's input token says what to ask for",
     sink: "at a code character's row, the aided heads other than its own are told to look at <s>",
@@ -185,7 +187,7 @@ function numberOption(value: string | undefined, name: string, fallback: number,
 
 async function readoutCommand(args: string[]): Promise<void> {
   type Values = {
-    steps?: string; lr?: string; layout?: string; attention?: string; 'aid-layer'?: string; 'first-until'?: string; 'vector-std'?: string; blocks?: boolean; previous?: boolean; sink?: boolean;
+    steps?: string; lr?: string; layout?: string; attention?: string; 'aid-layer'?: string; 'first-until'?: string; 'vector-std'?: string; noise?: string; blocks?: boolean; previous?: boolean; sink?: boolean;
     position?: string; 'position-layer'?: string; 'give-place'?: boolean; 'give-place-until'?: string; 'place-aid'?: string; 'decoder-layers'?: string; seed?: string; threads?: string; out?: string;
   };
   const { values } = parseCommandLine(args, LAB_READOUT_HELP) as { values: Values };
@@ -217,6 +219,7 @@ async function readoutCommand(args: string[]): Promise<void> {
     givePlace: values['give-place'] ?? false,
     placeAid: numberOption(values['place-aid'], 'place-aid', 0, (x) => x >= 0 && x <= 10_000, 'a number from 0 to 10000'),
     givePlaceUntil: values['give-place-until'] === undefined ? undefined : integer(values['give-place-until'], 'give-place-until', 2, 1_000_000, 0),
+    noise: numberOption(values.noise, 'noise', 0, (x) => x >= 0 && x <= 100, 'a number from 0 to 100'),
     firstUntil: integer(values['first-until'], 'first-until', 0, 1_000_000, READOUT_DEFAULTS.firstUntil),
     seed: seedOf(values.seed),
     threads: values.threads === undefined ? undefined : integer(values.threads, 'threads', 1, 1024, 1),

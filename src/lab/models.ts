@@ -235,6 +235,8 @@ export interface LabVisualModel {
   preprocess(image: RGBImage): Float32Array;
   /** The training forward; with `addedRows`, that graph input [batch, seq, hidden] is added to the decoder's input rows. */
   forward(source: TensorSource, addedRows?: string): VisualTrainingForward;
+  /** The prefixes of the vision tower's and the projector's tensors: all but the decoder's. */
+  visionPrefixes: string[];
   /** The high-resolution ConvNeXt of an MRA model: its config and the prefix of its tensors. */
   convnext?: { config: ConvNextConfig; prefix: string };
   /**
@@ -252,6 +254,7 @@ export function labLlavaHrModel(shape: LabLlavaHrShape): LabVisualModel {
     family: 'llava-hr', configJson, specs, llm: config.llm, size: config.inputImageSize, visualTokens: visualTokenCount(config),
     preprocess: (image) => preprocessLlavaHr(image, config.inputImageSize).pixelValues,
     forward: (source, addedRows) => buildLlavaHrTrainingForward(config, source, addedRows),
+    visionPrefixes: ['model.vision_tower.', 'model.mm_projector.'],
     convnext: { config: config.convnext, prefix: CONVNEXT_PREFIX },
     adapterProjections: [...specs.keys()].filter((n) => /\.align_stages_latent\.\d+\.(slow|fast)_proj\.weight$/.test(n)),
   };
@@ -265,5 +268,6 @@ export function labLlavaModel(shape: LabShape): LabVisualModel {
     family: 'llava', configJson, specs: labLlavaTensors(shape), llm: config.text, size, visualTokens: Math.floor(size / config.vision.patchSize) ** 2,
     preprocess: (image) => preprocessLlavaPad(image, size).pixelValues,
     forward: (source, addedRows) => buildLlavaTrainingForward(config, source, addedRows),
+    visionPrefixes: ['vision_tower.', 'multi_modal_projector.'],
   };
 }

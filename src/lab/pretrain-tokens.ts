@@ -28,6 +28,7 @@ import { LAB_OPTIMIZATION } from './optimization.js';
 import { sampleRng } from './random.js';
 import { codeSheetInput } from './pretrain-convnext.js';
 import { blockedReadingHeadSpecs, cellTargets, NO_CHARACTER, READING_HEAD, READING_SLOTS, readingHeadLoss, readingHeadSpecs, readingTargets } from './reading.js';
+import { readoutVectors, type ReadoutVectors } from './readout-vectors.js';
 import { renderSmallPrint } from './smallprint.js';
 
 export interface TokenPathPretrainSettings {
@@ -43,6 +44,13 @@ export interface TokenPathPretrainSettings {
   blanks: number;
   /** Task images, held out: the share of their characters the trained path's head reads in place is logged. */
   check: number;
+  /**
+   * Also tell the tokens to be `egret lab readout`'s synthetic tokens for the cells' targets (squared error over
+   * their variance, weight 1): a blank vector, a marker on cells holding code characters, and a vector of std
+   * `vectors` in block k for the k-th character (readoutVectors with blocks) — the layout whose read-out the probe's
+   * decoder learnt, where its decoder learnt nothing from characters that were a small part of the token.
+   */
+  vectors?: number;
   steps: number;
   /** Sheets a step. */
   batch: number;
@@ -56,8 +64,11 @@ export interface TokenPathPretrainOptions extends TokenPathPretrainSettings {
   rms: number;
   threads?: number;
   log?: (message: string) => void;
-  /** `reading` is the head's cross-entropy on the characters, `accuracy` the share it reads right. */
-  onStep?: (report: { step: number; reading: number; accuracy: number; scale: number; lr: number; seconds: number }) => void;
+  /**
+   * `reading` is the head's cross-entropy on the characters, `accuracy` the share it reads right, `vectors` the
+   * tokens' squared error from the synthetic ones over their variance (with `vectors`).
+   */
+  onStep?: (report: { step: number; reading: number; accuracy: number; scale: number; vectors?: number; lr: number; seconds: number }) => void;
 }
 
 /** Stage 1's sheets and check images are samples of the training seed from this index on, apart from stage 0's and the whole model's. */
@@ -123,13 +134,24 @@ export async function pretrainTokenPath(model: LabVisualModel, source: TensorSou
     ...head.list().map(async (t) => [t.name, { shape: t.shape, data: await head.readFloat32(t.name) }] as const),
   ])));
 
-  const { g, reading, scale } = tokenPathGraph(tensors, cells, width, opts.rms);
+  const { g, reading, scale, visual } = tokenPathGraph(tensors, cells, width, opts.rms);
   g.output(reading.characters, 'reading');
   g.output(reading.accuracy, 'accuracy');
   g.output(scale, 'scale');
-  const loss = op.add(op.add(reading.characters, reading.blanks), scale);
+  let loss = op.add(op.add(reading.characters, reading.blanks), scale);
+  const vectors = opts.vectors ? readoutVectors(model.llm.hidden, opts.seed, { std: opts.vectors, blocks: true }) : undefined;
+  if (vectors) {
+    const target = g.input('token_targets', 'float32', ['batch', cells, model.llm.hidden]);
+    const told = g.input('token_told', 'float32', ['batch', cells, 1]);
+    const error = op.sub(visual, target);
+    const perCell = op.reduceMean(op.mul(error, error), [2], true);
+    const vectorLoss = op.div(op.reduceSum(op.mul(perCell, told), [0, 1, 2], false), op.add(op.reduceSum(told, [0, 1, 2], false), 1e-6 * opts.vectors! ** 2));
+    const relative = op.div(vectorLoss, opts.vectors! ** 2);
+    g.output(relative, 'vectors');
+    loss = op.add(loss, relative);
+  }
   const training = buildTrainingGraph(g, loss, { trainable: (name) => name.split('+').every((part) => tensors.has(part)), ...LAB_OPTIMIZATION });
-  const trainer = await Trainer.create(training, { threads: opts.threads, metrics: ['reading', 'accuracy', 'scale'] });
+  const trainer = await Trainer.create(training, { threads: opts.threads, metrics: ['reading', 'accuracy', 'scale', ...(vectors ? ['vectors'] : [])] });
   log(`stage 1: the token path on ${opts.sheets} code sheets' ConvNeXt maps, ${opts.steps} steps of ${opts.batch}`);
   const B = opts.batch;
   const perMap = cells * width;
@@ -149,9 +171,10 @@ export async function pretrainTokenPath(model: LabVisualModel, source: TensorSou
       const result = await trainer.run({
         high: new ort.Tensor('float32', batchMaps, [B, cells, width]),
         reading_targets: new ort.Tensor('int64', batchTargets, [B, cells, READING_SLOTS]),
+        ...(vectors ? tokenTargets(vectors, batchTargets, B, cells) : {}),
       }, lr);
       const m = result.metrics;
-      opts.onStep?.({ step: step + 1, reading: m['reading']!, accuracy: m['accuracy']!, scale: m['scale']!, lr, seconds: (performance.now() - started) / 1000 });
+      opts.onStep?.({ step: step + 1, reading: m['reading']!, accuracy: m['accuracy']!, scale: m['scale']!, vectors: m['vectors'], lr, seconds: (performance.now() - started) / 1000 });
     }
     const trained = checkpointTensors(g, new Map(trainer.tensors.map((t) => [t.name, Float32Array.from(trainer.param(t.name) as Float32Array)])), (n) => tensors.info(n).shape);
     if (opts.check) {
@@ -176,12 +199,38 @@ export async function pretrainTokenPath(model: LabVisualModel, source: TensorSou
  * the final fusion with its fast_proj at zero (mraFusion: slow_proj of the map, already on the ViT's grid), the
  * projector, the blocked reading head's losses on the input `reading_targets`, and the scale aid.
  */
-function tokenPathGraph(tensors: TensorSource, cells: number, width: number, rms: number): { g: Graph; reading: ReturnType<typeof readingHeadLoss>; scale: Value } {
+function tokenPathGraph(tensors: TensorSource, cells: number, width: number, rms: number): { g: Graph; reading: ReturnType<typeof readingHeadLoss>; scale: Value; visual: Value } {
   const g = new Graph('token-path');
   const high = g.input('high', 'float32', ['batch', cells, width]);
   const scope = new WeightScope(g, tensors, '', identityLayout);
   const visual = projectVisual(scope.at(PROJECTOR), linear(scope.at(FUSION), 'slow_proj.weight', high, 'fp32', 'slow_proj.bias'));
-  return { g, reading: readingHeadLoss(g, tensors, visual), scale: visualScaleLoss(visual, rms) };
+  return { g, reading: readingHeadLoss(g, tensors, visual), scale: visualScaleLoss(visual, rms), visual };
+}
+
+/**
+ * The synthetic tokens (readout-probe.ts's layout) for reading targets [B, cells, READING_SLOTS]: token_targets [B,
+ * cells, width] and token_told [B, cells, 1], 1 where a cell has targets (a code character or 'no character').
+ */
+function tokenTargets(vectors: ReadoutVectors, targets: BigInt64Array, B: number, cells: number): Record<string, ort.Tensor> {
+  const width = vectors.blank.length;
+  const out = new Float32Array(B * cells * width);
+  const told = new Float32Array(B * cells);
+  for (let c = 0; c < B * cells; c++) {
+    const slots = targets.subarray(c * READING_SLOTS, (c + 1) * READING_SLOTS);
+    if (slots.every((t) => t < 0n)) continue;
+    told[c] = 1;
+    const row = out.subarray(c * width, (c + 1) * width);
+    row.set(vectors.blank);
+    let code = false;
+    slots.forEach((t, k) => {
+      if (t < 0n || t >= BigInt(NO_CHARACTER)) return;
+      code = true;
+      const v = vectors.slots[k]![Number(t)]!;
+      for (let d = 0; d < width; d++) row[d]! += v[d]!;
+    });
+    if (code) for (let d = 0; d < width; d++) row[d]! += vectors.marker[d]!;
+  }
+  return { token_targets: new ort.Tensor('float32', out, [B, cells, width]), token_told: new ort.Tensor('float32', told, [B, cells, 1]) };
 }
 
 /** The share of the character targets in `targets` [images, cells, slots] that the path in `tensors` reads right on `maps`. */

@@ -27,8 +27,9 @@ import { labLlavaHrConfig, labLlavaHrTensors, type LabLlavaHrShape } from './mod
 import { Rng } from './random.js';
 import { CODE_ALPHABET, MAX_CODE_LENGTH, smallPrintText } from './smallprint.js';
 import { IGNORE } from './reading.js';
-import { answerFeeds, attentionAidLoss, codeRowMask, placeAidLoss, placeRows, placeStrength, placeVectors, positionAidLoss, positionHeadSpecs, smallPrintExample } from './train-visual.js';
+import { answerFeeds, attentionAidLoss, codeRowMask, placeAidLoss, placeRows, placeStrength, positionAidLoss, positionHeadSpecs, smallPrintExample } from './train-visual.js';
 import { LAB_OPTIMIZATION } from './optimization.js';
+import { readoutVectors, type ReadoutVectors, type VectorSettings } from './readout-vectors.js';
 
 /**
  * Where a code's characters lie: `code`, over one or two neighbouring cells, as in the task's 32-px cells (four or
@@ -73,6 +74,11 @@ export interface ReadoutProbeOptions {
    * decoder to write the crutch into its own rows, so that what learnt to read it keeps it once it fades.
    */
   placeAid?: number;
+  /**
+   * Fresh N(0, noise²) added to every dimension of every token of every sample (absent: none): what a real tower's
+   * tokens carry besides the code, which the probe's clean cells lack (docs/LAB.md, fourteenth session).
+   */
+  noise?: number;
   /** Steps that score only the code's first character; all of them after. */
   firstUntil: number;
   seed: number;
@@ -96,58 +102,7 @@ export interface ReadoutProbeReport {
  */
 export const READOUT_DEFAULTS = { lr: 1e-3, attention: 1, aidLayer: 0, firstUntil: 300 };
 
-/** Standard deviation of the synthetic vectors by default, about a fresh projector's output. */
-export const VECTOR_STD = 0.05;
 const DISTRACTORS = 30;
-
-/** How the probe's vectors are drawn (readoutVectors). */
-export interface VectorSettings {
-  /** Their standard deviation (default VECTOR_STD). */
-  std?: number;
-  /**
-   * Each place k of the code gets its own block of the width (width / MAX_CODE_LENGTH dimensions, scaled by √MAX_CODE_LENGTH to about the same
-   * norm), so that a cell's characters lie apart and a linear map reads place k alone; otherwise every (place,
-   * character) vector spans the whole width.
-   */
-  blocks?: boolean;
-  /**
-   * Key each character's vector by the character before it (the code's start for the first) instead of its place:
-   * the row that predicts a character has the one before it as its input token, so it needs no place to ask for
-   * the next (an induction-like read-out; ambiguous where a character repeats).
-   */
-  previous?: boolean;
-}
-
-/** The fixed vectors a probe's tokens are made of. */
-export interface ReadoutVectors {
-  /** [slot][character] → vector. */
-  slots: Float32Array[][];
-  marker: Float32Array;
-  blank: Float32Array;
-  /** [place] → the vector givePlace adds at a row that predicts that place's character. */
-  places: Float32Array[];
-  /** With `previous`: [the character before (CODE_ALPHABET's index, or its length for the start)][character] → vector, used instead of `slots`. */
-  follows?: Float32Array[][];
-}
-
-export function readoutVectors(width: number, seed: number, settings: VectorSettings = {}): ReadoutVectors {
-  const rng = new Rng(seed);
-  const std = settings.std ?? VECTOR_STD;
-  const vector = () => Float32Array.from({ length: width }, () => rng.normal() * std);
-  const block = Math.floor(width / MAX_CODE_LENGTH);
-  // Drawn whole and then cut to the block, so that the marker and blank are the same vectors either way.
-  const slotVector = (k: number) => {
-    const v = vector();
-    return settings.blocks ? v.map((x, d) => (d >= k * block && d < (k + 1) * block ? x * Math.sqrt(MAX_CODE_LENGTH) : 0)) : v;
-  };
-  return {
-    slots: Array.from({ length: MAX_CODE_LENGTH }, (_, k) => Array.from({ length: CODE_ALPHABET.length }, () => slotVector(k))),
-    marker: vector(),
-    blank: vector(),
-    places: placeVectors(width, rng),
-    ...(settings.previous ? { follows: Array.from({ length: CODE_ALPHABET.length + 1 }, () => Array.from({ length: CODE_ALPHABET.length }, vector)) } : {}),
-  };
-}
 
 /** One sample's visual tokens [cells, width] and the cell of each of the code's characters. */
 export function syntheticVisualTokens(vectors: ReadoutVectors, code: string, layout: ReadoutLayout, cells: number, rng: Rng): { grid: Float32Array; at: number[] } {
@@ -223,6 +178,8 @@ export async function runReadoutProbe(opts: ReadoutProbeOptions, onReport: (repo
     const tokenizer = await loadTokenizer(join(dir, 'tokenizer.model'));
     const vectors = readoutVectors(width, opts.seed, opts.vectors);
     const rng = new Rng(opts.seed + 1);
+    // Its own stream, so that the tokens' layouts are those of a run without noise.
+    const noise = new Rng(opts.seed + 2);
     const reports: ReadoutProbeReport[] = [];
     const began = performance.now();
     let sums = { answer: 0, attention: 0, position: 0, place: 0, n: 0 };
@@ -235,6 +192,7 @@ export async function runReadoutProbe(opts: ReadoutProbeOptions, onReport: (repo
       const B = opts.batch;
       const visual = new Float32Array(B * opts.cells * width);
       samples.forEach((s, b) => visual.set(s.grid, b * opts.cells * width));
+      if (opts.noise) for (let i = 0; i < visual.length; i++) visual[i]! += noise.normal() * opts.noise;
       const aid = opts.attention > 0 ? { heads, cell: (b: number, k: number) => samples[b]!.at[k]!, sink: opts.sink } : undefined;
       const examples = samples.map((s) => s.example);
       const feeds = answerFeeds(examples, opts.cells, step < opts.firstUntil, aid, position > 0);

@@ -35,6 +35,7 @@ import type { LabVisualModel } from './models.js';
 import { pretrainConvnext, type ConvnextPretrainSettings, type ReadingCeiling } from './pretrain-convnext.js';
 import { pretrainTokenPath, type TokenPathPretrainSettings, visualScaleLoss } from './pretrain-tokens.js';
 import { LAB_OPTIMIZATION } from './optimization.js';
+import { placeVectors } from './readout-vectors.js';
 import { blockedReadingHeadSpecs, characterCells, IGNORE, READING_SLOTS, readingHeadLoss, readingHeadSpecs, readingTargets } from './reading.js';
 import { Rng } from './random.js';
 import { MAX_CODE_LENGTH, renderSmallPrint } from './smallprint.js';
@@ -135,6 +136,12 @@ export interface LabTrainOptions {
    */
   freezeConvnext?: boolean;
   /**
+   * Leave the whole vision side — towers, adapters, fusion, projector — as stages 0 and 1 made it while the whole
+   * model trains: the decoder learns to read tokens that hold still (LLaVA-1.5 trains its projector and LLM around
+   * a frozen tower; here stage 1 trained the projector). Needs stage 1 (`tokenPath`).
+   */
+  freezeVision?: boolean;
+  /**
    * Start the MR-Adapters as the identity, as LLaVA-HR does: their output projections at zero, set after every
    * fresh tensor is drawn (drawn at zero, they would shift the random stream of the tensors after them, the
    * ConvNeXt's among them, and so stage 0).
@@ -162,7 +169,7 @@ export interface LabTrainOptions {
   stateDir?: string;
   onPretrainStep?: (report: { step: number; steps: number; loss: number; accuracy: number; glyphs: number; lr: number; seconds: number }) => void;
   /** Stage 1's steps: `reading` its head's loss on the characters, `accuracy` the share it reads right. */
-  onTokenPathStep?: (report: { step: number; steps: number; reading: number; accuracy: number; scale: number; lr: number; seconds: number }) => void;
+  onTokenPathStep?: (report: { step: number; steps: number; reading: number; accuracy: number; scale: number; vectors?: number; lr: number; seconds: number }) => void;
   /**
    * `loss` is the answer's; `reading` the reading head's on the characters (reading.ts), `attention` the
    * attention aid's, `position` the position aid's, `place` the place aid's and `scale` the visual tokens' scale
@@ -332,11 +339,6 @@ export function placeStrength(step: number, until: number | undefined): number {
   return step < half ? 1 : Math.max(0, (until - step) / half);
 }
 
-/** The fixed place vectors a crutch hands (placeRows): one for each place in a code, std 0.05, drawn from `rng`. */
-export function placeVectors(width: number, rng: Rng): Float32Array[] {
-  return Array.from({ length: MAX_CODE_LENGTH }, () => Float32Array.from({ length: width }, () => rng.normal() * 0.05));
-}
-
 /** Trains and saves the model in `dir`; returns the seconds it trained (over all runs when resumed). */
 export async function trainLabModel(dir: string, model: LabVisualModel, tokenizerModel: Uint8Array, opts: LabTrainOptions): Promise<{ seconds: number }> {
   const log = opts.log ?? (() => undefined);
@@ -349,8 +351,9 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   const placeAid = opts.placeAid ?? 0;
   const crutch = opts.placeCrutchUntil;
   const places = crutch !== undefined || placeAid ? placeVectors(model.llm.hidden, new Rng(opts.seed)) : undefined;
-  const frozen = opts.freezeConvnext ? model.convnext?.prefix : undefined;
-  if (opts.freezeConvnext && (!frozen || !opts.pretrain)) throw new Error('freezeConvnext needs an MRA model with stage 0');
+  if (opts.freezeConvnext && (!model.convnext || !opts.pretrain)) throw new Error('freezeConvnext needs an MRA model with stage 0');
+  if (opts.freezeVision && !opts.tokenPath) throw new Error('freezeVision needs stage 1 (tokenPath)');
+  const frozen = opts.freezeVision ? model.visionPrefixes : opts.freezeConvnext ? [model.convnext!.prefix + '.'] : [];
   if (opts.identityAdapters && !model.adapterProjections) throw new Error('identityAdapters needs an MRA model');
   if (opts.readingFromStageZero && (!opts.pretrain || !reading || opts.readingBlocks)) throw new Error('readingFromStageZero needs stage 0 and an unblocked reading head');
   if (opts.tokenPath && (!opts.pretrain || !reading || opts.readingBlocks || opts.readingFromStageZero || !opts.visualRms)) {
@@ -423,7 +426,7 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
     loss = op.add(loss, scaleLoss);
   }
   const training = buildTrainingGraph(g, loss, {
-    trainable: (name) => name.split('+').every((part) => specs.has(part) && !(frozen && part.startsWith(`${frozen}.`))),
+    trainable: (name) => name.split('+').every((part) => specs.has(part) && !frozen.some((prefix) => part.startsWith(prefix))),
     ...LAB_OPTIMIZATION,
   });
   const parameters = training.tensors.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
