@@ -161,7 +161,7 @@ export function glyphTargets(codes: readonly (readonly CharacterCentre[])[], x0:
 }
 
 /** One cell in this many without a character is a 'no character' target on the whole grid, unless told otherwise. */
-export const GRID_BLANK_STRIDE = 16;
+const GRID_BLANK_STRIDE = 16;
 
 /**
  * Targets [cell, slot] for each cell of a `grid` × `grid` visual-token grid over the padded square (cellTargets' rule,
