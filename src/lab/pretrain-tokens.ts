@@ -145,7 +145,7 @@ export async function pretrainTokenPath(model: LabVisualModel, source: TensorSou
     const told = g.input('token_told', 'float32', ['batch', cells, 1]);
     const error = op.sub(visual, target);
     const perCell = op.reduceMean(op.mul(error, error), [2], true);
-    const vectorLoss = op.div(op.reduceSum(op.mul(perCell, told), [0, 1, 2], false), op.add(op.reduceSum(told, [0, 1, 2], false), 1e-6 * opts.vectors! ** 2));
+    const vectorLoss = op.div(op.reduceSum(op.mul(perCell, told), [0, 1, 2], false), op.add(op.reduceSum(told, [0, 1, 2], false), 1e-6));
     const relative = op.div(vectorLoss, opts.vectors! ** 2);
     g.output(relative, 'vectors');
     loss = op.add(loss, relative);
