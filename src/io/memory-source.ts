@@ -41,3 +41,23 @@ export class MemorySource implements TensorSource {
 
   async close(): Promise<void> {}
 }
+
+/** Tensors as MemorySource takes them. */
+export type MemoryTensors = Record<string, { shape: readonly number[]; data: Float32Array }>;
+
+/** float32 copies of the tensors `names` of `source` (all of them when absent): to train, or to change in place. */
+export async function copyTensors(source: TensorSource, names: readonly string[] = source.list().map((t) => t.name)): Promise<MemoryTensors> {
+  return Object.fromEntries(await Promise.all(names.map(async (n) => [n, { shape: source.info(n).shape, data: Float32Array.from(await source.readFloat32(n)) }] as const)));
+}
+
+/** Every tensor of `source`, those named in `replacements` with its values instead (MemorySource checks their sizes). */
+export async function replaceTensors(source: TensorSource, replacements: ReadonlyMap<string, Float32Array>): Promise<MemorySource> {
+  const all: MemoryTensors = {};
+  for (const t of source.list()) all[t.name] = { shape: t.shape, data: replacements.get(t.name) ?? await source.readFloat32(t.name) };
+  return new MemorySource(all);
+}
+
+/** Every tensor of `source`, those in `names` at zero. */
+export function zeroTensors(source: TensorSource, names: readonly string[]): Promise<MemorySource> {
+  return replaceTensors(source, new Map(names.map((n) => [n, new Float32Array(source.info(n).shape.reduce((a, b) => a * b, 1))])));
+}

@@ -13,7 +13,7 @@ import { Graph } from '../graph/ir.js';
 import * as op from '../graph/ops/index.js';
 import { identityLayout, WeightScope } from '../graph/weights.js';
 import type { TensorSource } from '../io/checkpoint.js';
-import { MemorySource } from '../io/memory-source.js';
+import { copyTensors, MemorySource, replaceTensors } from '../io/memory-source.js';
 import { convnextStages, type ConvNextConfig } from '../models/convnext.js';
 import { mapToTokens } from '../models/llava-hr/mr-adapter.js';
 import { ort } from '../runtime/session.js';
@@ -92,7 +92,7 @@ export interface ReadingCeiling {
 }
 
 /** Pixels of the input per cell of the ConvNeXt's last stage: the stem's patch, then 2× per later stage. */
-export function lastStageStride(config: ConvNextConfig): number {
+function lastStageStride(config: ConvNextConfig): number {
   return config.patchSize * 2 ** (config.dims.length - 1);
 }
 
@@ -136,10 +136,7 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
     const [mine, theirs] = [head.info(name).shape, source.info(name).shape];
     if (mine.join() !== theirs.join()) throw new Error(`stage 0's ${name} [${mine.join('×')}] does not fit the whole model's [${theirs.join('×')}]`);
   }
-  const both = new MemorySource(Object.fromEntries(await Promise.all([
-    ...names.map(async (n) => [n, { shape: source.info(n).shape, data: Float32Array.from(await source.readFloat32(n)) }] as const),
-    ...head.list().map(async (t) => [t.name, { shape: t.shape, data: await head.readFloat32(t.name) }] as const),
-  ])));
+  const both = new MemorySource({ ...await copyTensors(source, names), ...await copyTensors(head) });
   const g = new Graph('convnext-reading');
   const S = opts.crop;
   const pixels = g.input('pixel_values', 'float32', ['batch', 3, S, S]);
@@ -219,15 +216,14 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
   }
   const trained = checkpointTensors(g, new Map(trainer.tensors.map((t) => [t.name, Float32Array.from(trainer.param(t.name) as Float32Array)])), (n) => both.info(n).shape);
   await trainer.dispose();
-  const all: Record<string, { shape: readonly number[]; data: Float32Array }> = {};
   // The ConvNeXt's, and stage 0's reading head when asked: the whole model's own head (on the visual tokens) has its
   // name, not its input.
-  const kept = new Set([...names, ...(opts.keepReadingHead ? readingHead : [])]);
-  for (const t of source.list()) all[t.name] = { shape: t.shape, data: (kept.has(t.name) ? trained.get(t.name) : undefined) ?? await source.readFloat32(t.name) };
+  const kept = [...names, ...(opts.keepReadingHead ? readingHead : [])];
+  const out = await replaceTensors(source, new Map(kept.map((n) => [n, trained.get(n)!])));
   const seconds = run?.seconds() ?? (performance.now() - began) / 1000;
-  if (!opts.check) return { source: new MemorySource(all), seconds };
+  if (!opts.check) return { source: out, seconds };
   const reader = new MemorySource(Object.fromEntries([...names, ...readingHead].map((n) => [n, { shape: both.info(n).shape, data: trained.get(n)! }])));
-  return { source: new MemorySource(all), seconds, ceiling: await readingCeiling(model, reader, opts.check, opts.threads) };
+  return { source: out, seconds, ceiling: await readingCeiling(model, reader, opts.check, opts.threads) };
 }
 
 /** ReadingCeiling of the ConvNeXt and reading head in `weights` (checkpoint layout) on whole task images. */

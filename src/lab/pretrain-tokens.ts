@@ -12,7 +12,7 @@ import { Graph, type Value } from '../graph/ir.js';
 import * as op from '../graph/ops/index.js';
 import { identityLayout, WeightScope } from '../graph/weights.js';
 import type { TensorSource } from '../io/checkpoint.js';
-import { MemorySource } from '../io/memory-source.js';
+import { copyTensors, MemorySource, replaceTensors, zeroTensors } from '../io/memory-source.js';
 import { convnextStages } from '../models/convnext.js';
 import { projectVisual } from '../models/llava-hr.js';
 import { mapToTokens } from '../models/llava-hr/mr-adapter.js';
@@ -129,10 +129,7 @@ export async function pretrainTokenPath(model: LabVisualModel, source: TensorSou
   });
   const trainedNames = [...model.specs.keys()].filter((n) => n.startsWith(`${FUSION}.slow_proj.`) || n.startsWith(`${PROJECTOR}.`));
   const head = freshTensors(blockedReadingHeadSpecs(model.llm.hidden), opts.seed);
-  const tensors = new MemorySource(Object.fromEntries(await Promise.all([
-    ...trainedNames.map(async (n) => [n, { shape: source.info(n).shape, data: Float32Array.from(await source.readFloat32(n)) }] as const),
-    ...head.list().map(async (t) => [t.name, { shape: t.shape, data: await head.readFloat32(t.name) }] as const),
-  ])));
+  const tensors = new MemorySource({ ...await copyTensors(source, trainedNames), ...await copyTensors(head) });
 
   const { g, reading, scale, visual } = tokenPathGraph(tensors, cells, width, opts.rms);
   g.output(reading.characters, 'reading');
@@ -182,13 +179,12 @@ export async function pretrainTokenPath(model: LabVisualModel, source: TensorSou
         check.maps, check.targets, { cells, width, rms: opts.rms, threads: opts.threads });
       log(`stage 1: its head reads ${(100 * share).toFixed(1)} % of the characters of ${opts.check} held-out images in place`);
     }
-    const all: Record<string, { shape: readonly number[]; data: Float32Array }> = {};
-    for (const t of source.list()) all[t.name] = { shape: t.shape, data: trained.get(t.name) ?? await source.readFloat32(t.name) };
-    for (const n of [`${FUSION}.fast_proj.weight`, `${FUSION}.fast_proj.bias`]) all[n] = { shape: source.info(n).shape, data: new Float32Array(all[n]!.data.length) };
     const full = unblockReadingHead(trained.get(`${READING_HEAD}.weight`)!, trained.get(`${READING_HEAD}.bias`)!, model.llm.hidden);
-    all[`${READING_HEAD}.weight`] = { shape: source.info(`${READING_HEAD}.weight`).shape, data: full.weight };
-    all[`${READING_HEAD}.bias`] = { shape: source.info(`${READING_HEAD}.bias`).shape, data: full.bias };
-    return { source: new MemorySource(all), seconds: (performance.now() - began) / 1000 };
+    const withStage1 = await replaceTensors(source, new Map([
+      ...trainedNames.map((n) => [n, trained.get(n)!] as const),
+      [`${READING_HEAD}.weight`, full.weight], [`${READING_HEAD}.bias`, full.bias],
+    ]));
+    return { source: await zeroTensors(withStage1, [`${FUSION}.fast_proj.weight`, `${FUSION}.fast_proj.bias`]), seconds: (performance.now() - began) / 1000 };
   } finally {
     await trainer.dispose();
   }

@@ -14,7 +14,7 @@ import * as op from '../graph/ops/index.js';
 import { identityLayout, WeightScope } from '../graph/weights.js';
 import { linear } from '../models/linear.js';
 import { openCheckpoint, type TensorSource } from '../io/checkpoint.js';
-import { MemorySource } from '../io/memory-source.js';
+import { MemorySource, zeroTensors } from '../io/memory-source.js';
 import { tensor, torchSave } from '../io/torch-save.js';
 import { wholeSequenceFeeds } from '../models/decoder.js';
 import { causalMask } from '../runtime/kv-cache.js';
@@ -362,7 +362,7 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   const readingSpecs = opts.readingBlocks ? blockedReadingHeadSpecs : readingHeadSpecs;
   const specs = new Map([...model.specs, ...(reading ? readingSpecs(model.llm.hidden) : []), ...(position ? positionHeadSpecs(model.llm.hidden) : [])]);
   let source: TensorSource = freshTensors(specs, opts.seed);
-  if (opts.identityAdapters) source = await zeroed(source, model.adapterProjections ?? []);
+  if (opts.identityAdapters) source = await zeroTensors(source, model.adapterProjections ?? []);
   if (opts.initFrom) source = await withWeightsOf(source, opts.initFrom, model.specs);
   if (opts.stateDir) await mkdir(opts.stateDir, { recursive: true });
   const statePath = opts.stateDir && join(opts.stateDir, 'train.safetensors');
@@ -491,13 +491,6 @@ function describeCeiling(c: ReadingCeiling): string {
   const sizes = c.byCapHeight.map((s) => `${s.capHeight} px ${percent(s.share)} of ${s.characters}`).join(', ');
   return `stage 0 on ${c.images} held-out task images: ${percent(c.characters)} of the characters read in place (by cap height: ${sizes}), ` +
     `${percent(c.codes)} of the codes whole — the most the whole model can answer`;
-}
-
-/** `source` with the tensors `names` at zero. */
-async function zeroed(source: TensorSource, names: readonly string[]): Promise<MemorySource> {
-  const all: Record<string, { shape: readonly number[]; data: Float32Array }> = {};
-  for (const t of source.list()) all[t.name] = { shape: t.shape, data: names.includes(t.name) ? new Float32Array(t.shape.reduce((a, b) => a * b, 1)) : await source.readFloat32(t.name) };
-  return new MemorySource(all);
 }
 
 /** `fresh` with the model's own tensors (`names`) replaced by those saved in `dir` (the training aids' heads stay fresh). */
