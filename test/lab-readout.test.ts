@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { labTokenizerModel } from '../src/lab/datasets.js';
 import { Rng } from '../src/lab/random.js';
-import { answerFeeds, answerRows, placeRows, placeStrength, smallPrintExample } from '../src/lab/train-visual.js';
+import { answerFeeds, answerRows, placeRows, placeStrength, smallPrintExample } from '../src/lab/answer-aids.js';
 import { loadTokenizer } from '../src/text/load.js';
 import { CODE_ALPHABET } from '../src/lab/smallprint.js';
 import { FULL_PLAN } from '../src/lab/plans.js';

@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { labTokenizerModel } from '../src/lab/datasets.js';
 import { labLlavaHrModel, labLlavaModel, type LabVisualModel } from '../src/lab/models.js';
-import { answerFeeds, answerRows, smallPrintExample, trainLabModel } from '../src/lab/train-visual.js';
+import { answerFeeds, answerRows, smallPrintExample } from '../src/lab/answer-aids.js';
+import { trainLabModel } from '../src/lab/train-visual.js';
+import { trainReadout } from '../src/lab/readout-probe.js';
 import { pretrainTokenPath, unblockReadingHead, visualScaleLoss } from '../src/lab/pretrain-tokens.js';
 import { identityLayout, WeightScope } from '../src/graph/weights.js';
 import { buildMultipathVision, llavaHrConfig, projectVisual } from '../src/models/llava-hr.js';
@@ -547,7 +549,34 @@ test('freezeConvnext: the whole model trains around the ConvNeXt that stage 0 ma
     }
     assert.ok(decoderTrained, 'the decoder trains');
     await Promise.all([moved!.close(), kept!.close()]);
-    await assert.rejects(trainLabModel(join(root, 'plain'), model, tokenizerModel, { ...settings, freezeVision: true }), /freezeVision needs stage 1/);
+    await assert.rejects(trainLabModel(join(root, 'plain'), model, tokenizerModel, { ...settings, freezeVision: true }), /freezeVision needs a trained vision side/);
+    // readout: stage 2 runs after stage 1 (with vectors), and the whole model starts with the decoder it trained, the
+    // vision side as stage 1 left it: at rate 0 the saved decoder is trainReadout's on the same settings.
+    const readout = { steps: 2, lr: 1e-2, batch: 1, attention: 1, aidLayer: 1, positionLayer: 0, givePlaceUntil: 2, placeAid: 1, noise: 0.1, firstUntil: 0 };
+    const withVectors = { ...tokenPath, vectors: 0.5 };
+    const order: string[] = [];
+    await trainLabModel(join(root, 'stage2'), model, tokenizerModel, {
+      ...settings, lr: 0, visualRms: 0.5, tokenPath: withVectors, readout,
+      onTokenPathStep: (r) => order.push(`1:${r.step}`), onReadoutStep: (r) => order.push(`2:${r.step}/${r.steps}`), onStep: (r) => order.push(`w:${r.step}`),
+    });
+    assert.deepEqual(order, ['1:1', '1:2', '2:2/2', 'w:1', 'w:2']);
+    await trainLabModel(join(root, 'stage1-vectors'), model, tokenizerModel, { ...settings, lr: 0, visualRms: 0.5, tokenPath: withVectors });
+    const decoderSpecs = new Map([...model.specs].filter(([name]) => !model.visionPrefixes.some((prefix) => name.startsWith(prefix))));
+    const alone = await trainReadout({ llm: model.llm, specs: decoderSpecs, tokenizer: await loadTokenizer(join(root, 'stage2')) },
+      { ...readout, cells: model.visualTokens, layout: 'code', vectors: { std: 0.5, blocks: true }, seed: settings.seed, threads: 1 }, () => undefined);
+    assert.deepEqual([...alone.tensors.keys()].sort(), [...decoderSpecs.keys()].sort());
+    const [withStage2, withoutStage2] = await Promise.all(['stage2', 'stage1-vectors'].map((d) => openCheckpoint(join(root, d, 'pytorch_model.bin'))));
+    for (const name of model.specs.keys()) {
+      const mine = await withStage2!.readFloat32(name);
+      if (decoderSpecs.has(name)) {
+        assert.equal(maxAbsDiff(mine, alone.tensors.get(name)!), 0, name);
+        assert.ok(maxAbsDiff(mine, await withoutStage2!.readFloat32(name)) > 0, `${name} is stage 2's`);
+      } else {
+        assert.equal(maxAbsDiff(mine, await withoutStage2!.readFloat32(name)), 0, name);
+      }
+    }
+    await Promise.all([withStage2!.close(), withoutStage2!.close()]);
+    await assert.rejects(trainLabModel(join(root, 'plain'), model, tokenizerModel, { ...settings, visualRms: 0.5, tokenPath, readout }), /readout \(stage 2\) needs stage 1 with vectors/);
     await assert.rejects(trainLabModel(join(root, 'plain'), model, tokenizerModel, { ...settings, tokenPath }), /tokenPath needs stage 0, an unblocked reading head .* and visualRms/);
     await assert.rejects(trainLabModel(join(root, 'plain'), model, tokenizerModel, { ...settings, visualRms: 0.5, readingFromStageZero: true, tokenPath }), /tokenPath needs/);
   } finally {

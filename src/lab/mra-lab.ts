@@ -26,7 +26,7 @@ import { LAB_INIT, labLlavaHrModel, labLlavaModel, type LabLlavaHrShape, type La
 import { renderSmallPrint } from './smallprint.js';
 import { saveFreshModel, trainLabModel, type LabTrainOptions } from './train-visual.js';
 
-export type TrainSettings = Pick<LabTrainOptions, 'seed' | 'steps' | 'batchSize' | 'lr' | 'warmup' | 'ease' | 'easeSteps' | 'reading' | 'readingBlocks' | 'readingBlanks' | 'readingFromStageZero' | 'visualRms' | 'attention' | 'attentionHeads' | 'attentionLayer' | 'firstCharacterSteps' | 'attentionSink' | 'positionAid' | 'positionLayer' | 'placeCrutchUntil' | 'placeAid' | 'freezeConvnext' | 'freezeVision' | 'identityAdapters' | 'pretrain' | 'tokenPath'>;
+export type TrainSettings = Pick<LabTrainOptions, 'seed' | 'steps' | 'batchSize' | 'lr' | 'warmup' | 'ease' | 'easeSteps' | 'reading' | 'readingBlocks' | 'readingBlanks' | 'readingFromStageZero' | 'visualRms' | 'attention' | 'attentionHeads' | 'attentionLayer' | 'firstCharacterSteps' | 'attentionSink' | 'positionAid' | 'positionLayer' | 'placeCrutchUntil' | 'placeAid' | 'freezeConvnext' | 'freezeVision' | 'identityAdapters' | 'pretrain' | 'tokenPath' | 'readout'>;
 
 export interface MraLabPlan {
   tokenizer: { seed: number; count: number; vocab: number };
@@ -139,6 +139,7 @@ export async function labModel(ctx: LabContext, name: string, model: LabVisualMo
     },
     onPretrainStep: (r) => ctx.progress?.(`stage 0: ${name}'s ConvNeXt (reading loss ${r.loss.toFixed(3)}, ${(100 * r.accuracy).toFixed(1)} % of characters read in place, ${(100 * r.glyphs).toFixed(1)} % of glyphs)`, r.step, r.steps),
     onTokenPathStep: (r) => ctx.progress?.(`stage 1: ${name}'s token path (reading loss ${r.reading.toFixed(3)}, ${(100 * r.accuracy).toFixed(1)} % of characters read in place${r.vectors === undefined ? '' : `, vector error ${r.vectors.toFixed(3)}`})`, r.step, r.steps),
+    onReadoutStep: (r) => ctx.progress?.(`stage 2: ${name}'s decoder on synthetic tokens (answer ${r.answer.toFixed(3)}${r.attention === undefined ? '' : `, attention ${r.attention.toFixed(3)}`})`, r.step, r.steps),
     onStep: (r) => {
       finalLoss = r.loss;
       ctx.progress?.(`training ${name} (loss ${r.loss.toFixed(3)}${r.reading === undefined ? '' : `, reading ${r.reading.toFixed(3)}`}${r.attention === undefined ? '' : `, attention ${r.attention.toFixed(3)}`}${r.position === undefined ? '' : `, position ${r.position.toFixed(3)}`}${r.place === undefined ? '' : `, place ${r.place.toExponential(2)}`}${r.scale === undefined ? '' : `, scale ${r.scale.toFixed(3)}`})`, r.step, train.steps);

@@ -17,9 +17,11 @@ import { llavaHrConfig } from '../models/llava-hr.js';
 import { buildVisualTrainingForward } from '../models/visual-training.js';
 import { ort } from '../runtime/session.js';
 import { loadTokenizer } from '../text/load.js';
+import type { Tokenizer } from '../text/tokenizer.js';
+import type { LlamaConfig } from '../models/llama/config.js';
 import { crossEntropy } from '../train/loss.js';
 import { warmupCosine } from '../train/schedule.js';
-import { freshTensors } from '../train/scratch.js';
+import { checkpointTensors, freshTensors, type TensorSpec } from '../train/scratch.js';
 import { buildTrainingGraph } from '../train/training-graph.js';
 import { Trainer } from '../train/trainer.js';
 import { labTokenizerModel } from './datasets.js';
@@ -27,7 +29,7 @@ import { labLlavaHrConfig, labLlavaHrTensors, type LabLlavaHrShape } from './mod
 import { Rng } from './random.js';
 import { CODE_ALPHABET, MAX_CODE_LENGTH, smallPrintText } from './smallprint.js';
 import { IGNORE } from './reading.js';
-import { answerFeeds, attentionAidLoss, codeRowMask, placeAidLoss, placeRows, placeStrength, positionAidLoss, positionHeadSpecs, smallPrintExample } from './train-visual.js';
+import { answerFeeds, attentionAidLoss, codeRowMask, placeAidLoss, placeRows, placeStrength, positionAidLoss, positionHeadSpecs, smallPrintExample } from './answer-aids.js';
 import { LAB_OPTIMIZATION } from './optimization.js';
 import { readoutVectors, type ReadoutVectors, type VectorSettings } from './readout-vectors.js';
 
@@ -85,6 +87,9 @@ export interface ReadoutProbeOptions {
   threads?: number;
 }
 
+/** What a plan sets of stage 2's read-out (train-visual.ts): the rest is the model's and stage 1's. */
+export type ReadoutStageSettings = Pick<ReadoutProbeOptions, 'steps' | 'lr' | 'batch' | 'attention' | 'aidLayer' | 'positionLayer' | 'givePlaceUntil' | 'placeAid' | 'noise' | 'firstUntil'>;
+
 export interface ReadoutProbeReport {
   step: number;
   /** Means over the steps since the last report. */
@@ -136,12 +141,36 @@ export function syntheticVisualTokens(vectors: ReadoutVectors, code: string, lay
   return { grid, at };
 }
 
+/** The decoder a read-out trains: its config, its tensors' specs (the decoder's alone) and its tokenizer. */
+export interface ReadoutDecoder {
+  llm: LlamaConfig;
+  specs: Map<string, TensorSpec>;
+  tokenizer: Tokenizer;
+}
+
 /** Trains the probe; `onReport` every `every` steps with the means since the last report. */
 export async function runReadoutProbe(opts: ReadoutProbeOptions, onReport: (report: ReadoutProbeReport) => void, every = 25): Promise<ReadoutProbeReport[]> {
   const llm = llavaHrConfig(labLlavaHrConfig(opts.shape), 'readout-probe').llm;
+  const specs = new Map([...labLlavaHrTensors(opts.shape)].filter(([name]) => !name.startsWith('model.vision_tower') && !name.startsWith('model.mm_projector')));
+  const dir = await mkdtemp(join(tmpdir(), 'egret-readout-'));
+  try {
+    await writeFile(join(dir, 'tokenizer.model'), labTokenizerModel(0, 2000, opts.shape.vocab));
+    return (await trainReadout({ llm, specs, tokenizer: await loadTokenizer(join(dir, 'tokenizer.model')) }, opts, onReport, every)).reports;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Trains `decoder`, fresh, on the probe's synthetic tokens; returns the reports and its trained tensors under their
+ * checkpoint names (what stage 2 hands the whole model, train-visual.ts).
+ */
+export async function trainReadout(decoder: ReadoutDecoder, opts: Omit<ReadoutProbeOptions, 'shape'>, onReport: (report: ReadoutProbeReport) => void, every = 25):
+  Promise<{ reports: ReadoutProbeReport[]; tensors: Map<string, Float32Array> }> {
+  const { llm, tokenizer } = decoder;
   const { hidden: width, heads } = llm;
   const position = opts.positionAid ?? 0;
-  const specs = new Map([...labLlavaHrTensors(opts.shape)].filter(([name]) => !name.startsWith('model.vision_tower') && !name.startsWith('model.mm_projector')));
+  const specs = new Map(decoder.specs);
   if (position > 0) for (const [name, spec] of positionHeadSpecs(width)) specs.set(name, spec);
   // The pixels input is kept (1 × 1, added at zero): the graph has the inputs of the lab's own forward.
   const source = freshTensors(specs, opts.seed);
@@ -172,10 +201,7 @@ export async function runReadoutProbe(opts: ReadoutProbeOptions, onReport: (repo
   }
   const training = buildTrainingGraph(g, loss, { trainable: (name) => name.split('+').every((part) => specs.has(part)), ...LAB_OPTIMIZATION });
   const trainer = await Trainer.create(training, { threads: opts.threads, metrics: ['answer_loss', ...(opts.attention > 0 ? ['attention_loss'] : []), ...(position > 0 ? ['position_loss'] : []), ...(placeAid > 0 ? ['place_loss'] : [])] });
-  const dir = await mkdtemp(join(tmpdir(), 'egret-readout-'));
   try {
-    await writeFile(join(dir, 'tokenizer.model'), labTokenizerModel(0, 2000, opts.shape.vocab));
-    const tokenizer = await loadTokenizer(join(dir, 'tokenizer.model'));
     const vectors = readoutVectors(width, opts.seed, opts.vectors);
     const rng = new Rng(opts.seed + 1);
     // Its own stream, so that the tokens' layouts are those of a run without noise.
@@ -219,9 +245,11 @@ export async function runReadoutProbe(opts: ReadoutProbeOptions, onReport: (repo
         sums = { answer: 0, attention: 0, position: 0, place: 0, n: 0 };
       }
     }
-    return reports;
+    const trained = new Map(trainer.tensors.map((t) => [t.name, Float32Array.from(trainer.param(t.name) as Float32Array)]));
+    const tensors = checkpointTensors(g, trained, (name) => source.info(name).shape);
+    for (const name of tensors.keys()) if (!decoder.specs.has(name)) tensors.delete(name);
+    return { reports, tensors };
   } finally {
     await trainer.dispose();
-    await rm(dir, { recursive: true, force: true });
   }
 }

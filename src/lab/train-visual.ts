@@ -9,36 +9,30 @@
  */
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Graph, Value } from '../graph/ir.js';
 import * as op from '../graph/ops/index.js';
-import { identityLayout, WeightScope } from '../graph/weights.js';
-import { linear } from '../models/linear.js';
 import { openCheckpoint, type TensorSource } from '../io/checkpoint.js';
-import { MemorySource, zeroTensors } from '../io/memory-source.js';
+import { MemorySource, replaceTensors, zeroTensors } from '../io/memory-source.js';
 import { tensor, torchSave } from '../io/torch-save.js';
-import { wholeSequenceFeeds } from '../models/decoder.js';
-import { causalMask } from '../runtime/kv-cache.js';
 import { ort } from '../runtime/session.js';
-import { IMAGE_TOKEN_INDEX, tokenizeImagePrompt } from '../text/image-prompt.js';
+import type { Graph } from '../graph/ir.js';
 import { loadTokenizer } from '../text/load.js';
-import { renderPrompt } from '../text/templates.js';
-import type { Tokenizer } from '../text/tokenizer.js';
 import { decodeImage } from '../vision/decode.js';
-import { crossEntropy, headsAttentionCrossEntropy } from '../train/loss.js';
+import { crossEntropy } from '../train/loss.js';
 import { checkpointTensors, freshTensors } from '../train/scratch.js';
 import { buildTrainingGraph } from '../train/training-graph.js';
 import { warmupCosine } from '../train/schedule.js';
 import { Trainer } from '../train/trainer.js';
 import { resumeTraining } from '../train/trainer-state.js';
-import { smallPrintMessage } from './datasets.js';
 import type { LabVisualModel } from './models.js';
 import { pretrainConvnext, type ConvnextPretrainSettings, type ReadingCeiling } from './pretrain-convnext.js';
 import { pretrainTokenPath, type TokenPathPretrainSettings, visualScaleLoss } from './pretrain-tokens.js';
 import { LAB_OPTIMIZATION } from './optimization.js';
-import { placeVectors } from './readout-vectors.js';
+import { answerFeeds, attentionAidLoss, codeRowMask, placeAidLoss, placeRows, placeStrength, positionAidLoss, positionHeadSpecs, smallPrintExample, type Example } from './answer-aids.js';
+import { placeVectors, readoutVectors } from './readout-vectors.js';
+import { trainReadout, type ReadoutProbeReport, type ReadoutStageSettings } from './readout-probe.js';
 import { blockedReadingHeadSpecs, characterCells, IGNORE, READING_SLOTS, readingHeadLoss, readingHeadSpecs, readingTargets } from './reading.js';
 import { Rng } from './random.js';
-import { MAX_CODE_LENGTH, renderSmallPrint } from './smallprint.js';
+import { renderSmallPrint } from './smallprint.js';
 import type { TensorSpec } from '../train/scratch.js';
 
 
@@ -138,7 +132,7 @@ export interface LabTrainOptions {
   /**
    * Leave the whole vision side — towers, adapters, fusion, projector — as stages 0 and 1 made it while the whole
    * model trains: the decoder learns to read tokens that hold still (LLaVA-1.5 trains its projector and LLM around
-   * a frozen tower; here stage 1 trained the projector). Needs stage 1 (`tokenPath`).
+   * a frozen tower; here stage 1 trained the projector). Needs stage 1 (`tokenPath`) or `initFrom`.
    */
   freezeVision?: boolean;
   /**
@@ -158,6 +152,13 @@ export interface LabTrainOptions {
    * reading head starts as stage 1's.
    */
   tokenPath?: TokenPathPretrainSettings;
+  /**
+   * Stage 2 (after stage 1 with `vectors`): the decoder alone, fresh, learns the read-out on the synthetic tokens
+   * that stage 1 tells the visual tokens to be — `egret lab readout`'s code layout with the same vectors
+   * (trainReadout) — and the whole model starts with it, its place crutch and place aid on the same place vectors.
+   * The probe's decoder learnt that read-out where the whole model's never did (docs/LAB.md, fifteenth session).
+   */
+  readout?: ReadoutStageSettings;
   /** After stage 0, log how well it reads these whole task images (readingCeiling): what the whole model can reach. */
   stageZeroCheck?: { seed: number; count: number };
   /** Save the model every this many steps (and at the end). */
@@ -170,6 +171,8 @@ export interface LabTrainOptions {
   onPretrainStep?: (report: { step: number; steps: number; loss: number; accuracy: number; glyphs: number; lr: number; seconds: number }) => void;
   /** Stage 1's steps: `reading` its head's loss on the characters, `accuracy` the share it reads right. */
   onTokenPathStep?: (report: { step: number; steps: number; reading: number; accuracy: number; scale: number; vectors?: number; lr: number; seconds: number }) => void;
+  /** Stage 2's reports, every 25 steps (means since the last). */
+  onReadoutStep?: (report: ReadoutProbeReport & { steps: number }) => void;
   /**
    * `loss` is the answer's; `reading` the reading head's on the characters (reading.ts), `attention` the
    * attention aid's, `position` the position aid's, `place` the place aid's and `scale` the visual tokens' scale
@@ -177,166 +180,6 @@ export interface LabTrainOptions {
    */
   onStep?: (report: { step: number; loss: number; reading?: number; attention?: number; position?: number; place?: number; scale?: number; lr: number; seconds: number }) => void;
   log?: (message: string) => void;
-}
-
-/** One example's token rows: ids before the image, ids after it (question, answer, </s>), and its targets. */
-export interface Example {
-  before: number[];
-  after: number[];
-  /** Index in `after` of the answer's first token. */
-  answerAt: number;
-  /** Index in `after` of each code character's token (a code is spelt one character a piece: datasets.ts). */
-  codeAt: number[];
-}
-
-export function smallPrintExample(tokenizer: Tokenizer, question: string, code: string, shortAnswer: boolean): Example {
-  const text = shortAnswer ? smallPrintMessage(question) : question;
-  const rendered = renderPrompt('vicuna_v1', [{ role: 'user', text, images: 1 }]);
-  const prompt = tokenizeImagePrompt(tokenizer, rendered);
-  const full = tokenizeImagePrompt(tokenizer, `${rendered} ${code}`);
-  if (full.slice(0, prompt.length).some((id, i) => id !== prompt[i])) throw new Error(`the answer '${code}' changes the prompt's tokens`);
-  const image = prompt.indexOf(IMAGE_TOKEN_INDEX);
-  const after = [...full.slice(image + 1), tokenizer.eosId];
-  const codeAt = [...code].map((_, k) => after.length - 1 - code.length + k);
-  if (codeAt.some((j, k) => tokenizer.decode([after[j]!]).trim() !== code[k])) throw new Error(`the answer '${code}' is not spelt one character a token`);
-  return { before: prompt.slice(0, image), after, answerAt: prompt.length - image - 1, codeAt };
-}
-
-/**
- * The rows of one example where its answer is scored, in a sequence whose text after the image starts at row
- * `offset` (row r predicts the token at r + 1): from the row before the answer to the row before </s>, or with
- * `firstOnly` the code's first character's alone; and the row that predicts each code character k (the attention
- * aid's).
- */
-export function answerRows(e: Example, offset: number, firstOnly: boolean): { targets: { row: number; token: number }[]; code: { k: number; row: number }[] } {
-  const row = (j: number) => offset + j - 1;
-  const scored = firstOnly ? [e.codeAt[0]!] : Array.from({ length: e.after.length - e.answerAt }, (_, i) => e.answerAt + i);
-  return { targets: scored.map((j) => ({ row: row(j), token: e.after[j]! })), code: e.codeAt.map((j, k) => ({ k, row: row(j) })) };
-}
-
-/** The attention aid's targets for one batch (answerFeeds). */
-export interface AttentionAid {
-  heads: number;
-  /** The visual token where example b's k-th code character lies (negative: nowhere). */
-  cell: (b: number, k: number) => number;
-  /** The other aided heads at that row look at row 0 (<s>): only head k mod `heads` brings the cell's content. */
-  sink?: boolean;
-}
-
-/**
- * A batch's text feeds, its sequences laid out as the ids before the image, `visual` visual tokens, then the ids
- * after it (padded at the end): the whole-sequence positions and causal mask, before_ids, after_ids, the answer's
- * targets (answerRows) and, with `aid`, the attention aid's: at the row that predicts the code's k-th character of
- * example b, head k mod `aid.heads` is told to look at visual token `aid.cell(b, k)` (nowhere when it is negative).
- * With `positions`, position_targets: k at that row (the position aid's, positionAidLoss).
- */
-export function answerFeeds(examples: readonly Example[], visual: number, firstOnly: boolean, aid?: AttentionAid, positions = false): Record<string, ort.Tensor> {
-  const B = examples.length;
-  const before = examples[0]!.before.length;
-  const after = Math.max(...examples.map((e) => e.after.length));
-  const seq = before + visual + after;
-  const afterIds = new BigInt64Array(B * after);
-  const targets = new BigInt64Array(B * seq).fill(BigInt(IGNORE));
-  const look = aid && new BigInt64Array(B * aid.heads * seq).fill(BigInt(IGNORE));
-  const place = positions ? new BigInt64Array(B * seq).fill(BigInt(IGNORE)) : undefined;
-  examples.forEach((e, b) => {
-    e.after.forEach((id, j) => (afterIds[b * after + j] = BigInt(id)));
-    const rows = answerRows(e, before + visual, firstOnly);
-    for (const { row, token } of rows.targets) targets[b * seq + row] = BigInt(token);
-    if (place) for (const { k, row } of rows.code) place[b * seq + row] = BigInt(k);
-    if (!aid || !look) return;
-    for (const { k, row } of rows.code) {
-      const cell = aid.cell(b, k);
-      if (cell < 0) continue;
-      for (let h = 0; h < aid.heads; h++) {
-        if (h === k % aid.heads) look[(b * aid.heads + h) * seq + row] = BigInt(before + cell);
-        else if (aid.sink) look[(b * aid.heads + h) * seq + row] = 0n;
-      }
-    }
-  });
-  return {
-    ...wholeSequenceFeeds(B, seq, causalMask(new Array(B).fill(0), new Array(B).fill(seq), seq, 0)),
-    before_ids: new ort.Tensor('int64', BigInt64Array.from(examples.flatMap((e) => e.before.map(BigInt))), [B, before]),
-    after_ids: new ort.Tensor('int64', afterIds, [B, after]),
-    targets: new ort.Tensor('int64', targets, [B, seq]),
-    ...(aid && look ? { attention_targets: new ort.Tensor('int64', look, [B, aid.heads, seq]) } : {}),
-    ...(place ? { position_targets: new ort.Tensor('int64', place, [B, seq]) } : {}),
-  };
-}
-
-/** Decoder layer `layer`'s value (negative: from the last); `option` names the setting in the error when there is none. */
-function ofLayer(values: readonly Value[], layer: number, option: string): Value {
-  const value = values.at(layer);
-  if (!value) throw new Error(`${option} ${layer}: the decoder has ${values.length} layers`);
-  return value;
-}
-
-/**
- * The attention aid's loss: the cross-entropy of the first `heads` heads' attention logits of decoder `layer`
- * (negative: from the last) against the graph's input attention_targets [batch, heads, seq].
- */
-export function attentionAidLoss(attention: readonly Value[], layer: number, heads: number): Value {
-  const aided = ofLayer(attention, layer, 'attentionLayer');
-  return headsAttentionCrossEntropy(aided, heads, aided.graph.input('attention_targets', 'int64', ['batch', heads, 'seq']), IGNORE);
-}
-
-export const POSITION_HEAD = 'lab_position_head';
-
-/** The position aid's linear head: decoder width → a code character's place k. Trained along, never saved. */
-export function positionHeadSpecs(width: number): Map<string, TensorSpec> {
-  return new Map([[`${POSITION_HEAD}.weight`, { shape: [MAX_CODE_LENGTH, width], init: { normal: 0.02 } }]]);
-}
-
-/**
- * The position aid's loss: a linear head on decoder `layer`'s output rows told, at the row that predicts the code's
- * k-th character, that k is its place (the graph's input position_targets [batch, seq]). A LLaMA has no absolute
- * positions: a row must work out how far into the code it is before it can ask a cell for that character, and
- * `egret lab readout` with k given at those rows read far faster than without (docs/LAB.md, twelfth session).
- */
-export function positionAidLoss(g: Graph, source: TensorSource, hidden: readonly Value[], layer: number): Value {
-  const rows = ofLayer(hidden, layer, 'positionLayer');
-  const logits = linear(new WeightScope(g, source, '', identityLayout).at(POSITION_HEAD), 'weight', rows, 'fp32');
-  return crossEntropy(logits, g.input('position_targets', 'int64', ['batch', 'seq']), IGNORE);
-}
-
-/**
- * The place aid's loss: the mean squared distance of decoder `layer`'s output rows, at the rows the graph's input
- * place_rows [batch, seq, 1] marks (1; 0 elsewhere), from place_targets [batch, seq, hidden] — the place vectors a
- * crutch hands those rows, which the decoder is to write into them itself (`egret lab readout --place-aid`).
- */
-export function placeAidLoss(hidden: readonly Value[], layer: number): Value {
-  const rows = ofLayer(hidden, layer, 'positionLayer');
-  const g = rows.graph;
-  const width = rows.shape.at(-1) as number;
-  const mask = g.input('place_rows', 'float32', ['batch', 'seq', 1]);
-  const miss = op.mul(op.sub(rows, g.input('place_targets', 'float32', ['batch', 'seq', width])), mask);
-  return op.div(op.reduceSum(op.mul(miss, miss), [0, 1, 2], false), op.mul(op.reduceSum(mask, [0, 1, 2], false), width));
-}
-
-/** [batch, seq, width]: each example's place vector k at the row that predicts its code's k-th character, zero elsewhere. */
-export function placeRows(examples: readonly Example[], cells: number, seq: number, places: readonly Float32Array[], strength = 1): ort.Tensor {
-  const width = places[0]!.length;
-  const rows = new Float32Array(examples.length * seq * width);
-  examples.forEach((e, b) => {
-    for (const { k, row } of answerRows(e, e.before.length + cells, false).code) rows.set(places[k]!.map((x) => x * strength), (b * seq + row) * width);
-  });
-  return new ort.Tensor('float32', rows, [examples.length, seq, width]);
-}
-
-/** [batch, seq, 1]: 1 at the rows that predict a code character, 0 elsewhere (the place aid's rows). */
-export function codeRowMask(examples: readonly Example[], cells: number, seq: number): ort.Tensor {
-  const mask = new Float32Array(examples.length * seq);
-  examples.forEach((e, b) => {
-    for (const { row } of answerRows(e, e.before.length + cells, false).code) mask[b * seq + row] = 1;
-  });
-  return new ort.Tensor('float32', mask, [examples.length, seq, 1]);
-}
-
-/** How strongly the place is handed at `step` (a crutch handed until `until`, or throughout when it is undefined): 1, fading to 0 over the second half of `until`. */
-export function placeStrength(step: number, until: number | undefined): number {
-  if (until === undefined) return 1;
-  const half = until / 2;
-  return step < half ? 1 : Math.max(0, (until - step) / half);
 }
 
 /** Trains and saves the model in `dir`; returns the seconds it trained (over all runs when resumed). */
@@ -350,9 +193,11 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   const position = opts.positionAid ?? 0;
   const placeAid = opts.placeAid ?? 0;
   const crutch = opts.placeCrutchUntil;
-  const places = crutch !== undefined || placeAid ? placeVectors(model.llm.hidden, new Rng(opts.seed)) : undefined;
+  if (opts.readout && !opts.tokenPath?.vectors) throw new Error('readout (stage 2) needs stage 1 with vectors: it reads the tokens stage 1 tells the visual tokens to be');
+  const tokenVectors = opts.readout ? readoutVectors(model.llm.hidden, opts.seed, { std: opts.tokenPath!.vectors, blocks: true }) : undefined;
+  const places = crutch !== undefined || placeAid ? tokenVectors?.places ?? placeVectors(model.llm.hidden, new Rng(opts.seed)) : undefined;
   if (opts.freezeConvnext && (!model.convnext || !opts.pretrain)) throw new Error('freezeConvnext needs an MRA model with stage 0');
-  if (opts.freezeVision && !opts.tokenPath) throw new Error('freezeVision needs stage 1 (tokenPath)');
+  if (opts.freezeVision && !opts.tokenPath && !opts.initFrom) throw new Error('freezeVision needs a trained vision side: stage 1 (tokenPath) or initFrom');
   const frozen = opts.freezeVision ? model.visionPrefixes : opts.freezeConvnext ? [model.convnext!.prefix + '.'] : [];
   if (opts.identityAdapters && !model.adapterProjections) throw new Error('identityAdapters needs an MRA model');
   if (opts.readingFromStageZero && (!opts.pretrain || !reading || opts.readingBlocks)) throw new Error('readingFromStageZero needs stage 0 and an unblocked reading head');
@@ -384,6 +229,15 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
       });
       source = stage1.source;
       secondsBefore += stage1.seconds;
+    }
+    if (opts.readout) {
+      const decoderSpecs = new Map([...model.specs].filter(([name]) => !model.visionPrefixes.some((prefix) => name.startsWith(prefix))));
+      log(`stage 2: the decoder alone on stage 1's synthetic tokens, ${opts.readout.steps} steps of ${opts.readout.batch}`);
+      const stage2 = await trainReadout({ llm: model.llm, specs: decoderSpecs, tokenizer }, {
+        ...opts.readout, cells: model.visualTokens, layout: 'code', vectors: { std: opts.tokenPath!.vectors, blocks: true }, seed: opts.seed, threads: opts.threads,
+      }, (r) => opts.onReadoutStep?.({ ...r, steps: opts.readout!.steps }));
+      source = await replaceTensors(source, stage2.tensors);
+      secondsBefore += stage2.reports.at(-1)?.seconds ?? 0;
     }
   }
   const forward = model.forward(source, crutch !== undefined ? 'places_in' : undefined);
