@@ -424,7 +424,7 @@ test('cell targets of a crop: a cell holding several characters names each in it
   ].flat());
 });
 
-test('an MRA training stopped part-way (in stage 0, then in the whole model) resumes from its saved state to the weights of the run never stopped', async () => {
+test('an MRA training stopped part-way (in stage 0, then in the whole model, with its ConvNeXt frozen or not) resumes from its saved state to the weights of the run never stopped', async () => {
   const model = labLlavaHrModel({ ...TINY, imageSize: 128, convnext: { depths: [1, 1, 1, 1], dims: [8, 16, 24, 32] } });
   const root = await mkdtemp(join(tmpdir(), 'egret-lab-resume-'));
   try {
@@ -453,9 +453,25 @@ test('an MRA training stopped part-way (in stage 0, then in the whole model) res
     assert.deepEqual(stages, [[], [5]], 'stage 0 is not run again once the whole model has a saved state');
     assert.ok(seconds > 0);
 
-    const [a, b] = [await openCheckpoint(join(whole, 'pytorch_model.bin')), await openCheckpoint(join(stopped, 'pytorch_model.bin'))];
-    for (const name of model.specs.keys()) assert.equal(maxAbsDiff(await b.readFloat32(name), await a.readFloat32(name)), 0, name);
-    await Promise.all([a.close(), b.close()]);
+    const sameWeights = async (x: string, y: string) => {
+      const [a, b] = [await openCheckpoint(join(x, 'pytorch_model.bin')), await openCheckpoint(join(y, 'pytorch_model.bin'))];
+      for (const name of model.specs.keys()) assert.equal(maxAbsDiff(await b.readFloat32(name), await a.readFloat32(name)), 0, name);
+      await Promise.all([a.close(), b.close()]);
+    };
+    await sameWeights(whole, stopped);
+
+    // What the whole model leaves frozen is not in the trainer's state: it is kept beside it, so that a resumed run
+    // trains around stage 0's ConvNeXt and not around fresh tensors; a state without it is refused.
+    const frozen = { ...settings, freezeConvnext: true };
+    const [wholeFrozen, stoppedFrozen, lost] = ['whole-frozen', 'stopped-frozen', 'lost'].map((d) => join(root, d));
+    await trainLabModel(wholeFrozen, model, tokenizerModel, { ...frozen, stateDir: join(wholeFrozen, 'resume') });
+    for (const dir of [stoppedFrozen, lost]) {
+      await assert.rejects(trainLabModel(dir, model, tokenizerModel, { ...frozen, stateDir: join(dir, 'resume'), onStep: stopAt(5) }), /stopped at 5/);
+    }
+    await trainLabModel(stoppedFrozen, model, tokenizerModel, { ...frozen, stateDir: join(stoppedFrozen, 'resume') });
+    await sameWeights(wholeFrozen, stoppedFrozen);
+    await rm(join(lost, 'resume', 'frozen.safetensors'));
+    await assert.rejects(trainLabModel(lost, model, tokenizerModel, { ...frozen, stateDir: join(lost, 'resume') }), /frozen\.safetensors is missing/);
   } finally {
     await rm(root, { recursive: true, force: true });
   }

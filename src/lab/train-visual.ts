@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import * as op from '../graph/ops/index.js';
 import { openCheckpoint, type TensorSource } from '../io/checkpoint.js';
 import { MemorySource, replaceTensors, zeroTensors } from '../io/memory-source.js';
+import { writeSafetensors } from '../io/safetensors-write.js';
 import { tensor, torchSave } from '../io/torch-save.js';
 import { ort } from '../runtime/session.js';
 import type { Graph } from '../graph/ir.js';
@@ -211,7 +212,7 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   if (opts.initFrom) source = await withWeightsOf(source, opts.initFrom, model.specs);
   if (opts.stateDir) await mkdir(opts.stateDir, { recursive: true });
   const statePath = opts.stateDir && join(opts.stateDir, 'train.safetensors');
-  // A saved state of the whole model holds every weight stage 0 would give it.
+  // A saved state of the whole model, with the frozen tensors kept beside it, holds every weight the stages would give it.
   const wholeSaved = statePath !== undefined && (await stat(statePath).catch(() => undefined)) !== undefined;
   let secondsBefore = 0;
   if (opts.pretrain && !wholeSaved) {
@@ -239,6 +240,14 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
       source = await replaceTensors(source, stage2.tensors);
       secondsBefore += stage2.reports.at(-1)?.seconds ?? 0;
     }
+  }
+  // The trainer's state holds what it trains; what the stages made and the whole model leaves frozen is kept beside
+  // it, or a resumed run would go on around fresh tensors in their place.
+  const frozenNames = [...specs.keys()].filter((name) => frozen.some((prefix) => name.startsWith(prefix)));
+  if (opts.stateDir && frozenNames.length) {
+    const frozenPath = join(opts.stateDir, 'frozen.safetensors');
+    if (wholeSaved) source = await withFrozenTensors(source, frozenPath, frozenNames);
+    else await writeSafetensors(frozenPath, Object.fromEntries(await Promise.all(frozenNames.map(async (name) => [name, { dtype: 'F32' as const, shape: source.info(name).shape, data: await source.readFloat32(name) }]))));
   }
   const forward = model.forward(source, crutch !== undefined ? 'places_in' : undefined);
   const g = forward.graph;
@@ -345,6 +354,17 @@ function describeCeiling(c: ReadingCeiling): string {
   const sizes = c.byCapHeight.map((s) => `${s.capHeight} px ${percent(s.share)} of ${s.characters}`).join(', ');
   return `stage 0 on ${c.images} held-out task images: ${percent(c.characters)} of the characters read in place (by cap height: ${sizes}), ` +
     `${percent(c.codes)} of the codes whole — the most the whole model can answer`;
+}
+
+/** `source` with the frozen tensors `names` as a stopped run kept them at `path`. */
+async function withFrozenTensors(source: TensorSource, path: string, names: readonly string[]): Promise<MemorySource> {
+  if (!(await stat(path).catch(() => undefined))) throw new Error(`${path} is missing: the saved training state beside it cannot be resumed without the frozen tensors it trained around (remove its folder to train again)`);
+  const kept = await openCheckpoint(path);
+  try {
+    return await replaceTensors(source, new Map(await Promise.all(names.map(async (name) => [name, Float32Array.from(await kept.readFloat32(name))] as const))));
+  } finally {
+    await kept.close();
+  }
 }
 
 /** `fresh` with the model's own tensors (`names`) replaced by those saved in `dir` (the training aids' heads stay fresh). */
