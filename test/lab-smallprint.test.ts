@@ -167,6 +167,33 @@ test('text is drawn with the shipped font only: the same pixels without any font
   assert.ok(FONT_FILE.startsWith(`${ROOT}assets/fonts/`), FONT_FILE);
 });
 
+test('code sheets with words: the words lie among the codes, a cell from each, and the codes are still where the sheet says', async () => {
+  const [plain, worded, again] = await Promise.all([renderCodeSheet(3, 1, 768, 32, 0, 100), renderCodeSheet(3, 1, 768, 32, 0, 100, 100), renderCodeSheet(3, 1, 768, 32, 0, 100, 100)]);
+  assert.deepEqual(worded.png, again.png);
+  assert.ok(worded.codes.length >= 30 && worded.codes.length < plain.codes.length, `${worded.codes.length} codes with words, ${plain.codes.length} without`);
+  // Ink well away from every code (words, and the few shapes both have): far more of it with the words.
+  const inkAway = async (sheet: typeof plain) => {
+    const img = await decodeImage(sheet.png);
+    let dark = 0;
+    for (let y = 0; y < img.height; y++) {
+      for (let x = 0; x < img.width; x++) {
+        if (sheet.codes.some(({ box }) => x > box.x - 24 && x < box.x + box.width + 24 && y > box.y - 24 && y < box.y + box.height + 24)) continue;
+        const i = (y * img.width + x) * 3;
+        if (img.data[i]! + img.data[i + 1]! + img.data[i + 2]! < 3 * 140) dark++;
+      }
+    }
+    return dark;
+  };
+  const [without, withWords] = await Promise.all([inkAway(plain), inkAway(worded)]);
+  assert.ok(withWords > 3 * without, `${withWords} dark pixels away from the codes with words, ${without} without`);
+  const img = await decodeImage(worded.png);
+  for (const { code, box, ink } of worded.codes.slice(0, 8)) {
+    const measured = measureInk(img, around(box, 8, img), ink);
+    assert.ok(Math.abs(measured.x - box.x) <= 1 && Math.abs(measured.y - box.y) <= 1 && Math.abs(measured.width - box.width) <= 2 && Math.abs(measured.height - box.height) <= 2,
+      `${code}: ink at ${JSON.stringify(measured)}, the sheet says ${JSON.stringify(box)}`);
+  }
+});
+
 test('code sheets: a hundred codes where the sheet says, at the task\'s sizes in a 768-px input, a cell apart; reproducible', async () => {
   const [sheet, again, other] = await Promise.all([renderCodeSheet(3, 1, 768, 32, 0, 150), renderCodeSheet(3, 1, 768, 32, 0, 150), renderCodeSheet(3, 2, 768, 32, 0, 150)]);
   assert.deepEqual(sheet.png, again.png);

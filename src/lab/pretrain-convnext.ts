@@ -42,6 +42,8 @@ export interface ConvnextPretrainSettings {
    * characters for the same compute.
    */
   codes: number;
+  /** Distractor words drawn among each sheet's codes (renderCodeSheet; absent: a few after them). */
+  words?: number;
   /** Crops a step, each from a sheet of the pool drawn at random. */
   crops: number;
   /** Crop side in pixels of the preprocessed image (a multiple of the ConvNeXt's stride). */
@@ -100,9 +102,9 @@ function lastStageStride(config: ConvNextConfig): number {
  * Code sheet `index` of `seed` at the MRA `model`'s input size, its codes a last-stage cell apart: the image as the
  * model's ConvNeXt sees it and the character centres of each code in its pixels.
  */
-export async function codeSheetInput(model: LabVisualModel, seed: number, index: number, ease: number, codes: number): Promise<{ image: Float32Array; codes: CharacterCentre[][] }> {
+export async function codeSheetInput(model: LabVisualModel, seed: number, index: number, ease: number, codes: number, words = 0): Promise<{ image: Float32Array; codes: CharacterCentre[][] }> {
   const side = model.size;
-  const sheet = await renderCodeSheet(seed, index, side, lastStageStride(model.convnext!.config), ease, codes);
+  const sheet = await renderCodeSheet(seed, index, side, lastStageStride(model.convnext!.config), ease, codes, words);
   const centres = sheet.codes.map((c) => characterCentres({ ...c, width: side, height: side }, side));
   if (!centres.length) throw new Error(`code sheet ${sheet.index} at ${side} px has no code`);
   return { image: model.preprocess(await decodeImage(sheet.png)), codes: centres };
@@ -162,7 +164,7 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
   const glyphCount = (S / glyphStride) ** 2;
 
   const easeAt = (step: number) => opts.ease * Math.max(0, 1 - step / Math.max(1, opts.easeSteps));
-  const render = (index: number, ease: number) => codeSheetInput(model, opts.seed, index, ease, opts.codes);
+  const render = (index: number, ease: number) => codeSheetInput(model, opts.seed, index, ease, opts.codes, opts.words);
   // The pool as step `start` finds it: slot i last took the sheet rendered during the latest earlier step t with
   // t ≡ i (mod sheets), else its first sheet.
   const sheets = await Promise.all(Array.from({ length: opts.sheets }, (_, i) => {

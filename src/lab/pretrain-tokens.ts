@@ -40,6 +40,12 @@ export interface TokenPathPretrainSettings {
   sheets: number;
   /** Codes asked of each sheet (renderCodeSheet). */
   codes: number;
+  /**
+   * Distractor words drawn among each sheet's codes (renderCodeSheet; absent: stage 0's few). A task image has 4–14
+   * words in the code's font to its one code; on stage 0's sheets, a cell of print was nearly always a code, and the
+   * tokens marked the task's words as code (docs/LAB.md, fifteenth session).
+   */
+  words?: number;
   /** One cell without a character in this many is told 'no character' (cellTargets; stage 0's crops: SHEET_BLANK_STRIDE). */
   blanks: number;
   /** Task images, held out: the share of their characters the trained path's head reads in place is logged. */
@@ -120,7 +126,7 @@ export async function pretrainTokenPath(model: LabVisualModel, source: TensorSou
   const grid = Math.round(Math.sqrt(cells));
   const stride = model.size / grid;
   const sheets = await convnextMaps(model, source, opts.sheets, cells * width, opts, async (i) => {
-    const sheet = await codeSheetInput(model, opts.seed, TOKEN_PATH_FIRST_SAMPLE + i, 0, opts.codes);
+    const sheet = await codeSheetInput(model, opts.seed, TOKEN_PATH_FIRST_SAMPLE + i, 0, opts.codes, opts.words);
     return { image: sheet.image, targets: cellTargets(sheet.codes, 0, 0, model.size, stride, opts.blanks) };
   });
   const check = await convnextMaps(model, source, opts.check, cells * width, opts, async (i) => {

@@ -192,16 +192,22 @@ function drawShapes(rng: Rng, width: number, height: number, taken: Box[], share
 
 /** Short words in the same font (`share` of the drawn count), smaller and larger than the code, some in the code's ink; none overlapping. */
 async function drawWords(img: RGBImage, rng: Rng, ink: RGB, taken: Box[], share: number): Promise<void> {
-  for (let i = Math.round(rng.int(4, 14) * share); i > 0; i--) {
-    const word = rng.pick(WORDS);
-    const capHeight = rng.chance(0.5) ? rng.uniform(MIN_CAP_HEIGHT, MAX_CAP_HEIGHT) : rng.uniform(6, 40);
-    const colour = rng.chance(0.5) ? ink : hsl(rng.uniform(0, 360), rng.uniform(0, 0.9), rng.uniform(0.05, 0.5));
-    const mask = await printMask(word, capHeight, rng.uniform(-MAX_ANGLE, MAX_ANGLE), rng);
-    const box = place(rng, [img.width, img.height], mask.width, mask.height, taken);
-    if (!box) continue;
-    blendMask(img, mask, box.x, box.y, colour);
-    taken.push(growBox(box, 4));
-  }
+  for (let i = Math.round(rng.int(4, 14) * share); i > 0; i--) await drawWord(img, rng, ink, taken, [MIN_CAP_HEIGHT, MAX_CAP_HEIGHT], 4);
+}
+
+/**
+ * One distractor word, at the code's cap heights (`codeSizes`) half the time, in the code's `ink` half the time,
+ * kept `margin` pixels from what is placed after it.
+ */
+async function drawWord(img: RGBImage, rng: Rng, ink: RGB, taken: Box[], codeSizes: readonly [number, number], margin: number): Promise<void> {
+  const word = rng.pick(WORDS);
+  const capHeight = rng.chance(0.5) ? rng.uniform(codeSizes[0], codeSizes[1]) : rng.uniform(6, 40);
+  const colour = rng.chance(0.5) ? ink : hsl(rng.uniform(0, 360), rng.uniform(0, 0.9), rng.uniform(0.05, 0.5));
+  const mask = await printMask(word, capHeight, rng.uniform(-MAX_ANGLE, MAX_ANGLE), rng);
+  const box = place(rng, [img.width, img.height], mask.width, mask.height, taken);
+  if (!box) return;
+  blendMask(img, mask, box.x, box.y, colour);
+  taken.push(growBox(box, margin));
 }
 
 /** A code printed on a sheet, and the box of its ink. */
@@ -218,16 +224,24 @@ export interface CodeSheet {
   png: Uint8Array;
 }
 
+/** A code's ink on `paper`: drawn until it is at least 130 darker in luma. */
+function codeInk(rng: Rng, paper: RGB): RGB {
+  let colour = drawColours(rng).ink;
+  while (luma(paper) - luma(colour) < 130) colour = drawColours(rng).ink;
+  return colour;
+}
+
 export const CODE_SHEET_TASK = 'codesheet';
 /**
  * Sheet `index` of `seed`: a `side`-pixel square printed with up to `count` codes, each as the task prints its code
  * (random colours, tilt, supersampling, stroke weight) at the cap heights the task's code has once its image is
- * resized to `side` (6–9.9 px at 768, 8–13.3 px at 1024), none within `gap` pixels of another, among a few shapes and words; then the
+ * resized to `side` (6–9.9 px at 768, 8–13.3 px at 1024), none within `gap` pixels of another, among a few shapes and words
+ * (and `words` more drawn among the codes, as far from them, half of them at their sizes and in a code's ink); then the
  * task's blur, noise and JPEG. For teaching a vision tower to read (stage 0, pretrain-convnext.ts): a sheet gives
  * a hundred and more labelled characters where a task image gives five. `ease` enlarges the print as
  * renderSmallPrint's does.
  */
-export async function renderCodeSheet(seed: number, index: number, side: number, gap: number, ease: number, count: number): Promise<CodeSheet> {
+export async function renderCodeSheet(seed: number, index: number, side: number, gap: number, ease: number, count: number, words = 0): Promise<CodeSheet> {
   const rng = sampleRng(seed, CODE_SHEET_TASK, index);
   const { paper } = drawColours(rng);
   const img = gradientCanvas(side, side, paper, jitter(paper, rng, 12));
@@ -236,15 +250,21 @@ export async function renderCodeSheet(seed: number, index: number, side: number,
   const [smallest, largest] = [(MIN_CAP_HEIGHT * side) / MAX_SIDE, (MAX_LOW_RES_CAP_HEIGHT * side) / LOW_RES_SIDE];
   const taken: Box[] = [];
   const codes: PrintedCode[] = [];
-  for (let i = 0; i < count; i++) {
+  for (let codesLeft = count, wordsLeft = words; codesLeft > 0 || wordsLeft > 0;) {
+    // Words drawn among the codes, in the same font, sizes and inks: a task image has 4–14 of them to its one code.
+    if (wordsLeft > 0 && (codesLeft === 0 || rng.chance(wordsLeft / (wordsLeft + codesLeft)))) {
+      wordsLeft--;
+      await drawWord(img, rng, codeInk(rng, paper), taken, [smallest, largest], gap);
+      continue;
+    }
+    codesLeft--;
     const { code } = drawText(rng);
     const capHeight = rng.uniform(smallest, largest) * (1 + EASE_GROWTH * ease);
     const mask = await printMask(code, capHeight, rng.chance(0.3) ? 0 : rng.uniform(-MAX_ANGLE, MAX_ANGLE), rng);
     const ink = inkBox(mask);
     const at = place(rng, [side, side], mask.width, mask.height, taken);
     if (!ink || !at) continue;
-    let colour = drawColours(rng).ink;
-    while (luma(paper) - luma(colour) < 130) colour = drawColours(rng).ink;
+    const colour = codeInk(rng, paper);
     blendMask(img, mask, at.x, at.y, colour);
     const box = { x: at.x + ink.x, y: at.y + ink.y, width: ink.width, height: ink.height };
     codes.push({ code, box, ink: colour });
