@@ -13,7 +13,8 @@ import { labLlavaHrModel, labLlavaModel, type LabVisualModel } from '../src/lab/
 import { answerFeeds, answerRows, smallPrintExample } from '../src/lab/answer-aids.js';
 import { trainLabModel } from '../src/lab/train-visual.js';
 import { trainReadout } from '../src/lab/readout-probe.js';
-import { pretrainTokenPath, unblockReadingHead, visualScaleLoss } from '../src/lab/pretrain-tokens.js';
+import { markerRanks, pretrainTokenPath, unblockReadingHead, visualScaleLoss } from '../src/lab/pretrain-tokens.js';
+import { readoutVectors } from '../src/lab/readout-vectors.js';
 import { identityLayout, WeightScope } from '../src/graph/weights.js';
 import { buildMultipathVision, llavaHrConfig, projectVisual } from '../src/models/llava-hr.js';
 import { mapToTokens } from '../src/models/llava-hr/mr-adapter.js';
@@ -353,12 +354,28 @@ test('stage 1: the token path learns alone on the ConvNeXt\'s maps; the whole mo
   const d = maxAbsDiff(out['tokens']!.data as Float32Array, path['tokens']!.data as Float32Array);
   assert.ok(d < 1e-5, `max |Δ| ${d}`);
   // With vectors, the tokens are told to be the read-out probe's synthetic ones for the cells' targets: the error falls.
+  // The held-out check then also says how the tokens mark the code's cells.
   const errors: number[] = [];
-  await pretrainTokenPath(model, fresh, { ...settings, check: 0, vectors: 0.5, onStep: (r) => errors.push(r.vectors!) });
+  const vectorLogs: string[] = [];
+  await pretrainTokenPath(model, fresh, { ...settings, vectors: 0.5, log: (m) => vectorLogs.push(m), onStep: (r) => errors.push(r.vectors!) });
   assert.ok(errors.length === 30 && errors.every(Number.isFinite) && errors.at(-1)! < errors[0]! / 2, `vector errors ${errors[0]} → ${errors.at(-1)}`);
+  const marked = vectorLogs.map((m) => /the code's cells rank ([\d.]+) of 16 on average and an image's first cell is the code's in (\d+) % of them/.exec(m)).find(Boolean);
+  assert.ok(marked && Number(marked[1]) < 16 && Number(marked[2]) <= 100, vectorLogs.join('\n'));
   // The whole model's head must be a full one on the decoder's width.
   await assert.rejects(pretrainTokenPath(model, freshTensors(model.specs, 5), settings), /stage 1 hands the whole model a full reading head \[222×32\]; it has none/);
   await assert.rejects(pretrainTokenPath(model, freshTensors(new Map([...model.specs, ...blockedReadingHeadSpecs(TINY.llm.width)]), 5), settings), /it has \[6×5×37\]/);
+});
+
+test('markerRanks: cells ranked by their projection on the marker, less the blank vector', () => {
+  const vectors = readoutVectors(12, 1, { std: 0.5, blocks: true });
+  const tokens = new Float32Array(5 * 12);
+  for (let c = 0; c < 5; c++) tokens.set(vectors.blank, c * 12);
+  const add = (cell: number, share: number) => vectors.marker.forEach((m, d) => (tokens[cell * 12 + d] += share * m));
+  add(3, 1);
+  add(1, 0.5);
+  add(4, 0.8);
+  assert.deepEqual(markerRanks(tokens, vectors, (c) => c === 1 || c === 3), { ranks: [0, 2], topIsCode: true });
+  assert.deepEqual(markerRanks(tokens, vectors, (c) => c === 4), { ranks: [1], topIsCode: false });
 });
 
 test('the answer\'s code characters are one token each, found where the attention aid expects them', async () => {

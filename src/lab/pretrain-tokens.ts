@@ -181,9 +181,10 @@ export async function pretrainTokenPath(model: LabVisualModel, source: TensorSou
     }
     const trained = checkpointTensors(g, new Map(trainer.tensors.map((t) => [t.name, Float32Array.from(trainer.param(t.name) as Float32Array)])), (n) => tensors.info(n).shape);
     if (opts.check) {
-      const share = await heldOutShare(new MemorySource(Object.fromEntries([...trained].map(([n, data]) => [n, { shape: tensors.info(n).shape, data }]))),
-        check.maps, check.targets, { cells, width, rms: opts.rms, threads: opts.threads });
-      log(`stage 1: its head reads ${(100 * share).toFixed(1)} % of the characters of ${opts.check} held-out images in place`);
+      const { share, marker } = await heldOutReading(new MemorySource(Object.fromEntries([...trained].map(([n, data]) => [n, { shape: tensors.info(n).shape, data }]))),
+        check.maps, check.targets, vectors, { cells, width, rms: opts.rms, threads: opts.threads });
+      const marked = marker ? `; by the marker, the code's cells rank ${marker.meanRank.toFixed(1)} of ${cells} on average and an image's first cell is the code's in ${(100 * marker.topIsCode).toFixed(0)} % of them` : '';
+      log(`stage 1: its head reads ${(100 * share).toFixed(1)} % of the characters of ${opts.check} held-out images in place${marked}`);
     }
     const full = unblockReadingHead(trained.get(`${READING_HEAD}.weight`)!, trained.get(`${READING_HEAD}.bias`)!, model.llm.hidden);
     const withStage1 = await replaceTensors(source, new Map([
@@ -235,28 +236,57 @@ function tokenTargets(vectors: ReadoutVectors, targets: BigInt64Array, B: number
   return { token_targets: new ort.Tensor('float32', out, [B, cells, width]), token_told: new ort.Tensor('float32', told, [B, cells, 1]) };
 }
 
-/** The share of the character targets in `targets` [images, cells, slots] that the path in `tensors` reads right on `maps`. */
-async function heldOutShare(tensors: TensorSource, maps: Float32Array, targets: BigInt64Array, o: { cells: number; width: number; rms: number; threads?: number }): Promise<number> {
-  const { g, reading } = tokenPathGraph(tensors, o.cells, o.width, o.rms);
+/** How stage 1's path reads held-out images: the share of their characters its head reads in place, and with `vectors`, how its tokens mark the code's cells. */
+interface HeldOutReading {
+  share: number;
+  /**
+   * Each cell scored by its token's projection on the synthetic marker (less the blank vector): the code cells' mean
+   * rank among an image's cells (0: the highest) and the share of images whose highest cell holds a code character —
+   * what a read-out that keys on the marker has to go on.
+   */
+  marker?: { meanRank: number; topIsCode: number };
+}
+
+/**
+ * One image's `tokens` [cells, width] scored by their projection on the synthetic marker, less the blank vector: the
+ * rank of each cell that `isCode` (0: the highest score) and whether the highest is one of them.
+ */
+export function markerRanks(tokens: Float32Array, vectors: ReadoutVectors, isCode: (cell: number) => boolean): { ranks: number[]; topIsCode: boolean } {
+  const width = vectors.marker.length;
+  const scores = Array.from({ length: tokens.length / width }, (_, c) => vectors.marker.reduce((sum, m, d) => sum + (tokens[c * width + d]! - vectors.blank[d]!) * m, 0));
+  const order = scores.map((_, c) => c).sort((a, b) => scores[b]! - scores[a]!);
+  const rank = new Map(order.map((c, r) => [c, r]));
+  return { ranks: order.filter(isCode).map((c) => rank.get(c)!).sort((a, b) => a - b), topIsCode: isCode(order[0]!) };
+}
+
+async function heldOutReading(tensors: TensorSource, maps: Float32Array, targets: BigInt64Array, vectors: ReadoutVectors | undefined,
+  o: { cells: number; width: number; rms: number; threads?: number }): Promise<HeldOutReading> {
+  const { g, reading, visual } = tokenPathGraph(tensors, o.cells, o.width, o.rms);
   g.output(reading.accuracy, 'accuracy');
+  g.output(visual, 'visual');
   const session = await Session.fromGraph(g, { threads: o.threads });
   const [perMap, perTargets] = [o.cells * o.width, o.cells * READING_SLOTS];
-  let [right, all] = [0, 0];
+  const isCharacter = (t: bigint) => t >= 0n && t < BigInt(NO_CHARACTER);
+  let [right, all, rankSum, codeCells, topIsCode, images] = [0, 0, 0, 0, 0, 0];
   try {
     for (let i = 0; i < maps.length / perMap; i++) {
       const mine = targets.subarray(i * perTargets, (i + 1) * perTargets);
-      const characters = mine.reduce((n, t) => n + (t >= 0n && t < BigInt(NO_CHARACTER) ? 1 : 0), 0);
+      const characters = mine.reduce((n, t) => n + (isCharacter(t) ? 1 : 0), 0);
       if (!characters) continue;
       const out = await session.run({
         high: new ort.Tensor('float32', maps.slice(i * perMap, (i + 1) * perMap), [1, o.cells, o.width]),
         reading_targets: new ort.Tensor('int64', mine.slice(), [1, o.cells, READING_SLOTS]),
       });
       [right, all] = [right + (out['accuracy']!.data as Float32Array)[0]! * characters, all + characters];
+      if (!vectors) continue;
+      const marked = markerRanks(out['visual']!.data as Float32Array, vectors, (c) => mine.subarray(c * READING_SLOTS, (c + 1) * READING_SLOTS).some(isCharacter));
+      [rankSum, codeCells] = [rankSum + marked.ranks.reduce((a, b) => a + b, 0), codeCells + marked.ranks.length];
+      [topIsCode, images] = [topIsCode + (marked.topIsCode ? 1 : 0), images + 1];
     }
   } finally {
     await session.dispose();
   }
-  return right / all;
+  return { share: right / all, ...(vectors ? { marker: { meanRank: rankSum / codeCells, topIsCode: topIsCode / images } } : {}) };
 }
 
 /**
