@@ -4,18 +4,18 @@
  * pytorch_model.bin, tokenizer.model) so that egret loads it as it loads a released model. Samples are rendered as
  * training goes (sample i of the run's seed), each seen once; the question follows vicuna_v1 as `egret generate`
  * renders it, with LLaVA's short-answer instruction on half of them; the loss is the answer's (the code, then
- * </s>), plus, as options, the reading head's (reading.ts) and, before it all, an MRA model's stage 0
- * (pretrain-convnext.ts).
+ * </s>), plus, as options, the reading head's (reading.ts) and the decoder's aids (answer-aids.ts), and, before it
+ * all, an MRA model's stages 0 (pretrain-convnext.ts), 1 (pretrain-tokens.ts) and 2 (readout-probe.ts).
  */
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Graph } from '../graph/ir.js';
 import * as op from '../graph/ops/index.js';
 import { openCheckpoint, type TensorSource } from '../io/checkpoint.js';
 import { MemorySource, replaceTensors, zeroTensors } from '../io/memory-source.js';
 import { writeSafetensors } from '../io/safetensors-write.js';
 import { tensor, torchSave } from '../io/torch-save.js';
 import { ort } from '../runtime/session.js';
-import type { Graph } from '../graph/ir.js';
 import { loadTokenizer } from '../text/load.js';
 import { decodeImage } from '../vision/decode.js';
 import { crossEntropy } from '../train/loss.js';
