@@ -243,11 +243,11 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
   }
   // The trainer's state holds what it trains; what the stages made and the whole model leaves frozen is kept beside
   // it, or a resumed run would go on around fresh tensors in their place.
-  const frozenNames = [...specs.keys()].filter((name) => frozen.some((prefix) => name.startsWith(prefix)));
-  if (opts.stateDir && frozenNames.length) {
+  const frozenNames = new Set([...specs.keys()].filter((name) => frozen.some((prefix) => name.startsWith(prefix))));
+  if (opts.stateDir && frozenNames.size) {
     const frozenPath = join(opts.stateDir, 'frozen.safetensors');
     if (wholeSaved) source = await withFrozenTensors(source, frozenPath, frozenNames);
-    else await writeSafetensors(frozenPath, Object.fromEntries(await Promise.all(frozenNames.map(async (name) => [name, { dtype: 'F32' as const, shape: source.info(name).shape, data: await source.readFloat32(name) }]))));
+    else await writeSafetensors(frozenPath, Object.fromEntries(await Promise.all([...frozenNames].map(async (name) => [name, { dtype: 'F32' as const, shape: source.info(name).shape, data: await source.readFloat32(name) }]))));
   }
   const forward = model.forward(source, crutch !== undefined ? 'places_in' : undefined);
   const g = forward.graph;
@@ -289,7 +289,7 @@ export async function trainLabModel(dir: string, model: LabVisualModel, tokenize
     loss = op.add(loss, scaleLoss);
   }
   const training = buildTrainingGraph(g, loss, {
-    trainable: (name) => name.split('+').every((part) => specs.has(part) && !frozen.some((prefix) => part.startsWith(prefix))),
+    trainable: (name) => name.split('+').every((part) => specs.has(part) && !frozenNames.has(part)),
     ...LAB_OPTIMIZATION,
   });
   const parameters = training.tensors.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
@@ -357,18 +357,13 @@ function describeCeiling(c: ReadingCeiling): string {
 }
 
 /** `source` with the frozen tensors `names` as a stopped run kept them at `path`. */
-async function withFrozenTensors(source: TensorSource, path: string, names: readonly string[]): Promise<MemorySource> {
+async function withFrozenTensors(source: TensorSource, path: string, names: ReadonlySet<string>): Promise<MemorySource> {
   if (!(await stat(path).catch(() => undefined))) throw new Error(`${path} is missing: the saved training state beside it cannot be resumed without the frozen tensors it trained around (remove its folder to train again)`);
-  const kept = await openCheckpoint(path);
-  try {
-    return await replaceTensors(source, new Map(await Promise.all(names.map(async (name) => [name, Float32Array.from(await kept.readFloat32(name))] as const))));
-  } finally {
-    await kept.close();
-  }
+  return withWeightsOf(source, path, names);
 }
 
-/** `fresh` with the model's own tensors (`names`) replaced by those saved in `dir` (the training aids' heads stay fresh). */
-async function withWeightsOf(fresh: TensorSource, dir: string, names: ReadonlyMap<string, TensorSpec>): Promise<MemorySource> {
+/** `fresh` with the tensors `names` replaced by those saved in `dir` (a model folder or a checkpoint file), their shapes checked (the training aids' heads stay fresh). */
+async function withWeightsOf(fresh: TensorSource, dir: string, names: { has(name: string): boolean }): Promise<MemorySource> {
   const saved = await openCheckpoint(dir);
   const all: Record<string, { shape: readonly number[]; data: Float32Array }> = {};
   try {
