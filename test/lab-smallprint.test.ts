@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { emForCapHeight, FONT_FILE, inkCentres, renderText } from '../src/lab/font.js';
-import { inkBox } from '../src/lab/raster.js';
+import { boxesOverlap, inkBox, type Box } from '../src/lab/raster.js';
 import {
   CODE_ALPHABET, LOW_RES_SIDE, MAX_CAP_HEIGHT, MAX_CODE_LENGTH, MAX_SIDE, MIN_CAP_HEIGHT, MIN_CODE_LENGTH, MIN_SIDE, renderCodeSheet, renderSmallPrint, smallPrintText,
 } from '../src/lab/smallprint.js';
@@ -187,6 +187,22 @@ test('code sheets with words: the words lie among the codes, a cell from each, a
   const [without, withWords] = await Promise.all([inkAway(plain), inkAway(worded)]);
   assert.ok(withWords > 3 * without, `${withWords} dark pixels away from the codes with words, ${without} without`);
   const img = await decodeImage(worded.png);
+  // The sheet says where each word's ink is: most of the ink away from the codes lies in its word boxes, none of
+  // which comes within a cell of a code.
+  assert.ok(worded.words.length >= 30 && plain.words.length < 10, `${worded.words.length} word boxes with words, ${plain.words.length} without`);
+  const near = (box: Box, gap: number) => ({ x: box.x - gap, y: box.y - gap, width: box.width + 2 * gap, height: box.height + 2 * gap });
+  for (const word of worded.words) assert.ok(!worded.codes.some(({ box }) => boxesOverlap(near(box, 31), word)), `word at ${JSON.stringify(word)} within a cell of a code`);
+  let [inWords, away] = [0, 0];
+  for (let y = 0; y < img.height; y++) {
+    for (let x = 0; x < img.width; x++) {
+      const i = (y * img.width + x) * 3;
+      if (img.data[i]! + img.data[i + 1]! + img.data[i + 2]! >= 3 * 140) continue;
+      if (worded.codes.some(({ box }) => boxesOverlap(near(box, 2), { x, y, width: 1, height: 1 }))) continue;
+      away++;
+      if (worded.words.some((box) => boxesOverlap(near(box, 2), { x, y, width: 1, height: 1 }))) inWords++;
+    }
+  }
+  assert.ok(inWords > 0.6 * away, `${inWords} of ${away} dark pixels away from the codes lie in word boxes`);
   for (const { code, box, ink } of worded.codes.slice(0, 8)) {
     const measured = measureInk(img, around(box, 8, img), ink);
     assert.ok(Math.abs(measured.x - box.x) <= 1 && Math.abs(measured.y - box.y) <= 1 && Math.abs(measured.width - box.width) <= 2 && Math.abs(measured.height - box.height) <= 2,

@@ -19,7 +19,7 @@ import { identityLayout, WeightScope } from '../src/graph/weights.js';
 import { buildMultipathVision, llavaHrConfig, projectVisual } from '../src/models/llava-hr.js';
 import { mapToTokens } from '../src/models/llava-hr/mr-adapter.js';
 import { linear } from '../src/models/linear.js';
-import { blockedReadingHeadSpecs, cellTargets, glyphTargets, IGNORE, NO_CHARACTER, READING_HEAD, READING_SLOTS, readInPlace, readingHeadLogits, readingHeadLoss, readingHeadSpecs, readingTargets } from '../src/lab/reading.js';
+import { blockedReadingHeadSpecs, cellsReadAsCharacters, cellTargets, glyphTargets, IGNORE, NO_CHARACTER, READING_HEAD, READING_SLOTS, readInPlace, readingHeadLogits, readingHeadLoss, readingHeadSpecs, readingTargets } from '../src/lab/reading.js';
 import { Graph } from '../src/graph/ir.js';
 import { MemorySource } from '../src/io/memory-source.js';
 import { pretrainConvnext, readingCeiling } from '../src/lab/pretrain-convnext.js';
@@ -441,13 +441,38 @@ test('cell targets of a crop: a cell holding several characters names each in it
   ].flat());
 });
 
+test('cell and glyph targets with word boxes: every cell a word covers says no character, and the glyph head leaves those cells out', () => {
+  const n = NO_CHARACTER;
+  const code = [{ index: 0, x: 40, y: 40 }];
+  // A word's ink from (70, 60) to (110, 70) in a 64-px crop at (32, 32) of 32-px cells covers cells (1, 0) and (1, 1);
+  // another word lies outside the crop. Blank stride 4: cell 0 would be the blank one, and holds the code.
+  const words = [{ x: 70, y: 60, width: 40, height: 10 }, { x: 300, y: 300, width: 40, height: 10 }];
+  const targets = cellTargets([code], 32, 32, 64, 32, 4, words);
+  assert.deepEqual([...targets], [[0, n, n, n, n, n], new Array(READING_SLOTS).fill(n), new Array(READING_SLOTS).fill(IGNORE), new Array(READING_SLOTS).fill(n)].flat());
+  assert.deepEqual([...cellTargets([code], 32, 32, 64, 32, 4)].slice(READING_SLOTS), [...new Array(READING_SLOTS).fill(IGNORE), ...new Array(READING_SLOTS).fill(IGNORE), ...new Array(READING_SLOTS).fill(IGNORE)]);
+  // Glyph cells of 16 px (4 × 4, every even cell a blank one): the word covers columns 2–3 of rows 1–2.
+  const glyphs = glyphTargets([code], 32, 32, 64, 16, 2, words);
+  const slots = (cell: number) => [...glyphs.subarray(cell * READING_SLOTS, (cell + 1) * READING_SLOTS)];
+  assert.deepEqual(slots(0), [0, n, n, n, n, n]);
+  for (const cell of [6, 7, 10, 11]) assert.deepEqual(slots(cell), new Array(READING_SLOTS).fill(IGNORE), `cell ${cell}`);
+  for (const cell of [2, 4, 14]) assert.deepEqual(slots(cell), new Array(READING_SLOTS).fill(n), `cell ${cell}`);
+});
+
+test('cells read as characters: the cells where some slot\'s top class is a character', () => {
+  const classes = NO_CHARACTER + 1;
+  const logits = new Float32Array(3 * READING_SLOTS * classes);
+  for (let j = 0; j < 3 * READING_SLOTS; j++) logits[j * classes + NO_CHARACTER] = 1;
+  logits[(2 * READING_SLOTS + 4) * classes + 7] = 2;
+  assert.deepEqual(cellsReadAsCharacters(logits, 3), [2]);
+});
+
 test('an MRA training stopped part-way (in stage 0, then in the whole model, with its ConvNeXt frozen or not) resumes from its saved state to the weights of the run never stopped', async () => {
   const model = labLlavaHrModel({ ...TINY, imageSize: 128, convnext: { depths: [1, 1, 1, 1], dims: [8, 16, 24, 32] } });
   const root = await mkdtemp(join(tmpdir(), 'egret-lab-resume-'));
   try {
     const tokenizerModel = labTokenizerModel(0, 40, 400);
-    // Two sheets, so that the resumed pool of sheets must be the one the whole run held at that step.
-    const pretrain = { steps: 5, sheets: 2, codes: 20, crops: 2, crop: 64, lr: 1e-3, warmup: 1, ease: 1, easeSteps: 10 };
+    // Two sheets and two task images, so that the resumed pools must be the ones the whole run held at that step.
+    const pretrain = { steps: 5, sheets: 2, codes: 20, crops: 2, crop: 64, lr: 1e-3, warmup: 1, ease: 1, easeSteps: 10, tasks: { crops: 1, images: 2 } };
     const settings = { seed: 3, steps: 5, batchSize: 1, lr: 1e-3, warmup: 1, threads: 1, reading: 1, attention: 1, pretrain, saveEvery: 2 };
     const whole = join(root, 'whole');
     await trainLabModel(whole, model, tokenizerModel, { ...settings, stateDir: join(whole, 'resume') });
@@ -581,7 +606,13 @@ test('freezeConvnext: the whole model trains around the ConvNeXt that stage 0 ma
       else decoderTrained ||= d > 0;
     }
     assert.ok(decoderTrained, 'the decoder trains');
-    await Promise.all([moved!.close(), kept!.close()]);
+    // tasks: stage 1 trains on task images' maps beside the sheets', and so gives another projector.
+    const logged: string[] = [];
+    await trainLabModel(join(root, 'stage1-tasks'), model, tokenizerModel, { ...settings, visualRms: 0.5, tokenPath: { ...tokenPath, tasks: 2 }, lr: 0, log: (m) => logged.push(m) });
+    assert.ok(logged.some((m) => /on 1 code sheets' and 2 task images' ConvNeXt maps/.test(m)), logged.join('\n'));
+    const withTasks = await openCheckpoint(join(root, 'stage1-tasks', 'pytorch_model.bin'));
+    assert.ok(maxAbsDiff(await withTasks.readFloat32('model.mm_projector.0.weight'), await kept!.readFloat32('model.mm_projector.0.weight')) > 0);
+    await Promise.all([moved!.close(), kept!.close(), withTasks.close()]);
     await assert.rejects(trainLabModel(join(root, 'plain'), model, tokenizerModel, { ...settings, freezeVision: true }), /freezeVision needs a trained vision side/);
     // readout: stage 2 runs after stage 1 (with vectors), and the whole model starts with the decoder it trained, the
     // vision side as stage 1 left it: at rate 0 the saved decoder is trainReadout's on the same settings.

@@ -27,7 +27,11 @@ import type { LabVisualModel } from './models.js';
 import { LAB_OPTIMIZATION } from './optimization.js';
 import { sampleRng } from './random.js';
 import { Session } from '../runtime/session.js';
-import { type CharacterCentre, cellTargets, characterCells, characterCentres, glyphTargets, READING_HEAD, READING_SLOTS, readInPlace, readingHeadLogits, readingHeadLoss, readingHeadSpecs } from './reading.js';
+import {
+  type CharacterCentre, cellsReadAsCharacters, cellTargets, characterCells, characterCentres, glyphTargets, READING_HEAD, READING_SLOTS, readInPlace, readingHeadLogits, readingHeadLoss,
+  readingHeadSpecs,
+} from './reading.js';
+import type { Box } from './raster.js';
 import { renderCodeSheet, renderSmallPrint } from './smallprint.js';
 
 export interface ConvnextPretrainSettings {
@@ -44,8 +48,22 @@ export interface ConvnextPretrainSettings {
   codes: number;
   /** Distractor words drawn among each sheet's codes (renderCodeSheet; absent: a few after them). */
   words?: number;
+  /**
+   * Tell every last-stage cell that a word's ink covers 'no character' (a crop tells one blank cell in
+   * SHEET_BLANK_STRIDE otherwise), and leave the glyph head's word cells out (it would tell their capitals 'no
+   * character'): a task image prints 4–14 words in the code's font, and a reader never told they are not code reads
+   * them as code (docs/LAB.md, fifteenth session).
+   */
+  blankWords?: boolean;
   /** Crops a step, each from a sheet of the pool drawn at random. */
   crops: number;
+  /**
+   * Of the step's crops, `crops` come from whole task images instead (a pool of `images`, one rendered afresh each
+   * step), every cell without a code character told 'no character': sheets hold codes and little else, and a
+   * reader trained on them alone reads characters in 20 % of a task image's cells — expand2square's padding,
+   * shapes, lines, words (docs/LAB.md, sixteenth session).
+   */
+  tasks?: { crops: number; images: number };
   /** Crop side in pixels of the preprocessed image (a multiple of the ConvNeXt's stride). */
   crop: number;
   lr: number;
@@ -91,6 +109,11 @@ export interface ReadingCeiling {
   characters: number;
   codes: number;
   byCapHeight: { capHeight: number; characters: number; share: number }[];
+  /**
+   * Cells without a code character in which the head reads a character in some slot, per image: print it takes
+   * for code (the task's distractor words), which a decoder reading its features cannot tell from the code.
+   */
+  falseCells: number;
 }
 
 /** Pixels of the input per cell of the ConvNeXt's last stage: the stem's patch, then 2× per later stage. */
@@ -102,12 +125,28 @@ function lastStageStride(config: ConvNextConfig): number {
  * Code sheet `index` of `seed` at the MRA `model`'s input size, its codes a last-stage cell apart: the image as the
  * model's ConvNeXt sees it and the character centres of each code in its pixels.
  */
-export async function codeSheetInput(model: LabVisualModel, seed: number, index: number, ease: number, codes: number, words = 0): Promise<{ image: Float32Array; codes: CharacterCentre[][] }> {
+export async function codeSheetInput(model: LabVisualModel, seed: number, index: number, ease: number, codes: number, words = 0): Promise<{ image: Float32Array; codes: CharacterCentre[][]; words: Box[] }> {
   const side = model.size;
   const sheet = await renderCodeSheet(seed, index, side, lastStageStride(model.convnext!.config), ease, codes, words);
   const centres = sheet.codes.map((c) => characterCentres({ ...c, width: side, height: side }, side));
   if (!centres.length) throw new Error(`code sheet ${sheet.index} at ${side} px has no code`);
-  return { image: model.preprocess(await decodeImage(sheet.png)), codes: centres };
+  return { image: model.preprocess(await decodeImage(sheet.png)), codes: centres, words: sheet.words };
+}
+
+/** Stage 0's task images are samples of the training seed from this index on, apart from the other stages'. */
+const STAGE_ZERO_FIRST_SAMPLE = 20_000_000;
+
+/**
+ * Task sample `index` of `seed` as the MRA `model` sees it (padded to a square and resized), with its code's
+ * character centres and its words' ink boxes in the input's pixels.
+ */
+async function taskInput(model: LabVisualModel, seed: number, index: number): Promise<{ image: Float32Array; codes: CharacterCentre[][]; words: Box[] }> {
+  const sample = await renderSmallPrint(seed, index);
+  const square = Math.max(sample.width, sample.height);
+  const scale = model.size / square;
+  const [ox, oy] = [(square - sample.width) / 2, (square - sample.height) / 2];
+  const words = sample.words.map((b) => ({ x: (ox + b.x) * scale, y: (oy + b.y) * scale, width: b.width * scale, height: b.height * scale }));
+  return { image: model.preprocess(await decodeImage(sample.png)), codes: [characterCentres(sample, model.size)], words };
 }
 
 /** One blank cell in this many within a crop (or a sheet) says 'no character'. */
@@ -165,13 +204,20 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
 
   const easeAt = (step: number) => opts.ease * Math.max(0, 1 - step / Math.max(1, opts.easeSteps));
   const render = (index: number, ease: number) => codeSheetInput(model, opts.seed, index, ease, opts.codes, opts.words);
-  // The pool as step `start` finds it: slot i last took the sheet rendered during the latest earlier step t with
-  // t ≡ i (mod sheets), else its first sheet.
-  const sheets = await Promise.all(Array.from({ length: opts.sheets }, (_, i) => {
-    const t = start - 1 - ((start - 1 - i) % opts.sheets + opts.sheets) % opts.sheets;
-    return t >= 0 ? render(opts.sheets + t, easeAt(t)) : render(i, easeAt(0));
+  const renderTask = (index: number) => taskInput(model, opts.seed, STAGE_ZERO_FIRST_SAMPLE + index);
+  // A pool as step `start` finds it: slot i last took the item rendered during the latest earlier step t with
+  // t ≡ i (mod size), else its first item.
+  const pool = <T>(size: number, first: (i: number) => Promise<T>, during: (t: number) => Promise<T>) => Promise.all(Array.from({ length: size }, (_, i) => {
+    const t = start - 1 - ((start - 1 - i) % size + size) % size;
+    return t >= 0 ? during(t) : first(i);
   }));
+  const sheets = await pool(opts.sheets, (i) => render(i, easeAt(0)), (t) => render(opts.sheets + t, easeAt(t)));
+  const taskImages = opts.tasks?.images ?? 0;
+  const tasks = await pool(taskImages, renderTask, (t) => renderTask(taskImages + t));
   const B = opts.crops;
+  const fromTasks = opts.tasks?.crops ?? 0;
+  // A sheet's crop always holds characters; a batch without any would make the characters' loss NaN.
+  if (fromTasks >= B || (fromTasks > 0 && taskImages < 1)) throw new Error(`stage 0: ${fromTasks} crops a step from task images must leave some of the ${B} to sheets, and need images (${taskImages})`);
 
   // Each step draws from its own stream, so that a resumed run draws what the whole run would have.
   const batch = (step: number) => {
@@ -181,11 +227,15 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
     const targets = new BigInt64Array(B * count * READING_SLOTS);
     const glyphs = new BigInt64Array(B * glyphCount * READING_SLOTS);
     for (let k = 0; k < B; k++) {
-      const { image, codes } = sheets[Math.floor(random() * sheets.length)]!;
+      // The last `fromTasks` crops are task images': every cell without a code character is a blank one, and half of
+      // them lie anywhere in the image.
+      const task = k >= B - fromTasks;
+      const { image, codes, words } = task ? tasks[Math.floor(random() * tasks.length)]! : sheets[Math.floor(random() * sheets.length)]!;
       // Each crop holds some of a code (of those drawn at random), so that no batch is without characters.
       const centres = codes[Math.floor(random() * codes.length)]!;
       const mid = centres[Math.floor(random() * centres.length)]!;
-      const place = (centre: number) => Math.round(Math.min(side - S, Math.max(0, centre - S / 2 + (random() - 0.5) * (S - stride))));
+      const anywhere = task && random() < 0.5;
+      const place = (centre: number) => Math.round(Math.min(side - S, Math.max(0, anywhere ? random() * (side - S) : centre - S / 2 + (random() - 0.5) * (S - stride))));
       const [x0, y0] = [place(mid.x), place(mid.y)];
       for (let ch = 0; ch < 3; ch++) {
         for (let y = 0; y < S; y++) {
@@ -193,8 +243,9 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
           crops.set(image.subarray(from, from + S), ((k * 3 + ch) * S + y) * S);
         }
       }
-      targets.set(Array.from(cellTargets(codes, x0, y0, S, stride, SHEET_BLANK_STRIDE), BigInt), k * count * READING_SLOTS);
-      glyphs.set(Array.from(glyphTargets(codes, x0, y0, S, glyphStride, GLYPH_BLANK_STRIDE), BigInt), k * glyphCount * READING_SLOTS);
+      const wordBoxes = opts.blankWords || task ? words : [];
+      targets.set(Array.from(cellTargets(codes, x0, y0, S, stride, task ? 1 : SHEET_BLANK_STRIDE, wordBoxes), BigInt), k * count * READING_SLOTS);
+      glyphs.set(Array.from(glyphTargets(codes, x0, y0, S, glyphStride, GLYPH_BLANK_STRIDE, wordBoxes), BigInt), k * glyphCount * READING_SLOTS);
     }
     return { crops, targets, glyphs };
   };
@@ -211,6 +262,7 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
         glyph_targets: new ort.Tensor('int64', glyphs, [B, glyphCount, READING_SLOTS]),
       }, lr),
       render(opts.sheets + step, easeAt(step)).then((sheet) => { sheets[step % opts.sheets] = sheet; }),
+      ...(taskImages ? [renderTask(taskImages + step).then((image) => { tasks[step % taskImages] = image; })] : []),
     ]);
     const m = result.metrics;
     opts.onStep?.({ step: step + 1, loss: m['characters']!, accuracy: m['accuracy']!, glyphs: m['glyphs']!, lr, seconds: (performance.now() - started) / 1000 });
@@ -239,12 +291,15 @@ export async function readingCeiling(model: LabVisualModel, weights: TensorSourc
   const session = await Session.fromGraph(g, { threads });
   const grid = S / lastStageStride(config);
   const bySize = new Map<number, [number, number]>();
-  let [read, characters, codes] = [0, 0, 0];
+  let [read, characters, codes, falseCells] = [0, 0, 0, 0];
   try {
     for (let i = 0; i < check.count; i++) {
       const sample = await renderSmallPrint(check.seed, i);
       const out = await session.run({ pixel_values: new ort.Tensor('float32', model.preprocess(await decodeImage(sample.png)), [1, 3, S, S]) });
-      const inPlace = readInPlace(out['logits']!.data as Float32Array, characterCells(sample, grid), sample.code);
+      const logits = out['logits']!.data as Float32Array;
+      const cells = characterCells(sample, grid);
+      const inPlace = readInPlace(logits, cells, sample.code);
+      falseCells += cellsReadAsCharacters(logits, grid * grid).filter((cell) => !cells.includes(cell)).length;
       const size = Math.round((sample.capHeight * S) / Math.max(sample.width, sample.height));
       const tally = bySize.get(size) ?? [0, 0];
       const right = inPlace.filter(Boolean).length;
@@ -256,7 +311,7 @@ export async function readingCeiling(model: LabVisualModel, weights: TensorSourc
     await session.dispose();
   }
   return {
-    images: check.count, characters: read / characters, codes: codes / check.count,
+    images: check.count, characters: read / characters, codes: codes / check.count, falseCells: falseCells / check.count,
     byCapHeight: [...bySize].sort(([a], [b]) => a - b).map(([capHeight, [ok, all]]) => ({ capHeight, characters: all, share: ok / all })),
   };
 }

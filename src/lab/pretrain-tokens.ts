@@ -48,6 +48,12 @@ export interface TokenPathPretrainSettings {
   words?: number;
   /** One cell without a character in this many is told 'no character' (cellTargets; stage 0's crops: SHEET_BLANK_STRIDE). */
   blanks: number;
+  /**
+   * Task images whose maps the stage trains on beside the sheets', every cell without a code character told 'no
+   * character': a sheet is square and full of codes, a task image padded to a square and full of other things, which
+   * the path must learn to leave blank (docs/LAB.md, sixteenth session).
+   */
+  tasks?: number;
   /** Task images, held out: the share of their characters the trained path's head reads in place is logged. */
   check: number;
   /**
@@ -79,6 +85,9 @@ export interface TokenPathPretrainOptions extends TokenPathPretrainSettings {
 
 /** Stage 1's sheets and check images are samples of the training seed from this index on, apart from stage 0's and the whole model's. */
 export const TOKEN_PATH_FIRST_SAMPLE = 10_000_000;
+/** Stage 1's training task images are its samples from this index on (its check images come first). */
+const TASK_IMAGES_FROM = 1_000_000;
+
 
 const FUSION = 'model.vision_tower.align_stages.0';
 const PROJECTOR = 'model.mm_projector';
@@ -125,14 +134,18 @@ export async function pretrainTokenPath(model: LabVisualModel, source: TensorSou
   const width = model.convnext.config.dims.at(-1)!;
   const grid = Math.round(Math.sqrt(cells));
   const stride = model.size / grid;
-  const sheets = await convnextMaps(model, source, opts.sheets, cells * width, opts, async (i) => {
+  const taskImage = async (index: number, blankStride?: number) => {
+    const sample = await renderSmallPrint(opts.seed, TOKEN_PATH_FIRST_SAMPLE + index);
+    return { image: model.preprocess(await decodeImage(sample.png)), targets: readingTargets(sample, grid, blankStride) };
+  };
+  // The sheets, then the training task images (from TASK_IMAGES_FROM on, after the check's).
+  const trainingMaps = opts.sheets + (opts.tasks ?? 0);
+  const sheets = await convnextMaps(model, source, trainingMaps, opts.tasks ? 'code sheets and task images' : 'code sheets', opts, async (i) => {
+    if (i >= opts.sheets) return taskImage(TASK_IMAGES_FROM + i - opts.sheets, 1);
     const sheet = await codeSheetInput(model, opts.seed, TOKEN_PATH_FIRST_SAMPLE + i, 0, opts.codes, opts.words);
     return { image: sheet.image, targets: cellTargets(sheet.codes, 0, 0, model.size, stride, opts.blanks) };
   });
-  const check = await convnextMaps(model, source, opts.check, cells * width, opts, async (i) => {
-    const sample = await renderSmallPrint(opts.seed, TOKEN_PATH_FIRST_SAMPLE + i);
-    return { image: model.preprocess(await decodeImage(sample.png)), targets: readingTargets(sample, grid) };
-  });
+  const check = await convnextMaps(model, source, opts.check, 'check images', opts, (i) => taskImage(i));
   const trainedNames = [...model.specs.keys()].filter((n) => n.startsWith(`${FUSION}.slow_proj.`) || n.startsWith(`${PROJECTOR}.`));
   const head = freshTensors(blockedReadingHeadSpecs(model.llm.hidden), opts.seed);
   const tensors = new MemorySource({ ...await copyTensors(source, trainedNames), ...await copyTensors(head) });
@@ -155,7 +168,7 @@ export async function pretrainTokenPath(model: LabVisualModel, source: TensorSou
   }
   const training = buildTrainingGraph(g, loss, { trainable: (name) => name.split('+').every((part) => tensors.has(part)), ...LAB_OPTIMIZATION });
   const trainer = await Trainer.create(training, { threads: opts.threads, metrics: ['reading', 'accuracy', 'scale', ...(vectors ? ['vectors'] : [])] });
-  log(`stage 1: the token path on ${opts.sheets} code sheets' ConvNeXt maps, ${opts.steps} steps of ${opts.batch}`);
+  log(`stage 1: the token path on ${opts.sheets} code sheets' ${opts.tasks ? `and ${opts.tasks} task images' ` : ''}ConvNeXt maps, ${opts.steps} steps of ${opts.batch}`);
   const B = opts.batch;
   const perMap = cells * width;
   const perTargets = cells * READING_SLOTS;
@@ -166,7 +179,7 @@ export async function pretrainTokenPath(model: LabVisualModel, source: TensorSou
       const batchMaps = new Float32Array(B * perMap);
       const batchTargets = new BigInt64Array(B * perTargets);
       for (let b = 0; b < B; b++) {
-        const i = Math.floor(rng.float() * opts.sheets);
+        const i = Math.floor(rng.float() * trainingMaps);
         batchMaps.set(sheets.maps.subarray(i * perMap, (i + 1) * perMap), b * perMap);
         batchTargets.set(sheets.targets.subarray(i * perTargets, (i + 1) * perTargets), b * perTargets);
       }
@@ -293,11 +306,12 @@ async function heldOutReading(tensors: TensorSource, maps: Float32Array, targets
  * The ConvNeXt's last map as tokens [count, cells, width] for the inputs `input(i)` gives, with their reading
  * targets [count, cells, READING_SLOTS] (the lab's plans give the map the ViT's 32 × 32 grid; checked).
  */
-async function convnextMaps(model: LabVisualModel, source: TensorSource, count: number, perMap: number, opts: TokenPathPretrainOptions,
+async function convnextMaps(model: LabVisualModel, source: TensorSource, count: number, what: string, opts: TokenPathPretrainOptions,
   input: (i: number) => Promise<{ image: Float32Array; targets: Int32Array }>): Promise<{ maps: Float32Array; targets: BigInt64Array }> {
   const { config, prefix } = model.convnext!;
   const S = model.size;
   const cells = model.visualTokens;
+  const perMap = cells * config.dims.at(-1)!;
   const g = new Graph('convnext-maps');
   const last = convnextStages(new WeightScope(g, source, '', identityLayout).at(prefix), config, g.input('pixel_values', 'float32', [1, 3, S, S])).at(-1)!;
   if ((last.shape[2] as number) ** 2 !== cells) throw new Error(`stage 1: the ConvNeXt's ${String(last.shape[2])}² map is not the ViT's ${cells} cells`);
@@ -314,7 +328,7 @@ async function convnextMaps(model: LabVisualModel, source: TensorSource, count: 
       const out = await session.run({ pixel_values: new ort.Tensor('float32', image, [1, 3, S, S]) });
       maps.set(out['map']!.data as Float32Array, i * perMap);
       targets.set(Array.from(mine, BigInt), i * cells * READING_SLOTS);
-      if ((i + 1) % 50 === 0 || i + 1 === count) opts.log?.(`stage 1: ConvNeXt maps of ${i + 1}/${count} ${count === opts.sheets ? 'code sheets' : 'check images'}`);
+      if ((i + 1) % 50 === 0 || i + 1 === count) opts.log?.(`stage 1: ConvNeXt maps of ${i + 1}/${count} ${what}`);
     }
   } finally {
     await session.dispose();

@@ -16,6 +16,7 @@ import { linear } from '../models/linear.js';
 import { crossEntropy } from '../train/loss.js';
 import type { TensorSpec } from '../train/scratch.js';
 import { inkCentres } from './font.js';
+import type { Box } from './raster.js';
 import { CODE_ALPHABET, MAX_CODE_LENGTH, type SmallPrintSample } from './smallprint.js';
 
 export const IGNORE = -100;
@@ -116,6 +117,17 @@ function cellOf(centre: CharacterCentre, x0: number, y0: number, stride: number,
   return cx < 0 || cy < 0 || cx >= cells || cy >= cells ? -1 : cy * cells + cx;
 }
 
+/** The row-major cells of a `cells` × `cells` window at (x0, y0), cut into cells of `stride`, that `box` overlaps. */
+function cellsUnder(box: Box, x0: number, y0: number, stride: number, cells: number): number[] {
+  const first = (p: number) => Math.max(0, Math.floor(p / stride));
+  const last = (p: number) => Math.min(cells - 1, Math.ceil(p / stride) - 1);
+  const out: number[] = [];
+  for (let cy = first(box.y - y0); cy <= last(box.y + box.height - y0); cy++) {
+    for (let cx = first(box.x - x0); cx <= last(box.x + box.width - x0); cx++) out.push(cy * cells + cx);
+  }
+  return out;
+}
+
 /** Targets [cell, slot] of a `cells` × `cells` grid before any character: every slot of one cell in `blankStride` 'no character', the rest ignored. */
 function blankCellTargets(cells: number, blankStride: number): Int32Array {
   return new Int32Array(cells * cells * READING_SLOTS).map((_, j) => (Math.floor(j / READING_SLOTS) % blankStride === 0 ? NO_CHARACTER : IGNORE));
@@ -125,11 +137,13 @@ function blankCellTargets(cells: number, blankStride: number): Int32Array {
  * Targets [cell, slot] of the `crop`-pixel window at (x0, y0) cut into cells of `stride` pixels (row-major), for
  * `codes` (each a code's centres, in order): in a cell where a code's character's centre lies, slot k is that
  * code's k-th character if its centre lies there and 'no character' if not; every slot of one cell in `blankStride`
- * without a character says 'no character'; the rest are ignored. Codes are assumed a cell apart.
+ * without a character says 'no character', and so does every one that a box of `blanks` overlaps (print that is not
+ * a code: a distractor word); the rest are ignored. Codes are assumed a cell apart.
  */
-export function cellTargets(codes: readonly (readonly CharacterCentre[])[], x0: number, y0: number, crop: number, stride: number, blankStride: number): Int32Array {
+export function cellTargets(codes: readonly (readonly CharacterCentre[])[], x0: number, y0: number, crop: number, stride: number, blankStride: number, blanks: readonly Box[] = []): Int32Array {
   const cells = Math.round(crop / stride);
   const targets = blankCellTargets(cells, blankStride);
+  for (const cell of blanks.flatMap((box) => cellsUnder(box, x0, y0, stride, cells))) targets.fill(NO_CHARACTER, cell * READING_SLOTS, (cell + 1) * READING_SLOTS);
   for (const centres of codes) {
     const held = centres.map((c) => cellOf(c, x0, y0, stride, cells));
     for (const cell of new Set(held.filter((c) => c >= 0))) {
@@ -142,12 +156,15 @@ export function cellTargets(codes: readonly (readonly CharacterCentre[])[], x0: 
 /**
  * Targets [cell, slot] of the `crop`-pixel window at (x0, y0) cut into cells of `stride` pixels, for cells small
  * enough to hold a character or two: slot j of a cell where characters' centres lie is the j-th of them from the
- * left (of any code), the cell's other slots 'no character'; blank cells as cellTargets. What the glyphs are, not
- * their place in a code: the ConvNeXt's early stages learn to tell them apart from it (pretrain-convnext.ts).
+ * left (of any code), the cell's other slots 'no character'; blank cells as cellTargets, except those a box of
+ * `ignored` overlaps (glyphs that are not the code alphabet's, or are but only its capitals would be told: a word's),
+ * which are left out. What the glyphs are, not their place in a code: the ConvNeXt's early stages learn to tell them
+ * apart from it (pretrain-convnext.ts).
  */
-export function glyphTargets(codes: readonly (readonly CharacterCentre[])[], x0: number, y0: number, crop: number, stride: number, blankStride: number): Int32Array {
+export function glyphTargets(codes: readonly (readonly CharacterCentre[])[], x0: number, y0: number, crop: number, stride: number, blankStride: number, ignored: readonly Box[] = []): Int32Array {
   const cells = Math.round(crop / stride);
   const targets = blankCellTargets(cells, blankStride);
+  for (const cell of ignored.flatMap((box) => cellsUnder(box, x0, y0, stride, cells))) targets.fill(IGNORE, cell * READING_SLOTS, (cell + 1) * READING_SLOTS);
   const held = new Map<number, CharacterCentre[]>();
   for (const centre of codes.flat()) {
     const cell = cellOf(centre, x0, y0, stride, cells);
@@ -188,4 +205,19 @@ export function readInPlace(logits: Float32Array, cells: readonly number[], code
     const at = (cell * READING_SLOTS + k) * CLASSES;
     return argmax(logits.subarray(at, at + CLASSES)) === CODE_ALPHABET.indexOf(ch);
   });
+}
+
+/** The cells (of `cells`) in which a reading head's top class is a character in at least one slot; `logits` as readInPlace's. */
+export function cellsReadAsCharacters(logits: Float32Array, cells: number): number[] {
+  const out: number[] = [];
+  for (let cell = 0; cell < cells; cell++) {
+    for (let k = 0; k < READING_SLOTS; k++) {
+      const at = (cell * READING_SLOTS + k) * CLASSES;
+      if (argmax(logits.subarray(at, at + CLASSES)) !== NO_CHARACTER) {
+        out.push(cell);
+        break;
+      }
+    }
+  }
+  return out;
 }

@@ -65,6 +65,8 @@ export interface SmallPrintSample extends SmallPrintText {
   box: Box;
   /** The code's colour. */
   ink: RGB;
+  /** The boxes of the distractor words' ink in the image. */
+  words: Box[];
   png: Uint8Array;
 }
 
@@ -110,14 +112,14 @@ export async function renderSmallPrint(seed: number, index: number, ease = 0): P
   const taken = [growBox(box, Math.ceil(1.5 * capHeight))];
 
   await drawSvg(img, drawShapes(rng, width, height, taken, 1 - ease));
-  await drawWords(img, rng, ink, taken, 1 - ease);
+  const words = await drawWords(img, rng, ink, taken, 1 - ease);
   blendMask(img, mask, x, y, ink);
 
   let out: RGBImage = img;
   if (rng.chance(0.25)) out = await blur(out, rng.uniform(0.3, 0.6));
   if (rng.chance(0.4)) addNoise(out, rng.uniform(1, 4), rng);
   if (rng.chance(0.3)) out = await jpegRoundTrip(out, rng.int(70, 95));
-  return { index, ...text, width, height, capHeight, angle, box, ink, png: await encodePng(out) };
+  return { index, ...text, width, height, capHeight, angle, box, ink, words, png: await encodePng(out) };
 }
 
 /** Light paper and a dark ink, at least 130 apart in luma. */
@@ -190,24 +192,34 @@ function drawShapes(rng: Rng, width: number, height: number, taken: Box[], share
   return parts.join('');
 }
 
-/** Short words in the same font (`share` of the drawn count), smaller and larger than the code, some in the code's ink; none overlapping. */
-async function drawWords(img: RGBImage, rng: Rng, ink: RGB, taken: Box[], share: number): Promise<void> {
-  for (let i = Math.round(rng.int(4, 14) * share); i > 0; i--) await drawWord(img, rng, ink, taken, [MIN_CAP_HEIGHT, MAX_CAP_HEIGHT], 4);
+/**
+ * Short words in the same font (`share` of the drawn count), smaller and larger than the code, some in the code's
+ * ink; none overlapping. Returns the boxes of their ink.
+ */
+async function drawWords(img: RGBImage, rng: Rng, ink: RGB, taken: Box[], share: number): Promise<Box[]> {
+  const boxes: Box[] = [];
+  for (let i = Math.round(rng.int(4, 14) * share); i > 0; i--) {
+    const box = await drawWord(img, rng, ink, taken, [MIN_CAP_HEIGHT, MAX_CAP_HEIGHT], 4);
+    if (box) boxes.push(box);
+  }
+  return boxes;
 }
 
 /**
  * One distractor word, at the code's cap heights (`codeSizes`) half the time, in the code's `ink` half the time,
- * kept `margin` pixels from what is placed after it.
+ * kept `margin` pixels from what is placed after it. Returns the box of its ink, undefined when it found no place.
  */
-async function drawWord(img: RGBImage, rng: Rng, ink: RGB, taken: Box[], codeSizes: readonly [number, number], margin: number): Promise<void> {
+async function drawWord(img: RGBImage, rng: Rng, ink: RGB, taken: Box[], codeSizes: readonly [number, number], margin: number): Promise<Box | undefined> {
   const word = rng.pick(WORDS);
   const capHeight = rng.chance(0.5) ? rng.uniform(codeSizes[0], codeSizes[1]) : rng.uniform(6, 40);
   const colour = rng.chance(0.5) ? ink : hsl(rng.uniform(0, 360), rng.uniform(0, 0.9), rng.uniform(0.05, 0.5));
   const mask = await printMask(word, capHeight, rng.uniform(-MAX_ANGLE, MAX_ANGLE), rng);
   const box = place(rng, [img.width, img.height], mask.width, mask.height, taken);
-  if (!box) return;
+  if (!box) return undefined;
   blendMask(img, mask, box.x, box.y, colour);
   taken.push(growBox(box, margin));
+  const ink0 = inkBox(mask);
+  return ink0 && { x: box.x + ink0.x, y: box.y + ink0.y, width: ink0.width, height: ink0.height };
 }
 
 /** A code printed on a sheet, and the box of its ink. */
@@ -221,6 +233,8 @@ export interface CodeSheet {
   index: number;
   side: number;
   codes: PrintedCode[];
+  /** The boxes of the distractor words' ink: print that is not a code. */
+  words: Box[];
   png: Uint8Array;
 }
 
@@ -250,11 +264,13 @@ export async function renderCodeSheet(seed: number, index: number, side: number,
   const [smallest, largest] = [(MIN_CAP_HEIGHT * side) / MAX_SIDE, (MAX_LOW_RES_CAP_HEIGHT * side) / LOW_RES_SIDE];
   const taken: Box[] = [];
   const codes: PrintedCode[] = [];
+  const wordBoxes: Box[] = [];
   for (let codesLeft = count, wordsLeft = words; codesLeft > 0 || wordsLeft > 0;) {
     // Words drawn among the codes, in the same font, sizes and inks: a task image has 4–14 of them to its one code.
     if (wordsLeft > 0 && (codesLeft === 0 || rng.chance(wordsLeft / (wordsLeft + codesLeft)))) {
       wordsLeft--;
-      await drawWord(img, rng, codeInk(rng, paper), taken, [smallest, largest], gap);
+      const box = await drawWord(img, rng, codeInk(rng, paper), taken, [smallest, largest], gap);
+      if (box) wordBoxes.push(box);
       continue;
     }
     codesLeft--;
@@ -271,10 +287,10 @@ export async function renderCodeSheet(seed: number, index: number, side: number,
     taken.push(growBox(box, gap));
   }
   await drawSvg(img, drawShapes(rng, side, side, taken, 0.5));
-  await drawWords(img, rng, drawColours(rng).ink, taken, 0.5);
+  wordBoxes.push(...await drawWords(img, rng, drawColours(rng).ink, taken, 0.5));
   let out: RGBImage = img;
   if (rng.chance(0.25)) out = await blur(out, rng.uniform(0.3, 0.6));
   if (rng.chance(0.4)) addNoise(out, rng.uniform(1, 4), rng);
   if (rng.chance(0.3)) out = await jpegRoundTrip(out, rng.int(70, 95));
-  return { index, side, codes, png: await encodePng(out) };
+  return { index, side, codes, words: wordBoxes, png: await encodePng(out) };
 }

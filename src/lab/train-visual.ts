@@ -353,7 +353,7 @@ function describeCeiling(c: ReadingCeiling): string {
   const percent = (share: number) => `${(100 * share).toFixed(1)} %`;
   const sizes = c.byCapHeight.map((s) => `${s.capHeight} px ${percent(s.share)} of ${s.characters}`).join(', ');
   return `stage 0 on ${c.images} held-out task images: ${percent(c.characters)} of the characters read in place (by cap height: ${sizes}), ` +
-    `${percent(c.codes)} of the codes whole — the most the whole model can answer`;
+    `${percent(c.codes)} of the codes whole — the most the whole model can answer; ${c.falseCells.toFixed(1)} cells an image without a code character read as one`;
 }
 
 /** `source` with the frozen tensors `names` as a stopped run kept them at `path`. */
