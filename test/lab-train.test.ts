@@ -13,7 +13,7 @@ import { labLlavaHrModel, labLlavaModel, type LabVisualModel } from '../src/lab/
 import { answerFeeds, answerRows, smallPrintExample } from '../src/lab/answer-aids.js';
 import { trainLabModel } from '../src/lab/train-visual.js';
 import { trainReadout } from '../src/lab/readout-probe.js';
-import { markerRanks, pretrainTokenPath, unblockReadingHead, visualScaleLoss } from '../src/lab/pretrain-tokens.js';
+import { markerRanks, pretrainTokenPath, tokenTargets, unblockReadingHead, visualScaleLoss } from '../src/lab/pretrain-tokens.js';
 import { readoutVectors } from '../src/lab/readout-vectors.js';
 import { identityLayout, WeightScope } from '../src/graph/weights.js';
 import { buildMultipathVision, llavaHrConfig, projectVisual } from '../src/models/llava-hr.js';
@@ -456,6 +456,23 @@ test('cell and glyph targets with word boxes: every cell a word covers says no c
   assert.deepEqual(slots(0), [0, n, n, n, n, n]);
   for (const cell of [6, 7, 10, 11]) assert.deepEqual(slots(cell), new Array(READING_SLOTS).fill(IGNORE), `cell ${cell}`);
   for (const cell of [2, 4, 14]) assert.deepEqual(slots(cell), new Array(READING_SLOTS).fill(n), `cell ${cell}`);
+});
+
+test('stage 1\'s synthetic token targets: blank, marker and place vectors; told cells weigh alike, or code and blank cells half each', () => {
+  const vectors = readoutVectors(12, 5, { std: 0.5, blocks: true });
+  const n = BigInt(NO_CHARACTER);
+  const ignored = BigInt(IGNORE);
+  // Four cells: the code's 'C' in place 1, two blank cells, one ignored.
+  const slots = [[n, 2n, n, n, n, n], [n, n, n, n, n, n], new Array(READING_SLOTS).fill(ignored), [n, n, n, n, n, n]];
+  const targets = BigInt64Array.from(slots.flat());
+  const plain = tokenTargets(vectors, targets, 1, 4);
+  assert.deepEqual([...(plain['token_told']!.data as Float32Array)], [1, 1, 0, 1]);
+  const apart = tokenTargets(vectors, targets, 1, 4, true);
+  assert.deepEqual([...(apart['token_told']!.data as Float32Array)], [0.5, 0.25, 0, 0.25]);
+  const tokens = plain['token_targets']!.data as Float32Array;
+  assert.deepEqual([...tokens.subarray(0, 12)], Array.from(vectors.blank, (b, d) => Math.fround(Math.fround(b + vectors.slots[1]![2]![d]!) + vectors.marker[d]!)));
+  assert.deepEqual([...tokens.subarray(12, 24)], [...vectors.blank].map(Math.fround));
+  assert.deepEqual([...tokens.subarray(24, 36)], new Array(12).fill(0));
 });
 
 test('cells read as characters: the cells where some slot\'s top class is a character', () => {

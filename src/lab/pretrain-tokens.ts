@@ -63,6 +63,12 @@ export interface TokenPathPretrainSettings {
    * decoder learnt, where its decoder learnt nothing from characters that were a small part of the token.
    */
   vectors?: number;
+  /**
+   * Weigh the vector error of the cells holding code characters and of the blank cells as half each (a mean over
+   * each), where a mean over every told cell lets a task image's ~1000 blanks drown its code's few cells (as the
+   * reading head keeps characters and blanks apart).
+   */
+  vectorsApart?: boolean;
   steps: number;
   /** Sheets a step. */
   batch: number;
@@ -187,7 +193,7 @@ export async function pretrainTokenPath(model: LabVisualModel, source: TensorSou
       const result = await trainer.run({
         high: new ort.Tensor('float32', batchMaps, [B, cells, width]),
         reading_targets: new ort.Tensor('int64', batchTargets, [B, cells, READING_SLOTS]),
-        ...(vectors ? tokenTargets(vectors, batchTargets, B, cells) : {}),
+        ...(vectors ? tokenTargets(vectors, batchTargets, B, cells, opts.vectorsApart) : {}),
       }, lr);
       const m = result.metrics;
       opts.onStep?.({ step: step + 1, reading: m['reading']!, accuracy: m['accuracy']!, scale: m['scale']!, vectors: m['vectors'], lr, seconds: (performance.now() - started) / 1000 });
@@ -225,12 +231,14 @@ function tokenPathGraph(tensors: TensorSource, cells: number, width: number, rms
 
 /**
  * The synthetic tokens (readout-probe.ts's layout) for reading targets [B, cells, READING_SLOTS]: token_targets [B,
- * cells, width] and token_told [B, cells, 1], 1 where a cell has targets (a code character or 'no character').
+ * cells, width] and token_told [B, cells, 1], 1 where a cell has targets (a code character or 'no character'), or
+ * `apart`, 1/2 over the code cells' count and the blank ones' (the loss divides by the sum: each kind then weighs half).
  */
-function tokenTargets(vectors: ReadoutVectors, targets: BigInt64Array, B: number, cells: number): Record<string, ort.Tensor> {
+export function tokenTargets(vectors: ReadoutVectors, targets: BigInt64Array, B: number, cells: number, apart = false): Record<string, ort.Tensor> {
   const width = vectors.blank.length;
   const out = new Float32Array(B * cells * width);
   const told = new Float32Array(B * cells);
+  const isCode = new Uint8Array(B * cells);
   for (let c = 0; c < B * cells; c++) {
     const slots = targets.subarray(c * READING_SLOTS, (c + 1) * READING_SLOTS);
     if (slots.every((t) => t < 0n)) continue;
@@ -245,6 +253,14 @@ function tokenTargets(vectors: ReadoutVectors, targets: BigInt64Array, B: number
       for (let d = 0; d < width; d++) row[d]! += v[d]!;
     });
     if (code) for (let d = 0; d < width; d++) row[d]! += vectors.marker[d]!;
+    isCode[c] = code ? 1 : 0;
+  }
+  if (apart) {
+    const codeCells = isCode.reduce((n, x) => n + x, 0);
+    const blankCells = told.reduce((n, x) => n + x, 0) - codeCells;
+    for (let c = 0; c < B * cells; c++) {
+      if (told[c]) told[c] = isCode[c] ? 0.5 / codeCells : 0.5 / blankCells;
+    }
   }
   return { token_targets: new ort.Tensor('float32', out, [B, cells, width]), token_told: new ort.Tensor('float32', told, [B, cells, 1]) };
 }
