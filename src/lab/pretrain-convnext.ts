@@ -110,8 +110,8 @@ export interface ReadingCeiling {
   codes: number;
   byCapHeight: { capHeight: number; characters: number; share: number }[];
   /**
-   * Cells without a code character in which the head reads a character in some slot, per image: print it takes
-   * for code (the task's distractor words), which a decoder reading its features cannot tell from the code.
+   * Cells without a code character in which the head reads a character in some slot, per image: what it takes for
+   * code (padding, shapes, words), which a decoder reading its features cannot tell from the code.
    */
   falseCells: number;
 }
