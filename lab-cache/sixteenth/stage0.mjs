@@ -1,0 +1,24 @@
+// Stage 0 continued (or only checked) from lab-cache/stage0's state: env OUT, STEPS (schedule length), LR, WORDS, BLANK=1,
+// TASKS=crops,images, STOP (end the process once the state at that step is saved), CHECK (held-out images).
+import { copyFile, mkdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FULL_PLAN } from '../../dist/src/lab/plans.js';
+import { labLlavaHrModel } from '../../dist/src/lab/models.js';
+import { pretrainConvnext } from '../../dist/src/lab/pretrain-convnext.js';
+import { freshTensors } from '../../dist/src/train/scratch.js';
+const env = process.env;
+const out = env.OUT;
+await mkdir(out, { recursive: true });
+const state = join(out, 'stage0.safetensors');
+if (!(await stat(state).catch(() => undefined))) await copyFile(new URL('../stage0/stage0.safetensors', import.meta.url), state);
+const model = labLlavaHrModel(FULL_PLAN.mra.shape);
+const pre = FULL_PLAN.mra.train.pretrain;
+const t0 = Date.now();
+const { ceiling } = await pretrainConvnext(model, freshTensors(model.specs, 0), {
+  ...pre, steps: Number(env.STEPS ?? pre.steps), lr: Number(env.LR ?? pre.lr), words: Number(env.WORDS ?? 0), blankWords: env.BLANK === '1', ...(env.TASKS ? { tasks: { crops: Number(env.TASKS.split(',')[0]), images: Number(env.TASKS.split(',')[1]) } } : {}),
+  seed: 0, threads: 2, statePath: state, saveEvery: 50, check: { seed: 1_000_000, count: Number(env.CHECK ?? 50) },
+  log: (m) => console.log(new Date().toISOString().slice(11, 19), m),
+  onStep: (r) => { if (env.STOP && r.step > Number(env.STOP)) process.exit(0); if (r.step % 10 === 0) console.log(`step ${r.step} loss ${r.loss.toFixed(3)} acc ${(100 * r.accuracy).toFixed(1)} glyphs ${(100 * r.glyphs).toFixed(1)} lr ${r.lr.toExponential(2)} ${r.seconds.toFixed(2)} s`); },
+});
+console.log('ceiling', JSON.stringify(ceiling));
+console.log('done in', ((Date.now() - t0) / 1000).toFixed(0), 's');
