@@ -94,7 +94,6 @@ export const TOKEN_PATH_FIRST_SAMPLE = 10_000_000;
 /** Stage 1's training task images are its samples from this index on (its check images come first). */
 const TASK_IMAGES_FROM = 1_000_000;
 
-
 const FUSION = 'model.vision_tower.align_stages.0';
 const PROJECTOR = 'model.mm_projector';
 
