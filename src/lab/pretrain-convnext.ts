@@ -28,7 +28,7 @@ import { LAB_OPTIMIZATION } from './optimization.js';
 import { sampleRng } from './random.js';
 import { Session } from '../runtime/session.js';
 import {
-  type CharacterCentre, cellsReadAsCharacters, cellTargets, characterCells, characterCentres, glyphTargets, READING_HEAD, READING_SLOTS, readInPlace, readingHeadLogits, readingHeadLoss,
+  type CharacterCentre, cellsReadAsCharacters, cellTargets, characterCells, characterCentres, glyphTargets, paddedSquare, READING_HEAD, READING_SLOTS, readInPlace, readingHeadLogits, readingHeadLoss,
   readingHeadSpecs,
 } from './reading.js';
 import type { Box } from './raster.js';
@@ -142,9 +142,7 @@ const STAGE_ZERO_FIRST_SAMPLE = 20_000_000;
  */
 async function taskInput(model: LabVisualModel, seed: number, index: number): Promise<{ image: Float32Array; codes: CharacterCentre[][]; words: Box[] }> {
   const sample = await renderSmallPrint(seed, index);
-  const square = Math.max(sample.width, sample.height);
-  const scale = model.size / square;
-  const [ox, oy] = [(square - sample.width) / 2, (square - sample.height) / 2];
+  const { scale, ox, oy } = paddedSquare(sample, model.size);
   const words = sample.words.map((b) => ({ x: (ox + b.x) * scale, y: (oy + b.y) * scale, width: b.width * scale, height: b.height * scale }));
   return { image: model.preprocess(await decodeImage(sample.png)), codes: [characterCentres(sample, model.size)], words };
 }

@@ -94,14 +94,21 @@ export interface CharacterCentre {
 }
 
 /**
+ * Where an image's pixels go in LLaVA's expand2square scaled to `side`: image point (x, y) lands at
+ * ((ox + x) · scale, (oy + y) · scale).
+ */
+export function paddedSquare(image: { width: number; height: number }, side: number): { scale: number; ox: number; oy: number } {
+  const square = Math.max(image.width, image.height);
+  return { scale: side / square, ox: (square - image.width) / 2, oy: (square - image.height) / 2 };
+}
+
+/**
  * The code's character centres in the image padded to a square and centred (LLaVA's expand2square), scaled to
  * `side`: placed along the code's ink box by the font's metrics (spaced evenly, a proportional font's centres put
  * 12–14 % of 8-px-cap characters in the wrong 8-px cell; by its metrics, 1–2 %), on its middle line.
  */
 export function characterCentres(sample: Pick<SmallPrintSample, 'code' | 'box' | 'width' | 'height'>, side: number): CharacterCentre[] {
-  const square = Math.max(sample.width, sample.height);
-  const scale = side / square;
-  const [ox, oy] = [(square - sample.width) / 2, (square - sample.height) / 2];
+  const { scale, ox, oy } = paddedSquare(sample, side);
   const { code, box } = sample;
   const along = inkCentres(code);
   return [...code].map((ch, k) => ({
