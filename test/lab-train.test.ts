@@ -488,8 +488,9 @@ test('an MRA training stopped part-way (in stage 0, then in the whole model, wit
   const root = await mkdtemp(join(tmpdir(), 'egret-lab-resume-'));
   try {
     const tokenizerModel = labTokenizerModel(0, 40, 400);
-    // Two sheets and two task images, so that the resumed pools must be the ones the whole run held at that step.
-    const pretrain = { steps: 5, sheets: 2, codes: 20, crops: 2, crop: 64, lr: 1e-3, warmup: 1, ease: 1, easeSteps: 10, tasks: { crops: 1, images: 2 } };
+    // Two sheets (one rendered every other step) and two task images, so that the resumed pools must be the ones the
+    // whole run held at that step.
+    const pretrain = { steps: 5, sheets: 2, renderEvery: 2, codes: 20, crops: 4, crop: 64, lr: 1e-3, warmup: 1, ease: 1, easeSteps: 10, tasks: { crops: 1, images: 2 } };
     const settings = { seed: 3, steps: 5, batchSize: 1, lr: 1e-3, warmup: 1, threads: 1, reading: 1, attention: 1, pretrain, saveEvery: 2 };
     const whole = join(root, 'whole');
     await trainLabModel(whole, model, tokenizerModel, { ...settings, stateDir: join(whole, 'resume') });

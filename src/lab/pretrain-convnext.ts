@@ -46,6 +46,12 @@ export interface ConvnextPretrainSettings {
    * characters for the same compute.
    */
   codes: number;
+  /**
+   * A sheet is rendered afresh every this many steps (absent: every step). A 1024-px sheet costs ≈ 1.4 s of CPU
+   * (sharp's ≈ 5 ms to rotate and shrink each code's mask), twice what training a step of 16 crops does, and on
+   * two cores it slows the step it overlaps to ≈ 3 s; a sheet of ≈ 130 codes is not used up by the crops of one step.
+   */
+  renderEvery?: number;
   /** Distractor words drawn among each sheet's codes (renderCodeSheet; absent: a few after them). */
   words?: number;
   /**
@@ -203,15 +209,19 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
   const easeAt = (step: number) => opts.ease * Math.max(0, 1 - step / Math.max(1, opts.easeSteps));
   const render = (index: number, ease: number) => codeSheetInput(model, opts.seed, index, ease, opts.codes, opts.words);
   const renderTask = (index: number) => taskInput(model, opts.seed, STAGE_ZERO_FIRST_SAMPLE + index);
-  // A pool as step `start` finds it: slot i last took the item rendered during the latest earlier step t with
-  // t ≡ i (mod size), else its first item.
-  const pool = <T>(size: number, first: (i: number) => Promise<T>, during: (t: number) => Promise<T>) => Promise.all(Array.from({ length: size }, (_, i) => {
-    const t = start - 1 - ((start - 1 - i) % size + size) % size;
-    return t >= 0 ? during(t) : first(i);
+  // A pool as step `start` finds it after `done` renders: slot i last took render n, the latest with n ≡ i
+  // (mod size), else its first item.
+  const pool = <T>(size: number, done: number, first: (i: number) => Promise<T>, rendered: (n: number) => Promise<T>) => Promise.all(Array.from({ length: size }, (_, i) => {
+    const n = done - 1 - ((done - 1 - i) % size + size) % size;
+    return n >= 0 ? rendered(n) : first(i);
   }));
-  const sheets = await pool(opts.sheets, (i) => render(i, easeAt(0)), (t) => render(opts.sheets + t, easeAt(t)));
+  // Sheet render n is made during step n · every, at that step's ease.
+  const every = opts.renderEvery ?? 1;
+  if (!Number.isInteger(every) || every < 1) throw new Error(`stage 0: renderEvery must be a whole number of steps ≥ 1, not ${every}`);
+  const renderSheet = (n: number) => render(opts.sheets + n, easeAt(n * every));
+  const sheets = await pool(opts.sheets, Math.ceil(start / every), (i) => render(i, easeAt(0)), renderSheet);
   const taskImages = opts.tasks?.images ?? 0;
-  const tasks = await pool(taskImages, renderTask, (t) => renderTask(taskImages + t));
+  const tasks = await pool(taskImages, start, renderTask, (t) => renderTask(taskImages + t));
   const B = opts.crops;
   const fromTasks = opts.tasks?.crops ?? 0;
   // A sheet's crop always holds characters; a batch without any would make the characters' loss NaN.
@@ -259,7 +269,7 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
         reading_targets: new ort.Tensor('int64', targets, [B, count, READING_SLOTS]),
         glyph_targets: new ort.Tensor('int64', glyphs, [B, glyphCount, READING_SLOTS]),
       }, lr),
-      render(opts.sheets + step, easeAt(step)).then((sheet) => { sheets[step % opts.sheets] = sheet; }),
+      ...(step % every === 0 ? [renderSheet(step / every).then((sheet) => { sheets[(step / every) % opts.sheets] = sheet; })] : []),
       ...(taskImages ? [renderTask(taskImages + step).then((image) => { tasks[step % taskImages] = image; })] : []),
     ]);
     const m = result.metrics;
