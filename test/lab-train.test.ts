@@ -170,6 +170,7 @@ test('stage 0: the ConvNeXt alone trains on crops; only its tensors change, and 
     if (name.startsWith(model.convnext!.prefix)) { if (/conv_dw\.weight|stem\.0\.weight/.test(name)) assert.ok(!same, `${name} did not train`); } else assert.ok(same, `${name} changed`);
   }
   await assert.rejects(pretrainConvnext(model, fresh, { seed: 5, steps: 1, sheets: 1, codes: 20, crops: 1, crop: 48, lr: 1e-3, warmup: 1, ease: 0, easeSteps: 1 }), /crop 48 must be a multiple of 32 up to 128/);
+  await assert.rejects(pretrainConvnext(model, fresh, { seed: 5, steps: 1, sheets: 1, renderEvery: 0.5, codes: 20, crops: 1, crop: 64, lr: 1e-3, warmup: 1, ease: 0, easeSteps: 1 }), /renderEvery must be a whole number of steps ≥ 1, not 0.5/);
 
   // keepReadingHead: the whole model's reading head (the decoder's width, here the ConvNeXt's last) comes back as
   // stage 0 trained it, the ConvNeXt as without it; a head of another shape, or none, is refused.
@@ -488,9 +489,9 @@ test('an MRA training stopped part-way (in stage 0, then in the whole model, wit
   const root = await mkdtemp(join(tmpdir(), 'egret-lab-resume-'));
   try {
     const tokenizerModel = labTokenizerModel(0, 40, 400);
-    // Two sheets (one rendered every other step) and two task images, so that the resumed pools must be the ones the
+    // Two sheets (one rendered over every three steps) and two task images, so that the resumed pools must be the ones the
     // whole run held at that step.
-    const pretrain = { steps: 5, sheets: 2, renderEvery: 2, codes: 20, crops: 4, crop: 64, lr: 1e-3, warmup: 1, ease: 1, easeSteps: 10, tasks: { crops: 1, images: 2 } };
+    const pretrain = { steps: 5, sheets: 2, renderEvery: 3, codes: 20, crops: 4, crop: 64, lr: 1e-3, warmup: 1, ease: 1, easeSteps: 10, tasks: { crops: 1, images: 2 } };
     const settings = { seed: 3, steps: 5, batchSize: 1, lr: 1e-3, warmup: 1, threads: 1, reading: 1, attention: 1, pretrain, saveEvery: 2 };
     const whole = join(root, 'whole');
     await trainLabModel(whole, model, tokenizerModel, { ...settings, stateDir: join(whole, 'resume') });

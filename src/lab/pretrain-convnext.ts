@@ -47,9 +47,10 @@ export interface ConvnextPretrainSettings {
    */
   codes: number;
   /**
-   * A sheet is rendered afresh every this many steps (absent: every step). A 1024-px sheet costs ≈ 1.4 s of CPU
-   * (sharp's ≈ 5 ms to rotate and shrink each code's mask), twice what training a step of 16 crops does, and on
-   * two cores it slows the step it overlaps to ≈ 3 s; a sheet of ≈ 130 codes is not used up by the crops of one step.
+   * A sheet is rendered afresh every this many steps (absent: every step), while they train, and joins the pool
+   * after the last of them. A 1024-px sheet costs ≈ 1.4 s of CPU (sharp's ≈ 5 ms to rotate and shrink each code's
+   * mask), twice what training a step of 16 crops does: one a step made each step ≈ 3 s on two cores. A sheet of
+   * ≈ 130 codes is not used up by the crops of one step.
    */
   renderEvery?: number;
   /** Distractor words drawn among each sheet's codes (renderCodeSheet; absent: a few after them). */
@@ -171,6 +172,8 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
   const names = [...model.specs.keys()].filter((n) => n.startsWith(`${prefix}.`));
   const stride = lastStageStride(convnext);
   if (opts.crop % stride !== 0 || opts.crop > model.size) throw new Error(`stage 0: crop ${opts.crop} must be a multiple of ${stride} up to ${model.size}`);
+  const every = opts.renderEvery ?? 1;
+  if (!Number.isInteger(every) || every < 1) throw new Error(`stage 0: renderEvery must be a whole number of steps ≥ 1, not ${every}`);
   const glyphStride = convnext.patchSize * 2;
   const head = freshTensors(new Map([...readingHeadSpecs(convnext.dims.at(-1)!), ...readingHeadSpecs(convnext.dims[1]!, GLYPH_HEAD)]), opts.seed);
   const readingHead = [`${READING_HEAD}.weight`, `${READING_HEAD}.bias`];
@@ -215,11 +218,10 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
     const n = done - 1 - ((done - 1 - i) % size + size) % size;
     return n >= 0 ? rendered(n) : first(i);
   }));
-  // Sheet render n is made during step n · every, at that step's ease.
-  const every = opts.renderEvery ?? 1;
-  if (!Number.isInteger(every) || every < 1) throw new Error(`stage 0: renderEvery must be a whole number of steps ≥ 1, not ${every}`);
+  // Sheet render n is made during steps n · every … (n + 1) · every − 1, at the first one's ease, and joins the pool
+  // after the last.
   const renderSheet = (n: number) => render(opts.sheets + n, easeAt(n * every));
-  const sheets = await pool(opts.sheets, Math.ceil(start / every), (i) => render(i, easeAt(0)), renderSheet);
+  const sheets = await pool(opts.sheets, Math.floor(start / every), (i) => render(i, easeAt(0)), renderSheet);
   const taskImages = opts.tasks?.images ?? 0;
   const tasks = await pool(taskImages, start, renderTask, (t) => renderTask(taskImages + t));
   const B = opts.crops;
@@ -258,20 +260,26 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
     return { crops, targets, glyphs };
   };
 
+  let rendering: Promise<Awaited<ReturnType<typeof renderSheet>>> | undefined;
   for (let step = start; step < opts.steps; step++) {
     const started = performance.now();
+    if (step === start || step % every === 0) {
+      rendering = renderSheet(Math.floor(step / every));
+      // Handled where it joins the pool, steps later; until then a failure must not count as unhandled.
+      rendering.catch(() => undefined);
+    }
     const { crops, targets, glyphs } = batch(step);
     const lr = warmupCosine(opts.lr, step, opts.steps, opts.warmup);
-    // The next sheet renders while the step trains; awaited together, so that a failure of either is reported.
+    // The next task image renders while the step trains; awaited together, so that a failure of either is reported.
     const [result] = await Promise.all([
       trainer.run({
         pixel_values: new ort.Tensor('float32', crops, [B, 3, S, S]),
         reading_targets: new ort.Tensor('int64', targets, [B, count, READING_SLOTS]),
         glyph_targets: new ort.Tensor('int64', glyphs, [B, glyphCount, READING_SLOTS]),
       }, lr),
-      ...(step % every === 0 ? [renderSheet(step / every).then((sheet) => { sheets[(step / every) % opts.sheets] = sheet; })] : []),
       ...(taskImages ? [renderTask(taskImages + step).then((image) => { tasks[step % taskImages] = image; })] : []),
     ]);
+    if ((step + 1) % every === 0) sheets[((step + 1) / every - 1) % opts.sheets] = await rendering!;
     const m = result.metrics;
     opts.onStep?.({ step: step + 1, loss: m['characters']!, accuracy: m['accuracy']!, glyphs: m['glyphs']!, lr, seconds: (performance.now() - started) / 1000 });
     if (run && ((opts.saveEvery && (step + 1) % opts.saveEvery === 0) || step + 1 === opts.steps)) await run.save();
