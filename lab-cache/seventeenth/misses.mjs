@@ -1,0 +1,49 @@
+// Where a stage-0 state's reading head misses the code (env STATE, STEPS: its step, N, DIMS, DEPTHS): per character, in place / right slot but said 'no character' / in another slot of its cell; and the wrong readings.
+import { FULL_PLAN } from '../../dist/src/lab/plans.js';
+import { labLlavaHrModel } from '../../dist/src/lab/models.js';
+import { shape } from './shape.mjs';
+import { pretrainConvnext } from '../../dist/src/lab/pretrain-convnext.js';
+import { freshTensors } from '../../dist/src/train/scratch.js';
+import { readingHeadSpecs, readingHeadLogits, characterCells, READING_SLOTS } from '../../dist/src/lab/reading.js';
+import { renderSmallPrint, CODE_ALPHABET } from '../../dist/src/lab/smallprint.js';
+import { Graph } from '../../dist/src/graph/ir.js';
+import { identityLayout, WeightScope } from '../../dist/src/graph/weights.js';
+import { convnextStages } from '../../dist/src/models/convnext.js';
+import { mapToTokens } from '../../dist/src/models/llava-hr/mr-adapter.js';
+import { Session, ort } from '../../dist/src/runtime/session.js';
+import { decodeImage } from '../../dist/src/vision/decode.js';
+const env = process.env;
+const model = labLlavaHrModel(shape);
+const specs = new Map([...model.specs, ...readingHeadSpecs(shape.convnext.dims.at(-1))]);
+const { source } = await pretrainConvnext(model, freshTensors(specs, 0), { ...FULL_PLAN.mra.train.pretrain, steps: Number(env.STEPS ?? 3000), sheets: 1, seed: 0, threads: 2, statePath: env.STATE, keepReadingHead: true });
+const S = model.size, grid = 32, C = CODE_ALPHABET.length + 1;
+const g = new Graph('diag');
+const last = convnextStages(new WeightScope(g, source, '', identityLayout).at(model.convnext.prefix), model.convnext.config, g.input('pixel_values', 'float32', [1, 3, S, S])).at(-1);
+g.output(readingHeadLogits(g, source, mapToTokens(last)), 'logits');
+const session = await Session.fromGraph(g, { threads: 2 });
+const argmax = (a, from, n) => { let b = 0; for (let i = 1; i < n; i++) if (a[from + i] > a[from + b]) b = i; return b; };
+const bySize = new Map(); const pairs = [];
+const N = Number(env.N ?? 50);
+for (let i = 0; i < N; i++) {
+  const s = await renderSmallPrint(1_000_000, i);
+  const out = await session.run({ pixel_values: new ort.Tensor('float32', model.preprocess(await decodeImage(s.png)), [1, 3, S, S]) });
+  const logits = out.logits.data;
+  const cells = characterCells(s, grid);
+  const size = Math.round((s.capHeight * S) / Math.max(s.width, s.height));
+  const t = bySize.get(size) ?? { n: 0, inPlace: 0, rightSlotCharWrong: 0, rightSlotBlank: 0, otherSlot: 0, charOnly: 0 };
+  [...s.code].forEach((ch, k) => {
+    const cell = cells[k]; t.n++;
+    if (cell < 0) return;
+    const want = CODE_ALPHABET.indexOf(ch);
+    const at = (cell * READING_SLOTS + k) * C;
+    const top = argmax(logits, at, C);
+    if (top === want) { t.inPlace++; t.charOnly++; return; }
+    if (argmax(logits, at, C - 1) === want) t.charOnly++;
+    if (top === C - 1) t.rightSlotBlank++; else { t.rightSlotCharWrong++; pairs.push(ch + '>' + CODE_ALPHABET[top] + size); }
+    for (let j = 0; j < READING_SLOTS; j++) if (j !== k && argmax(logits, (cell * READING_SLOTS + j) * C, C) === want) { t.otherSlot++; break; }
+  });
+  bySize.set(size, t);
+}
+for (const [size, t] of [...bySize].sort(([a], [b]) => a - b)) console.log(`cap ${size}: n ${t.n} inPlace ${(100 * t.inPlace / t.n).toFixed(0)} % | misses: said blank ${t.rightSlotBlank}, wrong char ${t.rightSlotCharWrong}, right char in another slot ${t.otherSlot}; best character in slot right ${(100 * t.charOnly / t.n).toFixed(0)} %`);
+
+console.log(pairs.sort().join(' '));
