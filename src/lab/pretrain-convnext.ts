@@ -37,8 +37,8 @@ import { renderCodeSheet, renderSmallPrint } from './smallprint.js';
 export interface ConvnextPretrainSettings {
   steps: number;
   /**
-   * Sheets held at once; one is rendered afresh each step (while the step trains) in place of the oldest, and a
-   * step's crops come from any of them: rendering a sheet of 150 codes takes ≈ 0.6 s at 768 px, ≈ 1 s at 1024, most of a step.
+   * Sheets held at once; one is rendered afresh over each `renderEvery` steps (while they train) in place of the
+   * oldest, and a step's crops come from any of them.
    */
   sheets: number;
   /**
