@@ -1,4 +1,4 @@
-// Stage 0's glyph head (second stage, 8-px cells) on whole task images: the share of the code's characters it reads, by cap height. env STATE, STEPS (its step), N, DIMS, DEPTHS.
+// Stage 0's glyph head (second stage, 8-px cells) on whole task images: the share of the code's characters it reads, by cap height. env STATE, N, DIMS, DEPTHS.
 import { FULL_PLAN } from '../../dist/src/lab/plans.js';
 import { labLlavaHrModel } from '../../dist/src/lab/models.js';
 import { shape } from './shape.mjs';
@@ -17,13 +17,15 @@ import { openCheckpointFile, readAsFloat32 } from '../../dist/src/io/checkpoint.
 const env = process.env;
 const model = labLlavaHrModel(shape);
 const state = await openCheckpointFile(env.STATE);
-const { source: trained } = await pretrainConvnext(model, freshTensors(new Map([...model.specs, ...readingHeadSpecs(shape.convnext.dims.at(-1))]), 0), { ...FULL_PLAN.mra.train.pretrain, steps: Number(env.STEPS), sheets: 1, seed: 0, threads: 2, statePath: env.STATE, keepReadingHead: true });
+// The state's own step, so that the state is only read: a later step would train on and save over it.
+const steps = Number(state.metadata.egret_trainer_step);
+const { source: trained } = await pretrainConvnext(model, freshTensors(new Map([...model.specs, ...readingHeadSpecs(shape.convnext.dims.at(-1))]), 0), { ...FULL_PLAN.mra.train.pretrain, steps, sheets: 1, seed: 0, threads: 2, statePath: env.STATE, keepReadingHead: true });
 // The glyph head is a training-graph tensor [width, slots·classes]: the checkpoint's [out, in] is its transpose.
 const [w, b] = await Promise.all(['weight', 'bias'].map(async (n) => readAsFloat32(state, `lab_glyph_head.${n}`)));
 const [inDim, outDim] = state.info('lab_glyph_head.weight').shape;
 const wt = new Float32Array(w.length); for (let i = 0; i < inDim; i++) for (let o = 0; o < outDim; o++) wt[o * inDim + i] = w[i * outDim + o];
 const source = new MemorySource({ ...await copyTensors(trained), 'lab_glyph_head.weight': { shape: [outDim, inDim], data: wt }, 'lab_glyph_head.bias': { shape: [outDim], data: b } });
-const S = model.size, C = CODE_ALPHABET.length + 1, stride = 8, grid = S / stride;
+const S = model.size, C = CODE_ALPHABET.length + 1, stride = 8;
 const g = new Graph('glyphs');
 const stages = convnextStages(new WeightScope(g, source, '', identityLayout).at(model.convnext.prefix), model.convnext.config, g.input('pixel_values', 'float32', [1, 3, S, S]));
 g.output(readingHeadLogits(g, source, mapToTokens(stages[1]), 'lab_glyph_head'), 'logits');

@@ -1,5 +1,6 @@
-// Where a stage-0 state's reading head misses the code (env STATE, STEPS: its step, N, DIMS, DEPTHS): per character, in place / right slot but said 'no character' / in another slot of its cell; and the wrong readings.
+// Where a stage-0 state's reading head misses the code (env STATE, N, DIMS, DEPTHS): per character, in place / right slot but said 'no character' / in another slot of its cell; and the wrong readings.
 import { FULL_PLAN } from '../../dist/src/lab/plans.js';
+import { openCheckpointFile } from '../../dist/src/io/checkpoint.js';
 import { labLlavaHrModel } from '../../dist/src/lab/models.js';
 import { shape } from './shape.mjs';
 import { pretrainConvnext } from '../../dist/src/lab/pretrain-convnext.js';
@@ -14,8 +15,10 @@ import { Session, ort } from '../../dist/src/runtime/session.js';
 import { decodeImage } from '../../dist/src/vision/decode.js';
 const env = process.env;
 const model = labLlavaHrModel(shape);
+// The state's own step, so that the state is only read: a later step would train on and save over it.
+const steps = Number((await openCheckpointFile(env.STATE)).metadata.egret_trainer_step);
 const specs = new Map([...model.specs, ...readingHeadSpecs(shape.convnext.dims.at(-1))]);
-const { source } = await pretrainConvnext(model, freshTensors(specs, 0), { ...FULL_PLAN.mra.train.pretrain, steps: Number(env.STEPS ?? 3000), sheets: 1, seed: 0, threads: 2, statePath: env.STATE, keepReadingHead: true });
+const { source } = await pretrainConvnext(model, freshTensors(specs, 0), { ...FULL_PLAN.mra.train.pretrain, steps, sheets: 1, seed: 0, threads: 2, statePath: env.STATE, keepReadingHead: true });
 const S = model.size, grid = 32, C = CODE_ALPHABET.length + 1;
 const g = new Graph('diag');
 const last = convnextStages(new WeightScope(g, source, '', identityLayout).at(model.convnext.prefix), model.convnext.config, g.input('pixel_values', 'float32', [1, 3, S, S])).at(-1);
