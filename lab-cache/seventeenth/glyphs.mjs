@@ -23,6 +23,7 @@ const { source: trained } = await pretrainConvnext(model, freshTensors(new Map([
 // The glyph head is a training-graph tensor [width, slots·classes]: the checkpoint's [out, in] is its transpose.
 const [w, b] = await Promise.all(['weight', 'bias'].map(async (n) => readAsFloat32(state, `lab_glyph_head.${n}`)));
 const [inDim, outDim] = state.info('lab_glyph_head.weight').shape;
+await state.close();
 const wt = new Float32Array(w.length); for (let i = 0; i < inDim; i++) for (let o = 0; o < outDim; o++) wt[o * inDim + i] = w[i * outDim + o];
 const source = new MemorySource({ ...await copyTensors(trained), 'lab_glyph_head.weight': { shape: [outDim, inDim], data: wt }, 'lab_glyph_head.bias': { shape: [outDim], data: b } });
 const S = model.size, C = CODE_ALPHABET.length + 1, stride = 8;

@@ -16,7 +16,9 @@ import { decodeImage } from '../../dist/src/vision/decode.js';
 const env = process.env;
 const model = labLlavaHrModel(shape);
 // The state's own step, so that the state is only read: a later step would train on and save over it.
-const steps = Number((await openCheckpointFile(env.STATE)).metadata.egret_trainer_step);
+const state = await openCheckpointFile(env.STATE);
+const steps = Number(state.metadata.egret_trainer_step);
+await state.close();
 const specs = new Map([...model.specs, ...readingHeadSpecs(shape.convnext.dims.at(-1))]);
 const { source } = await pretrainConvnext(model, freshTensors(specs, 0), { ...FULL_PLAN.mra.train.pretrain, steps, sheets: 1, seed: 0, threads: 2, statePath: env.STATE, keepReadingHead: true });
 const S = model.size, grid = 32, C = CODE_ALPHABET.length + 1;

@@ -1,7 +1,8 @@
-// Where stage 0's reader sees characters outside the code: in word boxes, next to the code, elsewhere. env STATE, STEPS, N.
+// Where stage 0's reader sees characters outside the code: in word boxes, next to the code, elsewhere. env STATE, N.
 import { FULL_PLAN } from '../../dist/src/lab/plans.js';
 import { labLlavaHrModel } from '../../dist/src/lab/models.js';
 import { pretrainConvnext } from '../../dist/src/lab/pretrain-convnext.js';
+import { openCheckpointFile } from '../../dist/src/io/checkpoint.js';
 import { freshTensors } from '../../dist/src/train/scratch.js';
 import { readingHeadSpecs, readingHeadLogits, characterCells, cellsReadAsCharacters } from '../../dist/src/lab/reading.js';
 import { renderSmallPrint } from '../../dist/src/lab/smallprint.js';
@@ -14,7 +15,11 @@ import { decodeImage } from '../../dist/src/vision/decode.js';
 const env = process.env;
 const model = labLlavaHrModel(FULL_PLAN.mra.shape);
 const specs = new Map([...model.specs, ...readingHeadSpecs(128)]);
-const { source } = await pretrainConvnext(model, freshTensors(specs, 0), { ...FULL_PLAN.mra.train.pretrain, steps: Number(env.STEPS ?? 3000), sheets: 1, seed: 0, threads: 2, statePath: env.STATE, keepReadingHead: true });
+// The state's own step, so that the state is only read: a later step would train on and save over it.
+const state = await openCheckpointFile(env.STATE);
+const steps = Number(state.metadata.egret_trainer_step);
+await state.close();
+const { source } = await pretrainConvnext(model, freshTensors(specs, 0), { ...FULL_PLAN.mra.train.pretrain, steps, sheets: 1, seed: 0, threads: 2, statePath: env.STATE, keepReadingHead: true });
 const S = model.size, grid = 32;
 const g = new Graph('diag');
 const last = convnextStages(new WeightScope(g, source, '', identityLayout).at(model.convnext.prefix), model.convnext.config, g.input('pixel_values', 'float32', [1, 3, S, S])).at(-1);

@@ -1,8 +1,8 @@
-// Stage 1 alone on a stage-0 state's ConvNeXt, for its held-out check line. env: STATE (stage 0's state file), STEPS0
-// (its step), S1TASKS, S1WORDS, APART=1 (vectorsApart), S1STEPS.
+// Stage 1 alone on a stage-0 state's ConvNeXt, for its held-out check line. env: STATE (stage 0's state file), S1TASKS, S1WORDS, APART=1 (vectorsApart), S1STEPS.
 import { FULL_PLAN } from '../../dist/src/lab/plans.js';
 import { labLlavaHrModel } from '../../dist/src/lab/models.js';
 import { pretrainConvnext } from '../../dist/src/lab/pretrain-convnext.js';
+import { openCheckpointFile } from '../../dist/src/io/checkpoint.js';
 import { pretrainTokenPath } from '../../dist/src/lab/pretrain-tokens.js';
 import { readingHeadSpecs } from '../../dist/src/lab/reading.js';
 import { freshTensors } from '../../dist/src/train/scratch.js';
@@ -10,7 +10,11 @@ const env = process.env;
 const t = (m) => console.log(new Date().toISOString().slice(11, 19), m);
 const model = labLlavaHrModel(FULL_PLAN.mra.shape);
 const specs = new Map([...model.specs, ...readingHeadSpecs(model.llm.hidden)]);
-const { source } = await pretrainConvnext(model, freshTensors(specs, 0), { ...FULL_PLAN.mra.train.pretrain, steps: Number(env.STEPS0), sheets: 1, seed: 0, threads: 2, statePath: env.STATE });
+// The state's own step, so that the state is only read: a later step would train on and save over it.
+const state = await openCheckpointFile(env.STATE);
+const steps = Number(state.metadata.egret_trainer_step);
+await state.close();
+const { source } = await pretrainConvnext(model, freshTensors(specs, 0), { ...FULL_PLAN.mra.train.pretrain, steps, sheets: 1, seed: 0, threads: 2, statePath: env.STATE });
 await pretrainTokenPath(model, source, {
   sheets: 64, codes: 150, words: Number(env.S1WORDS ?? 150), blanks: 1, check: 100, steps: Number(env.S1STEPS ?? 1500), batch: 8, lr: 2e-3, warmup: 50, vectors: 0.5,
   tasks: Number(env.S1TASKS ?? 200), vectorsApart: env.APART === '1', seed: 0, rms: 0.5, threads: 2, log: t,
