@@ -212,18 +212,10 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
   const easeAt = (step: number) => opts.ease * Math.max(0, 1 - step / Math.max(1, opts.easeSteps));
   const render = (index: number, ease: number) => codeSheetInput(model, opts.seed, index, ease, opts.codes, opts.words);
   const renderTask = (index: number) => taskInput(model, opts.seed, STAGE_ZERO_FIRST_SAMPLE + index);
-  // A pool as step `start` finds it after `done` renders: slot i last took render n, the latest with n ≡ i
-  // (mod size), else its first item.
-  const pool = <T>(size: number, done: number, first: (i: number) => Promise<T>, rendered: (n: number) => Promise<T>) => Promise.all(Array.from({ length: size }, (_, i) => {
-    const n = done - 1 - ((done - 1 - i) % size + size) % size;
-    return n >= 0 ? rendered(n) : first(i);
-  }));
-  // Sheet render n is made during steps n · every … (n + 1) · every − 1, at the first one's ease, and joins the pool
-  // after the last.
-  const renderSheet = (n: number) => render(opts.sheets + n, easeAt(n * every));
-  const sheets = await pool(opts.sheets, Math.floor(start / every), (i) => render(i, easeAt(0)), renderSheet);
+  // Sheet render n is made at the ease of step n · every, the first of the steps it renders over.
+  const sheets = await renderedPool(opts.sheets, every, start, (i) => render(i, easeAt(0)), (n) => render(opts.sheets + n, easeAt(n * every)));
   const taskImages = opts.tasks?.images ?? 0;
-  const tasks = await pool(taskImages, start, renderTask, (t) => renderTask(taskImages + t));
+  const tasks = await renderedPool(taskImages, 1, start, renderTask, (n) => renderTask(taskImages + n));
   const B = opts.crops;
   const fromTasks = opts.tasks?.crops ?? 0;
   // A sheet's crop always holds characters; a batch without any would make the characters' loss NaN.
@@ -240,7 +232,7 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
       // The last `fromTasks` crops are task images': every cell without a code character is a blank one, and half of
       // them lie anywhere in the image.
       const task = k >= B - fromTasks;
-      const { image, codes, words } = task ? tasks[Math.floor(random() * tasks.length)]! : sheets[Math.floor(random() * sheets.length)]!;
+      const { image, codes, words } = task ? tasks.items[Math.floor(random() * tasks.items.length)]! : sheets.items[Math.floor(random() * sheets.items.length)]!;
       // Each crop holds some of a code (of those drawn at random), so that no batch is without characters.
       const centres = codes[Math.floor(random() * codes.length)]!;
       const mid = centres[Math.floor(random() * centres.length)]!;
@@ -260,26 +252,20 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
     return { crops, targets, glyphs };
   };
 
-  let rendering: Promise<Awaited<ReturnType<typeof renderSheet>>> | undefined;
   for (let step = start; step < opts.steps; step++) {
     const started = performance.now();
-    if (step === start || step % every === 0) {
-      rendering = renderSheet(Math.floor(step / every));
-      // Handled where it joins the pool, steps later; until then a failure must not count as unhandled.
-      rendering.catch(() => undefined);
-    }
+    // The pools' next items render while the step trains.
+    sheets.beforeStep(step);
+    tasks.beforeStep(step);
     const { crops, targets, glyphs } = batch(step);
     const lr = warmupCosine(opts.lr, step, opts.steps, opts.warmup);
-    // The next task image renders while the step trains; awaited together, so that a failure of either is reported.
-    const [result] = await Promise.all([
-      trainer.run({
-        pixel_values: new ort.Tensor('float32', crops, [B, 3, S, S]),
-        reading_targets: new ort.Tensor('int64', targets, [B, count, READING_SLOTS]),
-        glyph_targets: new ort.Tensor('int64', glyphs, [B, glyphCount, READING_SLOTS]),
-      }, lr),
-      ...(taskImages ? [renderTask(taskImages + step).then((image) => { tasks[step % taskImages] = image; })] : []),
-    ]);
-    if ((step + 1) % every === 0) sheets[((step + 1) / every - 1) % opts.sheets] = await rendering!;
+    const result = await trainer.run({
+      pixel_values: new ort.Tensor('float32', crops, [B, 3, S, S]),
+      reading_targets: new ort.Tensor('int64', targets, [B, count, READING_SLOTS]),
+      glyph_targets: new ort.Tensor('int64', glyphs, [B, glyphCount, READING_SLOTS]),
+    }, lr);
+    await sheets.afterStep(step);
+    await tasks.afterStep(step);
     const m = result.metrics;
     opts.onStep?.({ step: step + 1, loss: m['characters']!, accuracy: m['accuracy']!, glyphs: m['glyphs']!, lr, seconds: (performance.now() - started) / 1000 });
     if (run && ((opts.saveEvery && (step + 1) % opts.saveEvery === 0) || step + 1 === opts.steps)) await run.save();
@@ -294,6 +280,42 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
   if (!opts.check) return { source: out, seconds };
   const reader = new MemorySource(Object.fromEntries([...names, ...readingHead].map((n) => [n, { shape: both.info(n).shape, data: trained.get(n)! }])));
   return { source: out, seconds, ceiling: await readingCeiling(model, reader, opts.check, opts.threads) };
+}
+
+/** Items a run's steps draw from, one replaced at a time while the steps train (renderedPool). */
+interface RenderedPool<T> {
+  readonly items: T[];
+  /** Starts the render made over the steps from this one, when one starts here. */
+  beforeStep(step: number): void;
+  /** Puts the render made over the steps up to this one in its slot, when it ends here. */
+  afterStep(step: number): Promise<void>;
+}
+
+/**
+ * `size` items as step `start` finds them, of which one is replaced over every `every` steps: render n is made
+ * while steps n · every … (n + 1) · every − 1 train and takes slot n mod size after the last of them; a slot no
+ * render has taken yet holds `first(slot)`. A resumed run so holds the items the whole run held at that step.
+ */
+async function renderedPool<T>(size: number, every: number, start: number, first: (slot: number) => Promise<T>, rendered: (n: number) => Promise<T>): Promise<RenderedPool<T>> {
+  const done = Math.floor(start / every);
+  const items = await Promise.all(Array.from({ length: size }, (_, slot) => {
+    const n = done - 1 - ((done - 1 - slot) % size + size) % size;
+    return n >= 0 ? rendered(n) : first(slot);
+  }));
+  let rendering: Promise<T> | undefined;
+  return {
+    items,
+    beforeStep(step) {
+      if (size === 0 || (step !== start && step % every !== 0)) return;
+      rendering = rendered(Math.floor(step / every));
+      // Handled where it takes its slot, possibly steps later; until then a failure must not count as unhandled.
+      rendering.catch(() => undefined);
+    },
+    async afterStep(step) {
+      if (size === 0 || (step + 1) % every !== 0) return;
+      items[((step + 1) / every - 1) % size] = await rendering!;
+    },
+  };
 }
 
 /** ReadingCeiling of the ConvNeXt and reading head in `weights` (checkpoint layout) on whole task images. */
