@@ -32,7 +32,7 @@ import {
   readingHeadSpecs,
 } from './reading.js';
 import type { Box } from './raster.js';
-import { renderCodeSheet, renderSmallPrint } from './smallprint.js';
+import { renderCodeSheet, renderSmallPrint, type SmallPrintSample } from './smallprint.js';
 
 export interface ConvnextPretrainSettings {
   steps: number;
@@ -318,8 +318,17 @@ async function renderedPool<T>(size: number, every: number, start: number, first
   };
 }
 
-/** ReadingCeiling of the ConvNeXt and reading head in `weights` (checkpoint layout) on whole task images. */
-export async function readingCeiling(model: LabVisualModel, weights: TensorSource, check: { seed: number; count: number }, threads?: number): Promise<ReadingCeiling> {
+/** The reading head's logits on whole task images, through the ConvNeXt and head in `weights` (stageZeroReader). */
+export interface StageZeroReader {
+  /** The last stage's cells a side. */
+  readonly grid: number;
+  /** Logits [grid², READING_SLOTS, classes] for a task image as the MRA model sees it (readInPlace's layout). */
+  read(sample: SmallPrintSample): Promise<Float32Array>;
+  dispose(): Promise<void>;
+}
+
+/** A session reading whole task images with the ConvNeXt and reading head in `weights` (checkpoint layout). */
+export async function stageZeroReader(model: LabVisualModel, weights: TensorSource, threads?: number): Promise<StageZeroReader> {
   if (!model.convnext) throw new Error(`the reading check reads an MRA model's ConvNeXt; a ${model.family} model has none`);
   const { config, prefix } = model.convnext;
   const S = model.size;
@@ -327,18 +336,27 @@ export async function readingCeiling(model: LabVisualModel, weights: TensorSourc
   const last = convnextStages(new WeightScope(g, weights, '', identityLayout).at(prefix), config, g.input('pixel_values', 'float32', [1, 3, S, S])).at(-1)!;
   g.output(readingHeadLogits(g, weights, mapToTokens(last)), 'logits');
   const session = await Session.fromGraph(g, { threads });
-  const grid = S / lastStageStride(config);
+  return {
+    grid: S / lastStageStride(config),
+    read: async (sample) => (await session.run({ pixel_values: new ort.Tensor('float32', model.preprocess(await decodeImage(sample.png)), [1, 3, S, S]) }))['logits']!.data as Float32Array,
+    dispose: () => session.dispose(),
+  };
+}
+
+/** ReadingCeiling of the ConvNeXt and reading head in `weights` (checkpoint layout) on whole task images. */
+export async function readingCeiling(model: LabVisualModel, weights: TensorSource, check: { seed: number; count: number }, threads?: number): Promise<ReadingCeiling> {
+  const reader = await stageZeroReader(model, weights, threads);
+  const { grid } = reader;
   const bySize = new Map<number, [number, number]>();
   let [read, characters, codes, falseCells] = [0, 0, 0, 0];
   try {
     for (let i = 0; i < check.count; i++) {
       const sample = await renderSmallPrint(check.seed, i);
-      const out = await session.run({ pixel_values: new ort.Tensor('float32', model.preprocess(await decodeImage(sample.png)), [1, 3, S, S]) });
-      const logits = out['logits']!.data as Float32Array;
+      const logits = await reader.read(sample);
       const cells = characterCells(sample, grid);
       const inPlace = readInPlace(logits, cells, sample.code);
       falseCells += cellsReadAsCharacters(logits, grid * grid).filter((cell) => !cells.includes(cell)).length;
-      const size = Math.round((sample.capHeight * S) / Math.max(sample.width, sample.height));
+      const size = Math.round((sample.capHeight * model.size) / Math.max(sample.width, sample.height));
       const tally = bySize.get(size) ?? [0, 0];
       const right = inPlace.filter(Boolean).length;
       bySize.set(size, [tally[0] + right, tally[1] + inPlace.length]);
@@ -346,7 +364,7 @@ export async function readingCeiling(model: LabVisualModel, weights: TensorSourc
       if (inPlace.every(Boolean)) codes++;
     }
   } finally {
-    await session.dispose();
+    await reader.dispose();
   }
   return {
     images: check.count, characters: read / characters, codes: codes / check.count, falseCells: falseCells / check.count,
