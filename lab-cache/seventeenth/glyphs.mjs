@@ -1,8 +1,8 @@
 // Stage 0's glyph head (second stage, 8-px cells) on whole task images: the share of the code's characters it reads, by cap height. env STATE, N, DIMS, DEPTHS.
-import { FULL_PLAN } from '../../dist/src/lab/plans.js';
 import { labLlavaHrModel } from '../../dist/src/lab/models.js';
 import { shape } from './shape.mjs';
-import { readingHeadSpecs, readingHeadLogits, characterCentres, glyphTargets, READING_SLOTS } from '../../dist/src/lab/reading.js';
+import { stageZeroWeights } from './state.mjs';
+import { readingHeadLogits, characterCentres, glyphTargets, READING_SLOTS } from '../../dist/src/lab/reading.js';
 import { renderSmallPrint, CODE_ALPHABET } from '../../dist/src/lab/smallprint.js';
 import { Graph } from '../../dist/src/graph/ir.js';
 import { identityLayout, WeightScope } from '../../dist/src/graph/weights.js';
@@ -10,16 +10,12 @@ import { convnextStages } from '../../dist/src/models/convnext.js';
 import { mapToTokens } from '../../dist/src/models/llava-hr/mr-adapter.js';
 import { Session, ort } from '../../dist/src/runtime/session.js';
 import { decodeImage } from '../../dist/src/vision/decode.js';
-import { pretrainConvnext } from '../../dist/src/lab/pretrain-convnext.js';
-import { freshTensors } from '../../dist/src/train/scratch.js';
 import { MemorySource, copyTensors } from '../../dist/src/io/memory-source.js';
 import { openCheckpointFile, readAsFloat32 } from '../../dist/src/io/checkpoint.js';
 const env = process.env;
 const model = labLlavaHrModel(shape);
+const trained = await stageZeroWeights(model, env.STATE);
 const state = await openCheckpointFile(env.STATE);
-// The state's own step, so that the state is only read: a later step would train on and save over it.
-const steps = Number(state.metadata.egret_trainer_step);
-const { source: trained } = await pretrainConvnext(model, freshTensors(new Map([...model.specs, ...readingHeadSpecs(shape.convnext.dims.at(-1))]), 0), { ...FULL_PLAN.mra.train.pretrain, steps, sheets: 1, seed: 0, threads: 2, statePath: env.STATE, keepReadingHead: true });
 // The glyph head is a training-graph tensor [width, slots·classes]: the checkpoint's [out, in] is its transpose.
 const [w, b] = await Promise.all(['weight', 'bias'].map(async (n) => readAsFloat32(state, `lab_glyph_head.${n}`)));
 const [inDim, outDim] = state.info('lab_glyph_head.weight').shape;

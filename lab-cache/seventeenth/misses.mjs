@@ -1,38 +1,20 @@
 // Where a stage-0 state's reading head misses the code (env STATE, N, DIMS, DEPTHS): per character, in place / right slot but said 'no character' / in another slot of its cell; and the wrong readings.
-import { FULL_PLAN } from '../../dist/src/lab/plans.js';
-import { openCheckpointFile } from '../../dist/src/io/checkpoint.js';
 import { labLlavaHrModel } from '../../dist/src/lab/models.js';
-import { shape } from './shape.mjs';
-import { pretrainConvnext } from '../../dist/src/lab/pretrain-convnext.js';
-import { freshTensors } from '../../dist/src/train/scratch.js';
-import { readingHeadSpecs, readingHeadLogits, characterCells, READING_SLOTS } from '../../dist/src/lab/reading.js';
+import { stageZeroReader } from '../../dist/src/lab/pretrain-convnext.js';
+import { characterCells, READING_SLOTS } from '../../dist/src/lab/reading.js';
 import { renderSmallPrint, CODE_ALPHABET } from '../../dist/src/lab/smallprint.js';
-import { Graph } from '../../dist/src/graph/ir.js';
-import { identityLayout, WeightScope } from '../../dist/src/graph/weights.js';
-import { convnextStages } from '../../dist/src/models/convnext.js';
-import { mapToTokens } from '../../dist/src/models/llava-hr/mr-adapter.js';
-import { Session, ort } from '../../dist/src/runtime/session.js';
-import { decodeImage } from '../../dist/src/vision/decode.js';
+import { shape } from './shape.mjs';
+import { stageZeroWeights } from './state.mjs';
 const env = process.env;
 const model = labLlavaHrModel(shape);
-// The state's own step, so that the state is only read: a later step would train on and save over it.
-const state = await openCheckpointFile(env.STATE);
-const steps = Number(state.metadata.egret_trainer_step);
-await state.close();
-const specs = new Map([...model.specs, ...readingHeadSpecs(shape.convnext.dims.at(-1))]);
-const { source } = await pretrainConvnext(model, freshTensors(specs, 0), { ...FULL_PLAN.mra.train.pretrain, steps, sheets: 1, seed: 0, threads: 2, statePath: env.STATE, keepReadingHead: true });
-const S = model.size, grid = 32, C = CODE_ALPHABET.length + 1;
-const g = new Graph('diag');
-const last = convnextStages(new WeightScope(g, source, '', identityLayout).at(model.convnext.prefix), model.convnext.config, g.input('pixel_values', 'float32', [1, 3, S, S])).at(-1);
-g.output(readingHeadLogits(g, source, mapToTokens(last)), 'logits');
-const session = await Session.fromGraph(g, { threads: 2 });
+const reader = await stageZeroReader(model, await stageZeroWeights(model, env.STATE), 2);
+const S = model.size, grid = reader.grid, C = CODE_ALPHABET.length + 1;
 const argmax = (a, from, n) => { let b = 0; for (let i = 1; i < n; i++) if (a[from + i] > a[from + b]) b = i; return b; };
 const bySize = new Map(); const pairs = [];
 const N = Number(env.N ?? 50);
 for (let i = 0; i < N; i++) {
   const s = await renderSmallPrint(1_000_000, i);
-  const out = await session.run({ pixel_values: new ort.Tensor('float32', model.preprocess(await decodeImage(s.png)), [1, 3, S, S]) });
-  const logits = out.logits.data;
+  const logits = await reader.read(s);
   const cells = characterCells(s, grid);
   const size = Math.round((s.capHeight * S) / Math.max(s.width, s.height));
   const t = bySize.get(size) ?? { n: 0, inPlace: 0, rightSlotCharWrong: 0, rightSlotBlank: 0, otherSlot: 0, charOnly: 0 };
@@ -52,3 +34,4 @@ for (let i = 0; i < N; i++) {
 for (const [size, t] of [...bySize].sort(([a], [b]) => a - b)) console.log(`cap ${size}: n ${t.n} inPlace ${(100 * t.inPlace / t.n).toFixed(0)} % | misses: said blank ${t.rightSlotBlank}, wrong char ${t.rightSlotCharWrong}, right char in another slot ${t.otherSlot}; best character in slot right ${(100 * t.charOnly / t.n).toFixed(0)} %`);
 
 console.log(pairs.sort().join(' '));
+await reader.dispose();

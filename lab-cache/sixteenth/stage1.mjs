@@ -2,7 +2,7 @@
 import { FULL_PLAN } from '../../dist/src/lab/plans.js';
 import { labLlavaHrModel } from '../../dist/src/lab/models.js';
 import { pretrainConvnext } from '../../dist/src/lab/pretrain-convnext.js';
-import { openCheckpointFile } from '../../dist/src/io/checkpoint.js';
+import { stateStep } from '../seventeenth/state.mjs';
 import { pretrainTokenPath } from '../../dist/src/lab/pretrain-tokens.js';
 import { readingHeadSpecs } from '../../dist/src/lab/reading.js';
 import { freshTensors } from '../../dist/src/train/scratch.js';
@@ -10,10 +10,7 @@ const env = process.env;
 const t = (m) => console.log(new Date().toISOString().slice(11, 19), m);
 const model = labLlavaHrModel(FULL_PLAN.mra.shape);
 const specs = new Map([...model.specs, ...readingHeadSpecs(model.llm.hidden)]);
-// The state's own step, so that the state is only read: a later step would train on and save over it.
-const state = await openCheckpointFile(env.STATE);
-const steps = Number(state.metadata.egret_trainer_step);
-await state.close();
+const steps = await stateStep(env.STATE);
 const { source } = await pretrainConvnext(model, freshTensors(specs, 0), { ...FULL_PLAN.mra.train.pretrain, steps, sheets: 1, seed: 0, threads: 2, statePath: env.STATE });
 await pretrainTokenPath(model, source, {
   sheets: 64, codes: 150, words: Number(env.S1WORDS ?? 150), blanks: 1, check: 100, steps: Number(env.S1STEPS ?? 1500), batch: 8, lr: 2e-3, warmup: 50, vectors: 0.5,
