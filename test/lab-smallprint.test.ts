@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { emForCapHeight, FONT_FILE, inkCentres, renderText } from '../src/lab/font.js';
 import { boxesOverlap, inkBox, type Box } from '../src/lab/raster.js';
 import {
-  CODE_ALPHABET, LOW_RES_SIDE, MAX_CAP_HEIGHT, MAX_CODE_LENGTH, MAX_SIDE, MIN_CAP_HEIGHT, MIN_CODE_LENGTH, MIN_SIDE, renderCodeSheet, renderSmallPrint, smallPrintText,
+  CODE_ALPHABET, LOW_RES_SIDE, MAX_ANGLE, MAX_CAP_HEIGHT, MAX_LOW_RES_CAP_HEIGHT, MAX_CODE_LENGTH, MAX_SIDE, MIN_CAP_HEIGHT, MIN_CODE_LENGTH, MIN_SIDE, renderCodeSheet, renderSmallPrint, smallPrintText,
 } from '../src/lab/smallprint.js';
 import { decodeImage } from '../src/vision/decode.js';
 import type { RGB, RGBImage } from '../src/vision/image.js';
@@ -208,6 +208,20 @@ test('code sheets with words: the words lie among the codes, a cell from each, a
     assert.ok(Math.abs(measured.x - box.x) <= 1 && Math.abs(measured.y - box.y) <= 1 && Math.abs(measured.width - box.width) <= 2 && Math.abs(measured.height - box.height) <= 2,
       `${code}: ink at ${JSON.stringify(measured)}, the sheet says ${JSON.stringify(box)}`);
   }
+});
+
+test('code sheets: smallCaps prints the codes at the smallest share of the task\'s cap heights only', async () => {
+  const [small, all] = await Promise.all([renderCodeSheet(3, 1, 1024, 32, 0, 150, 0, 0.25), renderCodeSheet(3, 1, 1024, 32, 0, 150)]);
+  // At 1024 px the task's caps run from 8 px to 2.9 px at 224 (13.3 px); a quarter of that range tops out at 9.3.
+  const full = (MAX_LOW_RES_CAP_HEIGHT * 1024) / LOW_RES_SIDE;
+  const top = MIN_CAP_HEIGHT + 0.25 * (full - MIN_CAP_HEIGHT);
+  const tallest = (cap: number, { code, box }: { code: string; box: Box }) => cap * inkShare(code) + box.width * Math.sin((MAX_ANGLE * Math.PI) / 180) + 1;
+  assert.ok(small.codes.length >= 80, `${small.codes.length} codes`);
+  for (const c of small.codes) assert.ok(c.box.height >= MIN_CAP_HEIGHT - 1 && c.box.height <= tallest(top, c), `${c.code}: ${c.box.height} px tall`);
+  // Drawn over the whole range, some codes are taller than that even with the bound's slack for tilt and antialiasing.
+  const taller = all.codes.filter((c) => c.box.height > tallest(top, c)).length;
+  assert.ok(taller > all.codes.length / 8, `${taller} of ${all.codes.length} codes taller than a ${top.toFixed(1)}-px cap allows`);
+  for (const share of [0, -0.5, 1.5, Number.NaN]) await assert.rejects(renderCodeSheet(3, 1, 1024, 32, 0, 10, 0, share), /smallCaps must be in \(0, 1\]/);
 });
 
 test('code sheets: a hundred codes where the sheet says, at the task\'s sizes in a 768-px input, a cell apart; reproducible', async () => {

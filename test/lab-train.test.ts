@@ -171,6 +171,7 @@ test('stage 0: the ConvNeXt alone trains on crops; only its tensors change, and 
   }
   await assert.rejects(pretrainConvnext(model, fresh, { seed: 5, steps: 1, sheets: 1, codes: 20, crops: 1, crop: 48, lr: 1e-3, warmup: 1, ease: 0, easeSteps: 1 }), /crop 48 must be a multiple of 32 up to 128/);
   await assert.rejects(pretrainConvnext(model, fresh, { seed: 5, steps: 1, sheets: 1, renderEvery: 0.5, codes: 20, crops: 1, crop: 64, lr: 1e-3, warmup: 1, ease: 0, easeSteps: 1 }), /renderEvery must be a whole number of steps ≥ 1, not 0.5/);
+  await assert.rejects(pretrainConvnext(model, fresh, { seed: 5, steps: 1, sheets: 1, smallCaps: 0, codes: 20, crops: 1, crop: 64, lr: 1e-3, warmup: 1, ease: 0, easeSteps: 1 }), /smallCaps must be in \(0, 1\], not 0/);
 
   // keepReadingHead: the whole model's reading head (the decoder's width, here the ConvNeXt's last) comes back as
   // stage 0 trained it, the ConvNeXt as without it; a head of another shape, or none, is refused.

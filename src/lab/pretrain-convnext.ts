@@ -56,6 +56,11 @@ export interface ConvnextPretrainSettings {
   /** Distractor words drawn among each sheet's codes (renderCodeSheet; absent: a few after them). */
   words?: number;
   /**
+   * Print the sheets' codes and words at cap heights from the smallest this share of the task's range (renderCodeSheet;
+   * absent: all of it): at 1024 px, 0.5 is 8–10.7 px, where the last stage read least (docs/LAB.md, eighteenth session).
+   */
+  smallCaps?: number;
+  /**
    * Tell every last-stage cell that a word's ink covers 'no character' (a crop tells one blank cell in
    * SHEET_BLANK_STRIDE otherwise), and leave the glyph head's word cells out (it would tell their capitals 'no
    * character'): a task image prints 4–14 words in the code's font, and a reader never told they are not code reads
@@ -132,9 +137,9 @@ function lastStageStride(config: ConvNextConfig): number {
  * Code sheet `index` of `seed` at the MRA `model`'s input size, its codes a last-stage cell apart: the image as the
  * model's ConvNeXt sees it and the character centres of each code in its pixels.
  */
-export async function codeSheetInput(model: LabVisualModel, seed: number, index: number, ease: number, codes: number, words = 0): Promise<{ image: Float32Array; codes: CharacterCentre[][]; words: Box[] }> {
+export async function codeSheetInput(model: LabVisualModel, seed: number, index: number, ease: number, codes: number, words = 0, smallCaps = 1): Promise<{ image: Float32Array; codes: CharacterCentre[][]; words: Box[] }> {
   const side = model.size;
-  const sheet = await renderCodeSheet(seed, index, side, lastStageStride(model.convnext!.config), ease, codes, words);
+  const sheet = await renderCodeSheet(seed, index, side, lastStageStride(model.convnext!.config), ease, codes, words, smallCaps);
   const centres = sheet.codes.map((c) => characterCentres({ ...c, width: side, height: side }, side));
   if (!centres.length) throw new Error(`code sheet ${sheet.index} at ${side} px has no code`);
   return { image: model.preprocess(await decodeImage(sheet.png)), codes: centres, words: sheet.words };
@@ -174,6 +179,7 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
   if (opts.crop % stride !== 0 || opts.crop > model.size) throw new Error(`stage 0: crop ${opts.crop} must be a multiple of ${stride} up to ${model.size}`);
   const every = opts.renderEvery ?? 1;
   if (!Number.isInteger(every) || every < 1) throw new Error(`stage 0: renderEvery must be a whole number of steps ≥ 1, not ${every}`);
+  if (opts.smallCaps !== undefined && !(opts.smallCaps > 0 && opts.smallCaps <= 1)) throw new Error(`stage 0: smallCaps must be in (0, 1], not ${opts.smallCaps}`);
   const glyphStride = convnext.patchSize * 2;
   const head = freshTensors(new Map([...readingHeadSpecs(convnext.dims.at(-1)!), ...readingHeadSpecs(convnext.dims[1]!, GLYPH_HEAD)]), opts.seed);
   const readingHead = [`${READING_HEAD}.weight`, `${READING_HEAD}.bias`];
@@ -210,7 +216,7 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
   const glyphCount = (S / glyphStride) ** 2;
 
   const easeAt = (step: number) => opts.ease * Math.max(0, 1 - step / Math.max(1, opts.easeSteps));
-  const render = (index: number, ease: number) => codeSheetInput(model, opts.seed, index, ease, opts.codes, opts.words);
+  const render = (index: number, ease: number) => codeSheetInput(model, opts.seed, index, ease, opts.codes, opts.words, opts.smallCaps);
   const renderTask = (index: number) => taskInput(model, opts.seed, STAGE_ZERO_FIRST_SAMPLE + index);
   // Sheet render n is made at the ease of step n · every, the first of the steps it renders over.
   const sheets = await renderedPool(opts.sheets, every, start, (i) => render(i, easeAt(0)), (n) => render(opts.sheets + n, easeAt(n * every)));

@@ -253,15 +253,18 @@ export const CODE_SHEET_TASK = 'codesheet';
  * (and `words` more drawn among the codes, as far from them, half of them at their sizes and in a code's ink); then the
  * task's blur, noise and JPEG. For teaching a vision tower to read (stage 0, pretrain-convnext.ts): a sheet gives
  * a hundred and more labelled characters where a task image gives five. `ease` enlarges the print as
- * renderSmallPrint's does.
+ * renderSmallPrint's does; `smallCaps` (0 < smallCaps ≤ 1) keeps the codes' and words' cap heights to that share of
+ * the range from its smallest end.
  */
-export async function renderCodeSheet(seed: number, index: number, side: number, gap: number, ease: number, count: number, words = 0): Promise<CodeSheet> {
+export async function renderCodeSheet(seed: number, index: number, side: number, gap: number, ease: number, count: number, words = 0, smallCaps = 1): Promise<CodeSheet> {
+  if (!(smallCaps > 0 && smallCaps <= 1)) throw new Error(`code sheet: smallCaps must be in (0, 1], not ${smallCaps}`);
   const rng = sampleRng(seed, CODE_SHEET_TASK, index);
   const { paper } = drawColours(rng);
   const img = gradientCanvas(side, side, paper, jitter(paper, rng, 12));
   // The task's code, its image resized to `side`: from 8 px on the largest image to maxCapHeight's bound, which
   // scales with the image's side and so is the same at any side once resized.
-  const [smallest, largest] = [(MIN_CAP_HEIGHT * side) / MAX_SIDE, (MAX_LOW_RES_CAP_HEIGHT * side) / LOW_RES_SIDE];
+  const [smallest, full] = [(MIN_CAP_HEIGHT * side) / MAX_SIDE, (MAX_LOW_RES_CAP_HEIGHT * side) / LOW_RES_SIDE];
+  const largest = smallCaps === 1 ? full : smallest + smallCaps * (full - smallest);
   const taken: Box[] = [];
   const codes: PrintedCode[] = [];
   const wordBoxes: Box[] = [];
