@@ -179,7 +179,6 @@ export async function pretrainConvnext(model: LabVisualModel, source: TensorSour
   if (opts.crop % stride !== 0 || opts.crop > model.size) throw new Error(`stage 0: crop ${opts.crop} must be a multiple of ${stride} up to ${model.size}`);
   const every = opts.renderEvery ?? 1;
   if (!Number.isInteger(every) || every < 1) throw new Error(`stage 0: renderEvery must be a whole number of steps ≥ 1, not ${every}`);
-  if (opts.smallCaps !== undefined && !(opts.smallCaps > 0 && opts.smallCaps <= 1)) throw new Error(`stage 0: smallCaps must be in (0, 1], not ${opts.smallCaps}`);
   const glyphStride = convnext.patchSize * 2;
   const head = freshTensors(new Map([...readingHeadSpecs(convnext.dims.at(-1)!), ...readingHeadSpecs(convnext.dims[1]!, GLYPH_HEAD)]), opts.seed);
   const readingHead = [`${READING_HEAD}.weight`, `${READING_HEAD}.bias`];
