@@ -57,7 +57,7 @@ export interface ConvnextPretrainSettings {
   words?: number;
   /**
    * Print the sheets' codes and words at cap heights from the smallest this share of the task's range (renderCodeSheet;
-   * absent: all of it): at 1024 px, 0.5 is 8–10.7 px, where the last stage read least (docs/LAB.md, eighteenth session).
+   * absent: all of it): at 1024 px, 0.5 is 8–10.6 px, where the last stage read least (docs/LAB.md, eighteenth session).
    */
   smallCaps?: number;
   /**
